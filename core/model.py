@@ -1,0 +1,268 @@
+"""The facts every layer shares: what an ELF file says, how a name was resolved, what conflicts.
+
+These are plain frozen records: parsed facts in, decisions out. Nothing here reads files or knows about
+terminals; the CLI, the JSON output, the exports and the TUI all render these same records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Problem(StrEnum):
+    """Why a file could not be read as a loadable ELF object (``ElfFacts.problem``)."""
+
+    MISSING = "missing"  # no such file (or a dangling link)
+    UNREADABLE = "unreadable"  # permission denied, a directory, a symlink loop, an I/O error
+    NOT_ELF = "not-elf"  # no ELF magic (a linker script, a text file, empty)
+    TRUNCATED = "truncated"  # a header or table points past the end of the file
+    MALFORMED = "malformed"  # inconsistent headers (bad sizes, counts, offsets, loops)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionNeed:
+    """One ``Vernaux`` of ``.gnu.version_r``: this object needs ``version`` from file ``library``.
+
+    ``index`` is the version index (``vna_other``) that ``.gnu.version`` uses for the symbols bound to
+    this version; ``weak`` is VER_FLG_WEAK (a missing weak version only warns).
+    """
+
+    library: str
+    version: str
+    weak: bool = False
+    index: int = 0
+    hash: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ElfFacts:
+    """What the dynamic loader reads of one file, or why it could not be read.
+
+    ``path`` is the path the file was opened by (as found, not its realpath: ``$ORIGIN`` uses it).
+    ``rpath``/``runpath`` are the raw DT_RPATH/DT_RUNPATH strings (``:``-separated, tokens unexpanded).
+    ``defines`` lists the names of ``.gnu.version_d`` without the base (file name) entry.
+    When ``problem`` is set, the other fields hold whatever could be read before the problem.
+    """
+
+    path: str
+    problem: Problem | None = None
+    detail: str = ""  # the one-line explanation of ``problem``
+    elf_class: int = 0  # 32 or 64
+    little_endian: bool = True
+    machine: int = 0  # e_machine (62 = x86-64)
+    osabi: int = 0
+    elf_type: int = 0  # e_type (2 = EXEC, 3 = DYN)
+    interpreter: str | None = None  # PT_INTERP
+    needed: tuple[str, ...] = ()
+    soname: str | None = None
+    rpath: str | None = None
+    runpath: str | None = None
+    flags: int = 0  # DT_FLAGS
+    flags_1: int = 0  # DT_FLAGS_1 (DF_1_NODEFLIB = 0x800)
+    build_id: str | None = None  # hex of NT_GNU_BUILD_ID
+    requires: tuple[VersionNeed, ...] = ()
+    defines: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def is_dynamic(self) -> bool:
+        """A file with a dynamic segment is something ld.so can map; a static binary is not."""
+        return self.ok and (bool(self.needed) or self.soname is not None or self.interpreter is not None)
+
+    def requires_from(self, library: str) -> tuple[VersionNeed, ...]:
+        return tuple(need for need in self.requires if need.library == library)
+
+
+DF_1_NODEFLIB = 0x800
+EM_X86_64 = 62
+EM_386 = 3
+EM_AARCH64 = 183
+
+
+class Via(StrEnum):
+    """How the loader found (or reused) an object for a DT_NEEDED name or a dlopen() name."""
+
+    PRELOAD = "preload"
+    LOADED = "already-loaded"  # an object with this soname/name is already in the namespace
+    PATH = "path"  # the name contains a slash
+    RPATH = "rpath"  # DT_RPATH of the requester or of an object up its loader chain
+    LD_LIBRARY_PATH = "ld_library_path"
+    RUNPATH = "runpath"  # DT_RUNPATH of the requester
+    CACHE = "ld.so.cache"
+    DEFAULT = "default-dirs"  # the loader's compiled-in directories
+    NOT_FOUND = "not-found"
+    ROOT = "root"  # the main program, or an extension given as a root
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A candidate the loader opened and skipped (wrong class or machine, not ELF, unreadable)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The answer to "which file does ``name`` requested by ``requester`` map to".
+
+    ``detail`` says where exactly: for RPATH the entry and whose tag it came from, for the cache the
+    cache file, for LOADED the object that already had the soname.
+    """
+
+    name: str
+    requester: str
+    path: str | None
+    via: Via
+    detail: str = ""
+    searched: tuple[str, ...] = ()  # directories tried, in order
+    rejected: tuple[Rejected, ...] = ()
+
+
+class Role(StrEnum):
+    """The part a node plays in the process graph."""
+
+    INTERPRETER = "interpreter"  # the main program
+    LOADER = "loader"  # the PT_INTERP ld.so
+    LIBRARY = "library"  # reached through DT_NEEDED
+    EXTENSION = "extension"  # dlopen()ed by the interpreter (a Python/Ruby extension, a plugin)
+    PRELOAD = "preload"
+    MISSING = "missing"  # a DT_NEEDED name that resolved to nothing
+
+
+class Kind(StrEnum):
+    """Conflict kinds: the ``kind`` key of the JSON records."""
+
+    MISSING_VERSION = "missing-version"  # version `GLIBC_2.38' not found
+    NOT_FOUND = "not-found"  # cannot open shared object file
+    WRONG_ELF = "wrong-elf"  # wrong ELF class or machine for this process
+    UNREADABLE = "unreadable"  # an object that exists but cannot be parsed
+    MIXED_GLIBC = "mixed-glibc"  # ld.so, libc, libm … from different glibc builds (GLIBC_PRIVATE)
+    LOADER_MISMATCH = "loader-mismatch"  # PT_INTERP loader is not the one of the libc that loads
+    ORDER_DEPENDENT = "order-dependent"  # the result depends on which extension is imported first
+    LATENT = "latent"  # strict mode only: hidden today by load order, breaks if the order changes
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the load fails (ld.so refuses) or the process is likely to crash
+    WARNING = "warning"  # works today but is fragile or depends on order
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One problem in the process, with its evidence and what would fix it.
+
+    ``object`` requires ``version`` from ``library``; ``provider`` is the file that is (or would be)
+    loaded for ``library``; ``chain`` leads from the root (interpreter) to ``object``.
+    ``message`` is in ld.so's own words; ``cause`` and ``fixes`` are plain words for people.
+    """
+
+    kind: Kind
+    object: str
+    message: str
+    library: str | None = None
+    provider: str | None = None
+    version: str | None = None
+    symbols: tuple[str, ...] = ()
+    chain: tuple[str, ...] = ()
+    cause: str = ""
+    fixes: tuple[str, ...] = ()
+    severity: Severity = Severity.ERROR
+    mode: str = "exact"  # "exact" (what ld.so does now) or "strict" (each edge on its own)
+    min_glibc: str | None = None  # the oldest glibc release that satisfies ``object``'s GLIBC needs
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "kind": str(self.kind),
+            "object": self.object,
+            "library": self.library,
+            "provider": self.provider,
+            "version": self.version,
+            "symbols": list(self.symbols),
+            "chain": list(self.chain),
+            "message": self.message,
+            "cause": self.cause,
+            "fixes": list(self.fixes),
+            "severity": str(self.severity),
+            "mode": self.mode,
+            "min_glibc": self.min_glibc,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GlibcInfo:
+    """The glibc a process loads: its release, the libc.so.6 and ld.so files, and why those."""
+
+    version: str | None  # the release, e.g. "2.31" (not the highest symbol version)
+    libc: str | None
+    loader: str | None
+    why: tuple[str, ...] = field(default=())  # e.g. ("PT_INTERP /nix/…/ld-linux-x86-64.so.2", "RUNPATH …")
+
+    def as_json(self) -> dict[str, object]:
+        return {"version": self.version, "libc": self.libc, "loader": self.loader, "why": list(self.why)}
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """A file the process dlopen()s: a Python/Ruby extension module or a plugin.
+
+    ``caller`` is the soname of the library that calls dlopen() (``libpython3.9.so.1.0``,
+    ``libruby-2.7.so.2.7``), or None when the main executable does (a python built without
+    ``--enable-shared``). ``name`` is what the user knows it by (``psycopg2._psycopg``).
+    """
+
+    path: str
+    name: str
+    caller: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a process will be: the program it execs and the extensions it will dlopen().
+
+    ``kind`` is ``python``, ``ruby``, ``generic`` or ``pid``. ``spec`` is what the user typed;
+    ``environment`` a venv or gem home when there is one. For a running process, ``loaded`` holds the
+    paths ``/proc/PID/maps`` shows and ``pid`` its id.
+    """
+
+    kind: str
+    spec: str
+    executable: str
+    extensions: tuple[Extension, ...] = ()
+    environment: str | None = None
+    searched_dirs: tuple[str, ...] = ()  # directories walked to find extensions (cache validation)
+    loaded: frozenset[str] = frozenset()
+    pid: int | None = None
+    notes: tuple[str, ...] = ()  # things found while reading the target worth telling the user
+
+
+@dataclass(frozen=True, slots=True)
+class StdenvInfo:
+    """The glibc (and libstdc++) that the user's compiler links new extensions against.
+
+    ``source`` says how it was found (``--glibc DIR``, ``$NIX_CC``, ``probe: cc``); ``fingerprint`` is
+    what "the stdenv changed" means: build-ids and real paths of loader, libc and libstdc++.
+    """
+
+    version: str | None
+    loader: str
+    libc: str
+    lib_dirs: tuple[str, ...]
+    source: str
+    fingerprint: str
+    libstdcxx: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "loader": self.loader,
+            "libc": self.libc,
+            "lib_dirs": list(self.lib_dirs),
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "libstdcxx": self.libstdcxx,
+        }

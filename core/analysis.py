@@ -1,0 +1,521 @@
+"""Conflicts on the process graph: what ld.so would refuse, and what only works by luck.
+
+``core/process.py`` decides which file each name maps to; this module checks what the loader checks
+after mapping (every ``.gnu.version_r`` entry against the ``.gnu.version_d`` of the object loaded under
+that name) and a few things ld.so does not check but that break processes all the same (two glibc
+builds in one process, a PT_INTERP loader of another glibc than the libc that loads). Unlike ld.so,
+which stops at the first missing version, every missing version becomes its own record: a user who
+fixes ``GLIBC_2.34`` should not discover ``GLIBC_2.38`` on the next run.
+
+The records are plain ``Conflict`` values in a deterministic order, so the CLI, the JSON output, the
+exports and the TUI all show the same list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+import networkx as nx
+from glibc_doctor.core.elf import glibc_release
+from glibc_doctor.core.model import (
+    Conflict,
+    ElfFacts,
+    GlibcInfo,
+    Kind,
+    Problem,
+    Resolution,
+    Role,
+    Severity,
+    StdenvInfo,
+    VersionNeed,
+)
+from glibc_doctor.core.symbols import symbols_for_version
+from glibc_doctor.core.versions import VersionName, min_glibc_for
+
+LIBC = "libc.so.6"
+# The libraries of one glibc build: they call each other through GLIBC_PRIVATE and must come together.
+GLIBC_SONAMES = frozenset(
+    {
+        "libc.so.6",
+        "libm.so.6",
+        "libmvec.so.1",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "libresolv.so.2",
+        "libutil.so.1",
+        "libanl.so.1",
+        "libnsl.so.1",
+        "libBrokenLocale.so.1",
+        "libc_malloc_debug.so.0",
+        "libthread_db.so.1",
+        "libnss_files.so.2",
+        "libnss_dns.so.2",
+        "libnss_compat.so.2",
+        "libnss_db.so.2",
+        "libnss_hesiod.so.2",
+    }
+)
+CXX_FAMILIES = frozenset({"GLIBCXX", "CXXABI"})
+_SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1}
+_KIND_RANK = {kind: rank for rank, kind in enumerate(Kind)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every check needs to word its records: the graph, the process's glibc, the stdenv."""
+
+    graph: nx.DiGraph
+    root: str
+    glibc: GlibcInfo
+    stdenv: StdenvInfo | None
+
+
+def analyze(
+    graph: nx.DiGraph, strict_graph: nx.DiGraph | None = None, *, stdenv: StdenvInfo | None = None
+) -> tuple[Conflict, ...]:
+    """Every conflict of the process ``graph``, errors first; ``strict_graph`` adds LATENT warnings.
+
+    ``stdenv`` (when known) lets causes and fixes name the glibc and libstdc++ that would satisfy
+    the needs.
+    """
+    context = _Context(graph, _root(graph), glibc_info(graph), stdenv)
+    conflicts = list(_exact_conflicts(context))
+    if strict_graph is not None:
+        conflicts += _latent(conflicts, strict_graph, stdenv)
+    return tuple(sorted(set(conflicts), key=_order))
+
+
+def _exact_conflicts(context: _Context) -> Iterator[Conflict]:
+    yield from _version_conflicts(context)
+    yield from _missing_objects(context)
+    yield from _unreadable_objects(context)
+    yield from _wrong_elf_extensions(context)
+    yield from _mixed_glibc(context)
+    yield from _loader_mismatch(context)
+    yield from _order_dependent(context)
+
+
+def _order(conflict: Conflict) -> tuple[object, ...]:
+    version = VersionName.parse(conflict.version or "")
+    return (
+        _SEVERITY_RANK[conflict.severity],
+        conflict.mode,
+        conflict.object,
+        _KIND_RANK[conflict.kind],
+        conflict.library or "",
+        version.family,
+        version.number,
+        version.text,
+    )
+
+
+# --- the process's glibc ---------------------------------------------------------------------------
+
+
+def glibc_info(graph: nx.DiGraph) -> GlibcInfo:
+    """Which libc.so.6 and ld.so the process loads, its release, and the reasons in plain words."""
+    libc = _libc_node(graph)
+    loader = graph.graph.get("loader")
+    why: list[str] = []
+    root = _root(graph)
+    interp = _facts(graph, root).interpreter if root in graph else None
+    if interp:
+        why.append(f"PT_INTERP of {root} is {interp}")
+    if libc is not None:
+        why.extend(_found_reason(graph, libc))
+    version = glibc_release(libc) if libc is not None else None
+    if version is None and loader:
+        version = glibc_release(loader)
+    return GlibcInfo(version=version, libc=libc, loader=loader, why=tuple(why))
+
+
+def _libc_node(graph: nx.DiGraph) -> str | None:
+    candidates = [
+        node
+        for node, data in graph.nodes(data=True)
+        if data.get("role") != Role.MISSING and _soname(node, data["facts"]) == LIBC
+    ]
+    return min(candidates, key=lambda node: graph.nodes[node].get("order", 0), default=None)
+
+
+def _found_reason(graph: nx.DiGraph, node: str) -> list[str]:
+    found: Resolution | None = graph.nodes[node].get("found")
+    if found is None:
+        return []
+    where = f" ({found.detail})" if found.detail else ""
+    return [f"{found.name} requested first by {found.requester}, found via {found.via}{where}"]
+
+
+# --- missing symbol versions -------------------------------------------------------------------------
+
+
+def _version_conflicts(context: _Context) -> Iterator[Conflict]:
+    graph = context.graph
+    for requester, provider, edge in graph.edges(data=True):
+        provider_data = graph.nodes[provider]
+        provider_facts: ElfFacts = provider_data["facts"]
+        if provider_data.get("role") == Role.MISSING or not provider_facts.ok:
+            continue
+        if not provider_facts.defines:
+            continue  # ld.so skips the check for an unversioned provider ("no version information")
+        requester_facts = _facts(graph, requester)
+        for need in requester_facts.requires_from(edge["needed"]):
+            if need.version not in provider_facts.defines:
+                yield _missing_version(context, requester, provider, need)
+
+
+def _missing_version(context: _Context, requester: str, provider: str, need: VersionNeed) -> Conflict:
+    facts = _facts(context.graph, requester)
+    severity = Severity.WARNING if need.weak else Severity.ERROR
+    weak = "weak " if need.weak else ""
+    min_glibc = min_glibc_for([n.version for n in facts.requires])
+    return Conflict(
+        kind=Kind.MISSING_VERSION,
+        object=requester,
+        message=f"{provider}: {weak}version `{need.version}' not found (required by {requester})",
+        library=need.library,
+        provider=provider,
+        version=need.version,
+        symbols=_symbols(requester, need),
+        chain=_chain(context.graph, context.root, requester),
+        cause=_version_cause(context, requester, provider, need),
+        fixes=_version_fixes(context, requester, need),
+        severity=severity,
+        min_glibc=str(min_glibc) if min_glibc is not None else None,
+    )
+
+
+def _symbols(path: str, need: VersionNeed) -> tuple[str, ...]:
+    """The symbols bound to the missing version; pyelftools is slow, so only for conflicts."""
+    try:
+        return symbols_for_version(path, need.library, need.version)
+    except (OSError, ValueError):
+        return ()
+
+
+def _version_cause(context: _Context, requester: str, provider: str, need: VersionNeed) -> str:
+    family = VersionName.parse(need.version).family
+    name = os.path.basename(requester)
+    if family in CXX_FAMILIES:
+        return _cxx_cause(context, name, provider, need)
+    if family != "GLIBC":
+        return (
+            f"{name} was linked against a newer {need.library} than the one this process loads "
+            f"({provider}), which does not define {need.version}."
+        )
+    glibc = context.glibc
+    loaded = f"glibc {glibc.version}" if glibc.version else "a glibc"
+    why = "; ".join(glibc.why) if glibc.why else "it is the first libc.so.6 the loader finds"
+    built = f"{name} was built against a newer glibc: it needs {need.version}"
+    release = _release_of(need.version)
+    if release:
+        built += f" (glibc {release} or later)"
+    stdenv = ""
+    if context.stdenv is not None and context.stdenv.version:
+        stdenv = (
+            f" Your compiler's stdenv links against glibc {context.stdenv.version} ({context.stdenv.libc})."
+        )
+    return (
+        f"The process loads {loaded} ({provider}) because {why}. {built}, which it does not define.{stdenv}"
+    )
+
+
+def _cxx_cause(context: _Context, name: str, provider: str, need: VersionNeed) -> str:
+    cause = (
+        f"{name} was built with a newer g++ than the libstdc++ this process loads ({provider}): "
+        f"it needs {need.version}, which that libstdc++ does not define."
+    )
+    if context.stdenv is not None and context.stdenv.libstdcxx:
+        cause += f" The stdenv's libstdc++ ({context.stdenv.libstdcxx}) is the one it was built against."
+    return cause
+
+
+def _release_of(version: str) -> str | None:
+    parsed = VersionName.parse(version)
+    return parsed.release if parsed.family == "GLIBC" and len(parsed.number) >= 2 else None
+
+
+def _version_fixes(context: _Context, requester: str, need: VersionNeed) -> tuple[str, ...]:
+    target = _target_spec(context.graph)
+    family = VersionName.parse(need.version).family
+    stdenv = context.stdenv
+    if family in CXX_FAMILIES:
+        against = f" ({stdenv.libstdcxx})" if stdenv is not None and stdenv.libstdcxx else ""
+        first = f"glibc-doctor fix {target}: repatch the interpreter so the stdenv's libstdc++{against} loads"
+    else:
+        release = f" ({stdenv.version})" if stdenv is not None and stdenv.version else ""
+        first = f"glibc-doctor fix {target}: repatch the interpreter against the stdenv glibc{release}"
+    return (first, f"rebuild {os.path.basename(requester)} with the interpreter's toolchain")
+
+
+# --- objects that are missing, unreadable or of the wrong kind ---------------------------------------
+
+
+def _missing_objects(context: _Context) -> Iterator[Conflict]:
+    graph = context.graph
+    for node, data in graph.nodes(data=True):
+        if data.get("role") != Role.MISSING:
+            continue
+        for requester in sorted(graph.predecessors(node)):
+            edge = graph.edges[requester, node]
+            yield _not_found(context, requester, edge["needed"], edge.get("resolution"))
+
+
+def _not_found(context: _Context, requester: str, name: str, resolution: Resolution | None) -> Conflict:
+    rejected = resolution.rejected if resolution is not None else ()
+    searched = resolution.searched if resolution is not None else ()
+    where = f" in {', '.join(searched)}" if searched else ""
+    if rejected:
+        reasons = "; ".join(f"{item.path} ({item.reason})" for item in rejected)
+        kind, cause = Kind.WRONG_ELF, f"The loader found only unusable candidates for {name}: {reasons}."
+    else:
+        kind, cause = Kind.NOT_FOUND, f"The loader searched for {name}{where} and found no such file."
+    return Conflict(
+        kind=kind,
+        object=requester,
+        message=f"{name}: cannot open shared object file: No such file or directory",
+        library=name,
+        chain=_chain(context.graph, context.root, requester),
+        cause=cause,
+        fixes=(
+            f"install the package that provides {name}",
+            f"add its directory to the RUNPATH of {os.path.basename(requester)} (patchelf --add-rpath)",
+        ),
+    )
+
+
+_PROBLEM_WORDS = {
+    Problem.MISSING: "cannot open shared object file: No such file or directory",
+    Problem.UNREADABLE: "cannot open shared object file",
+    Problem.NOT_ELF: "invalid ELF header",
+    Problem.TRUNCATED: "file too short",
+    Problem.MALFORMED: "ELF load command address/offset not properly aligned",
+}
+
+
+def _unreadable_objects(context: _Context) -> Iterator[Conflict]:
+    graph = context.graph
+    for node, data in graph.nodes(data=True):
+        facts: ElfFacts = data["facts"]
+        if data.get("role") == Role.MISSING or facts.problem is None:
+            continue
+        detail = f" ({facts.detail})" if facts.detail else ""
+        yield Conflict(
+            kind=Kind.UNREADABLE,
+            object=node,
+            message=f"{node}: {_PROBLEM_WORDS[facts.problem]}",
+            chain=_chain(graph, context.root, node),
+            cause=f"{node} cannot be loaded: it is {facts.problem}{detail}.",
+            fixes=(f"reinstall the package that owns {node}",),
+        )
+
+
+def _wrong_elf_extensions(context: _Context) -> Iterator[Conflict]:
+    graph = context.graph
+    if context.root not in graph:
+        return
+    root = _facts(graph, context.root)
+    if not root.ok:
+        return
+    for node, data in graph.nodes(data=True):
+        facts: ElfFacts = data["facts"]
+        if node == context.root or data.get("role") == Role.MISSING or not facts.ok:
+            continue
+        mismatch = _elf_mismatch(root, facts)
+        if mismatch:
+            yield Conflict(
+                kind=Kind.WRONG_ELF,
+                object=node,
+                message=f"{node}: {mismatch}",
+                chain=_chain(graph, context.root, node),
+                cause=f"{node} is not loadable into {context.root}: {mismatch}.",
+                fixes=(f"reinstall {os.path.basename(node)} built for this interpreter's platform",),
+            )
+
+
+def _elf_mismatch(root: ElfFacts, facts: ElfFacts) -> str:
+    if facts.elf_class != root.elf_class:
+        return f"wrong ELF class: ELFCLASS{facts.elf_class}"
+    if facts.machine != root.machine:
+        return f"wrong ELF machine: {facts.machine} (the process is {root.machine})"
+    if facts.little_endian != root.little_endian:
+        return "ELF file data encoding not " + ("little-endian" if root.little_endian else "big-endian")
+    return ""
+
+
+# --- several glibc builds in one process -------------------------------------------------------------
+
+
+def _glibc_members(graph: nx.DiGraph) -> dict[str, str]:
+    """The glibc libraries of the process (not the loader) -> the real directory they come from."""
+    loader = graph.graph.get("loader")
+    members: dict[str, str] = {}
+    for node, data in graph.nodes(data=True):
+        facts: ElfFacts = data["facts"]
+        if data.get("role") == Role.MISSING or not facts.ok or node == loader:
+            continue
+        if _soname(node, facts) in GLIBC_SONAMES:
+            members[node] = _build_of(node)
+    return members
+
+
+def _build_of(path: str) -> str:
+    return os.path.dirname(os.path.realpath(path))
+
+
+def _mixed_glibc(context: _Context) -> Iterator[Conflict]:
+    graph = context.graph
+    members = _glibc_members(graph)
+    libc = context.glibc.libc
+    if libc is None or libc not in members:
+        return
+    libc_build = members[libc]
+    for node in sorted(members):
+        if members[node] == libc_build:
+            continue
+        crossing = _private_crossing(graph, node, members)
+        yield Conflict(
+            kind=Kind.MIXED_GLIBC,
+            object=node,
+            message=f"{node} is from another glibc build than {libc}",
+            library=_soname(node, _facts(graph, node)),
+            provider=libc,
+            version="GLIBC_PRIVATE" if crossing else None,
+            chain=_chain(graph, context.root, node),
+            cause=(
+                f"{node} comes from {members[node]}, but the process's libc.so.6 comes from {libc_build}. "
+                "glibc's libraries call each other through GLIBC_PRIVATE, which changes between builds"
+                + (", and this one uses it." if crossing else "; this one happens to work today.")
+            ),
+            fixes=(f"remove the directory {members[node]} from the search path of the objects that need it",),
+            severity=Severity.ERROR if crossing else Severity.WARNING,
+        )
+
+
+def _private_crossing(graph: nx.DiGraph, node: str, members: dict[str, str]) -> bool:
+    """Does ``node`` need GLIBC_PRIVATE from (or give it to) a glibc library of another build?"""
+    for neighbour in list(graph.successors(node)) + list(graph.predecessors(node)):
+        if neighbour not in members or members[neighbour] == members[node]:
+            continue
+        user, provider = (node, neighbour) if graph.has_edge(node, neighbour) else (neighbour, node)
+        needed = graph.edges[user, provider]["needed"]
+        if any(need.version == "GLIBC_PRIVATE" for need in _facts(graph, user).requires_from(needed)):
+            return True
+    return False
+
+
+def _loader_mismatch(context: _Context) -> Iterator[Conflict]:
+    loader, libc = context.glibc.loader, context.glibc.libc
+    if not loader or not libc or not os.path.exists(loader):
+        return
+    if _build_of(loader) == _build_of(libc):
+        return
+    yield Conflict(
+        kind=Kind.LOADER_MISMATCH,
+        object=libc,
+        message=f"{libc} is not from the glibc of the loader {loader}",
+        library=LIBC,
+        provider=libc,
+        chain=_chain(context.graph, context.root, libc),
+        cause=(
+            f"The PT_INTERP loader {loader} comes from {_build_of(loader)}, but libc.so.6 is found in "
+            f"{_build_of(libc)}. ld.so and libc.so.6 share GLIBC_PRIVATE internals and must come from "
+            "the same build: expect symbol lookup errors or crashes at start-up."
+        ),
+        fixes=(
+            f"glibc-doctor fix {_target_spec(context.graph)}: "
+            "repatch the interpreter so loader and libc match",
+        ),
+    )
+
+
+def _order_dependent(context: _Context) -> Iterator[Conflict]:
+    graph = context.graph
+    for soname in sorted(set(graph.graph.get("order_dependent", ()))):
+        copies = sorted(
+            node
+            for node, data in graph.nodes(data=True)
+            if data.get("role") != Role.MISSING and _soname(node, data["facts"]) == soname
+        )
+        first = copies[0] if copies else soname
+        yield Conflict(
+            kind=Kind.ORDER_DEPENDENT,
+            object=first,
+            message=f"{soname}: which copy loads depends on import order",
+            library=soname,
+            chain=_chain(graph, context.root, first),
+            cause=(
+                f"Several copies of {soname} can be found ({', '.join(copies) or 'see the graph'}); the "
+                "first extension imported decides which one every later extension gets."
+            ),
+            fixes=(f"make every extension find the same {soname} (one RPATH/RUNPATH directory)",),
+            severity=Severity.WARNING,
+        )
+
+
+# --- strict mode: conflicts hidden today by the load order -------------------------------------------
+
+
+def _latent(exact: list[Conflict], strict_graph: nx.DiGraph, stdenv: StdenvInfo | None) -> list[Conflict]:
+    seen = {_identity(conflict) for conflict in exact}
+    strict_context = _Context(strict_graph, _root(strict_graph), glibc_info(strict_graph), stdenv)
+    latent: list[Conflict] = []
+    for conflict in _exact_conflicts(strict_context):
+        if conflict.kind in (Kind.ORDER_DEPENDENT, Kind.LATENT) or _identity(conflict) in seen:
+            continue
+        latent.append(
+            replace(
+                conflict,
+                kind=Kind.LATENT,
+                severity=Severity.WARNING,
+                mode="strict",
+                cause="Hidden today by the load order (an already-loaded library answers first); "
+                "it breaks if that order changes. " + conflict.cause,
+            )
+        )
+    return latent
+
+
+def _identity(conflict: Conflict) -> tuple[str, str, str | None, str | None]:
+    return (str(conflict.kind), conflict.object, conflict.library, conflict.version)
+
+
+# --- small helpers -----------------------------------------------------------------------------------
+
+
+def _root(graph: nx.DiGraph) -> str:
+    root = graph.graph.get("root")
+    return str(root) if root is not None else ""
+
+
+def _facts(graph: nx.DiGraph, node: str) -> ElfFacts:
+    facts: ElfFacts = graph.nodes[node]["facts"]
+    return facts
+
+
+def _soname(node: str, facts: ElfFacts) -> str:
+    return facts.soname or os.path.basename(node)
+
+
+def _target_spec(graph: nx.DiGraph) -> str:
+    target = graph.graph.get("target")
+    spec = getattr(target, "spec", None)
+    return str(spec) if spec else _root(graph)
+
+
+def _chain(graph: nx.DiGraph, root: str, node: str) -> tuple[str, ...]:
+    """The shortest load path from the root to ``node`` (what pulled it into the process)."""
+    if root in graph and node in graph:
+        try:
+            return tuple(nx.shortest_path(graph, root, node))
+        except nx.NetworkXNoPath:
+            pass
+    return (node,)
+
+
+def conflicting_nodes(conflicts: Iterable[Conflict]) -> frozenset[str]:
+    """The objects that carry an error record (for red marks in exports and the tree)."""
+    return frozenset(c.object for c in conflicts if c.severity == Severity.ERROR)

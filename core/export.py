@@ -1,0 +1,128 @@
+"""The process graph as text other tools draw: Mermaid (docs, GitHub), Graphviz DOT, GraphML.
+
+All three render the same nodes and edges as the CLI and the TUI, with the objects that carry an error
+record marked (Mermaid ``classDef conflict``, DOT red, GraphML ``conflict="true"``), so a picture of
+the process shows where it breaks.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import TYPE_CHECKING
+
+import networkx as nx
+from glibc_doctor.core.analysis import conflicting_nodes
+from glibc_doctor.core.model import ElfFacts, Resolution, Role
+from glibc_doctor.core.versions import newest
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.scan import ScanResult
+
+
+def node_label(path: str, facts: ElfFacts) -> str:
+    """The file name and its newest GLIBC need (``_psycopg.so GLIBC_2.38``): the two things to compare."""
+    name = os.path.basename(path) if not path.startswith("not-found:") else path.removeprefix("not-found:")
+    top = newest(tuple(need.version for need in facts.requires), "GLIBC")
+    return f"{name} {top}" if top is not None else name
+
+
+def to_mermaid(result: ScanResult) -> str:
+    """A ``flowchart LR``; conflicting objects get the red ``conflict`` class."""
+    graph = result.graph
+    ids = _short_ids(graph)
+    bad = conflicting_nodes(result.conflicts)
+    lines = ["flowchart LR", "    classDef conflict fill:#fdd,stroke:#c00,stroke-width:2px,color:#900"]
+    for node in _sorted_nodes(graph):
+        label = _mermaid_text(node_label(node, graph.nodes[node]["facts"]))
+        shape = f'(["{label}"])' if graph.nodes[node].get("role") == Role.MISSING else f'["{label}"]'
+        lines.append(f"    {ids[node]}{shape}")
+    for source, target, data in _sorted_edges(graph):
+        lines.append(f'    {ids[source]} -->|"{_mermaid_text(_edge_label(data))}"| {ids[target]}')
+    marked = [ids[node] for node in _sorted_nodes(graph) if node in bad]
+    if marked:
+        lines.append(f"    class {','.join(marked)} conflict")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(result: ScanResult) -> str:
+    """A Graphviz digraph; conflicting objects are drawn red."""
+    graph = result.graph
+    bad = conflicting_nodes(result.conflicts)
+    lines = ["digraph process {", "    rankdir=LR;", '    node [shape=box, fontname="monospace"];']
+    for node in _sorted_nodes(graph):
+        attrs = [f"label={_dot_quote(node_label(node, graph.nodes[node]['facts']))}"]
+        attrs.append(f"tooltip={_dot_quote(node)}")
+        if node in bad:
+            attrs += ["color=red", "fontcolor=red", "penwidth=2"]
+        if graph.nodes[node].get("role") == Role.MISSING:
+            attrs.append("style=dashed")
+        lines.append(f"    {_dot_quote(node)} [{', '.join(attrs)}];")
+    for source, target, data in _sorted_edges(graph):
+        lines.append(
+            f"    {_dot_quote(source)} -> {_dot_quote(target)} [label={_dot_quote(_edge_label(data))}];"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_graphml(result: ScanResult) -> str:
+    """GraphML via networkx, on a copy whose attributes are all strings (GraphML has no records)."""
+    graph = result.graph
+    bad = conflicting_nodes(result.conflicts)
+    plain = nx.DiGraph()
+    for node in _sorted_nodes(graph):
+        plain.add_node(node, **_node_attributes(node, graph.nodes[node], node in bad))
+    for source, target, data in _sorted_edges(graph):
+        resolution: Resolution | None = data.get("resolution")
+        plain.add_edge(
+            source,
+            target,
+            needed=str(data.get("needed", "")),
+            via=str(data.get("via", "")),
+            detail=str(data.get("detail", "") or (resolution.detail if resolution else "")),
+        )
+    buffer = io.BytesIO()
+    nx.write_graphml(plain, buffer, encoding="utf-8")
+    return buffer.getvalue().decode("utf-8")
+
+
+def _node_attributes(node: str, data: dict[str, object], conflict: bool) -> dict[str, str]:
+    facts = data["facts"]
+    assert isinstance(facts, ElfFacts)
+    top = newest(tuple(need.version for need in facts.requires), "GLIBC")
+    return {
+        "label": node_label(node, facts),
+        "path": node,
+        "role": str(data.get("role", "")),
+        "soname": facts.soname or "",
+        "max_glibc": str(top) if top is not None else "",
+        "needed": " ".join(facts.needed),
+        "conflict": "true" if conflict else "false",
+    }
+
+
+def _sorted_nodes(graph: nx.DiGraph) -> list[str]:
+    return sorted(graph.nodes, key=lambda node: (graph.nodes[node].get("order", 0), node))
+
+
+def _sorted_edges(graph: nx.DiGraph) -> list[tuple[str, str, dict[str, object]]]:
+    order = {node: index for index, node in enumerate(_sorted_nodes(graph))}
+    return sorted(graph.edges(data=True), key=lambda edge: (order[edge[0]], order[edge[1]]))
+
+
+def _short_ids(graph: nx.DiGraph) -> dict[str, str]:
+    return {node: f"n{index}" for index, node in enumerate(_sorted_nodes(graph))}
+
+
+def _edge_label(data: dict[str, object]) -> str:
+    return f"{data.get('needed', '')} ({data.get('via', '')})"
+
+
+def _mermaid_text(text: str) -> str:
+    """Mermaid labels are in double quotes; a quote inside is written as an entity."""
+    return text.replace('"', "#quot;")
+
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

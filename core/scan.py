@@ -1,0 +1,275 @@
+"""One scan: target -> process graph (exact, and strict when asked) -> conflicts -> one result record.
+
+The work is a generator (``scan_steps``) that yields ``ScanProgress`` between stages and ends with the
+``ScanResult``, and stops early when its cancellation event is set: the TUI's worker loops over it, the
+CLI calls ``scan()`` which drives it. Nothing here runs the target.
+
+A finished scan is stored in the result cache (``core/scancache.py``) with every file and directory it
+depends on, so a repeated ``scan --json`` of an unchanged environment is answered without reading ELF.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+from glibc_doctor.core import scancache
+from glibc_doctor.core.analysis import analyze, glibc_info
+from glibc_doctor.core.errors import DoctorError, StdenvError
+from glibc_doctor.core.model import (
+    Conflict,
+    ElfFacts,
+    GlibcInfo,
+    Resolution,
+    Role,
+    Severity,
+    StdenvInfo,
+    Target,
+)
+from glibc_doctor.core.process import simulate
+from glibc_doctor.core.stdenv import find_stdenv
+from glibc_doctor.core.targets import resolve_target, target_from_pid
+from glibc_doctor.core.versions import newest
+
+
+class ScanCancelled(DoctorError):
+    """The caller set the cancellation event before the scan finished."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProgress:
+    """A stage of the scan starting: ``done`` of ``total`` stages, and what is happening."""
+
+    stage: str
+    message: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ScanResult:
+    """Everything one scan found; ``as_json()`` is the stable ``scan --json`` document."""
+
+    target: Target
+    graph: nx.DiGraph
+    strict_graph: nx.DiGraph | None
+    conflicts: tuple[Conflict, ...]
+    glibc: GlibcInfo
+    stdenv: StdenvInfo | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def errors(self) -> tuple[Conflict, ...]:
+        return tuple(c for c in self.conflicts if c.severity == Severity.ERROR)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when the process would fail to load something (an error record), else 0."""
+        return 1 if self.errors else 0
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "target": _target_json(self.target),
+            "interpreter": self.target.executable,
+            "glibc": self.glibc.as_json(),
+            "stdenv": self.stdenv.as_json() if self.stdenv is not None else None,
+            "objects": [_object_json(self.graph, node) for node in _load_order(self.graph)],
+            "edges": [_edge_json(source, target, data) for source, target, data in _edges(self.graph)],
+            "conflicts": [conflict.as_json() for conflict in self.conflicts],
+            "notes": list(self.notes),
+        }
+
+
+STAGES = ("target", "graph", "strict", "analysis", "stdenv")
+
+
+def scan_steps(
+    spec: str,
+    *,
+    ext: Sequence[str] = (),
+    glibc: str | None = None,
+    pid: int | None = None,
+    env: Mapping[str, str] | None = None,
+    strict: bool = False,
+    cancel: threading.Event | None = None,
+) -> Iterator[ScanProgress | ScanResult]:
+    """Yield a ``ScanProgress`` before each stage, then the ``ScanResult``; stop when ``cancel`` is set."""
+    environ = dict(os.environ if env is None else env)
+    total = len(STAGES)
+
+    def step(index: int, message: str) -> ScanProgress:
+        if cancel is not None and cancel.is_set():
+            raise ScanCancelled("scan cancelled")
+        return ScanProgress(STAGES[index], message, index, total)
+
+    yield step(0, f"reading target {spec if pid is None else pid}")
+    target = target_from_pid(pid) if pid is not None else resolve_target(spec, tuple(ext))
+    yield step(1, f"resolving what {os.path.basename(target.executable)} loads")
+    graph = simulate(target, strict=False, env=environ)
+    strict_graph = None
+    if strict:
+        yield step(2, "resolving each dependency on its own (strict)")
+        strict_graph = simulate(target, strict=True, env=environ)
+    yield step(3, "checking symbol versions")
+    stdenv, notes = _stdenv(glibc, environ)
+    conflicts = analyze(graph, strict_graph, stdenv=stdenv)
+    yield step(4, "done")
+    yield ScanResult(
+        target=target,
+        graph=graph,
+        strict_graph=strict_graph,
+        conflicts=conflicts,
+        glibc=glibc_info(graph),
+        stdenv=stdenv,
+        notes=target.notes + notes,
+    )
+
+
+def scan(
+    spec: str,
+    *,
+    ext: Sequence[str] = (),
+    glibc: str | None = None,
+    pid: int | None = None,
+    env: Mapping[str, str] | None = None,
+    strict: bool = False,
+    progress: Callable[[ScanProgress], None] | None = None,
+    use_cache: bool = True,
+) -> ScanResult:
+    """Run ``scan_steps`` to the end; with ``use_cache`` store the result for a repeated ``scan --json``."""
+    result: ScanResult | None = None
+    for event in scan_steps(spec, ext=ext, glibc=glibc, pid=pid, env=env, strict=strict):
+        if isinstance(event, ScanResult):
+            result = event
+        elif progress is not None:
+            progress(event)
+    assert result is not None  # scan_steps always ends with a result or raises
+    if use_cache and pid is None:
+        environ = os.environ if env is None else env
+        request = scancache.ScanRequest(spec, tuple(ext), glibc, strict)
+        store_result(request, environ, result)
+    return result
+
+
+def result_text(result: ScanResult) -> str:
+    """The ``scan --json`` output, byte for byte what the cache replays."""
+    return json.dumps(result.as_json(), indent=2) + "\n"
+
+
+def store_result(request: scancache.ScanRequest, env: Mapping[str, str], result: ScanResult) -> str | None:
+    files, dirs = dependencies(result)
+    return scancache.store(request, env, result_text(result), result.exit_code, files, dirs)
+
+
+def dependencies(result: ScanResult) -> tuple[set[str], set[str]]:
+    """The files whose content and the directories whose listing decided this result."""
+    files = {result.target.executable}
+    files.update(extension.path for extension in result.target.extensions)
+    dirs = set(result.target.searched_dirs)
+    if result.target.environment:
+        dirs.add(result.target.environment)
+        files.add(os.path.join(result.target.environment, "pyvenv.cfg"))
+    for graph in (result.graph, result.strict_graph):
+        if graph is not None:
+            _graph_dependencies(graph, files, dirs)
+    if result.stdenv is not None:
+        files.update(p for p in (result.stdenv.loader, result.stdenv.libc, result.stdenv.libstdcxx) if p)
+    return files, dirs
+
+
+def _graph_dependencies(graph: nx.DiGraph, files: set[str], dirs: set[str]) -> None:
+    for node, data in graph.nodes(data=True):
+        if data.get("role") != Role.MISSING:
+            files.add(node)
+            dirs.add(os.path.dirname(node))
+        found: Resolution | None = data.get("found")
+        if found is not None:
+            dirs.update(found.searched)
+    for _source, _target, data in graph.edges(data=True):
+        resolution: Resolution | None = data.get("resolution")
+        if resolution is not None:
+            dirs.update(resolution.searched)
+            files.update(rejected.path for rejected in resolution.rejected)
+    config = graph.graph.get("config")
+    cache_path = getattr(config, "cache_path", None)
+    if cache_path:
+        files.add(str(cache_path))
+    loader = graph.graph.get("loader")
+    if loader:
+        files.add(str(loader))
+
+
+def _stdenv(glibc: str | None, env: Mapping[str, str]) -> tuple[StdenvInfo | None, tuple[str, ...]]:
+    """The stdenv when it can be found; a scan is still useful without it, so errors become a note."""
+    try:
+        return find_stdenv(glibc, env=env), ()
+    except (StdenvError, OSError) as error:
+        return None, (f"stdenv not found: {error}",)
+
+
+# --- JSON -------------------------------------------------------------------------------------------
+
+
+def _target_json(target: Target) -> dict[str, object]:
+    return {
+        "kind": target.kind,
+        "spec": target.spec,
+        "executable": target.executable,
+        "environment": target.environment,
+        "pid": target.pid,
+        "extensions": [
+            {"path": extension.path, "name": extension.name, "caller": extension.caller}
+            for extension in target.extensions
+        ],
+    }
+
+
+def _load_order(graph: nx.DiGraph) -> list[str]:
+    return sorted(graph.nodes, key=lambda node: (graph.nodes[node].get("order", 0), node))
+
+
+def _edges(graph: nx.DiGraph) -> list[tuple[str, str, dict[str, object]]]:
+    order = {node: index for index, node in enumerate(_load_order(graph))}
+    return sorted(graph.edges(data=True), key=lambda edge: (order[edge[0]], order[edge[1]]))
+
+
+def _object_json(graph: nx.DiGraph, node: str) -> dict[str, object]:
+    data = graph.nodes[node]
+    facts: ElfFacts = data["facts"]
+    found: Resolution | None = data.get("found")
+    top = newest(tuple(need.version for need in facts.requires), "GLIBC")
+    return {
+        "path": node,
+        "role": str(data.get("role", "")),
+        "soname": facts.soname,
+        "needed": list(facts.needed),
+        "rpath": facts.rpath,
+        "runpath": facts.runpath,
+        "requires": [
+            {"library": need.library, "version": need.version, "weak": need.weak} for need in facts.requires
+        ],
+        "defines": list(facts.defines),
+        "max_glibc": str(top) if top is not None else None,
+        "interpreter": facts.interpreter,
+        "build_id": facts.build_id,
+        "elf_class": facts.elf_class,
+        "machine": facts.machine,
+        "problem": str(facts.problem) if facts.problem is not None else None,
+        "order": data.get("order", 0),
+        "loaded": bool(data.get("loaded", False)),
+        "found_via": str(found.via) if found is not None else None,
+    }
+
+
+def _edge_json(source: str, target: str, data: dict[str, object]) -> dict[str, object]:
+    return {
+        "from": source,
+        "to": target,
+        "needed": data.get("needed"),
+        "via": str(data.get("via", "")),
+        "detail": data.get("detail", ""),
+    }

@@ -1,0 +1,367 @@
+"""The ``glibc-doctor`` command line: scan, explain, and the TUI.
+
+stdout is data (the report, JSON, a graph), stderr is diagnostics; errors the user can cause are one
+line ``glibc-doctor: <message>`` and exit code 2, never a traceback. The top-level imports are the
+standard library only: ``scan --json`` answers from the result cache before networkx, rich or textual
+are imported, and the TUI's Textual is imported only when the TUI opens.
+
+Other modules add subcommands with ``register(subparsers)`` (``tui/cli_fix.py``, ``tui/cli_demo.py``):
+each parser they add sets ``func`` (``parser.set_defaults(func=handler)``), a callable taking the parsed
+``argparse.Namespace`` and returning the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from enum import IntEnum
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.scan import ScanResult
+
+PROG = "glibc-doctor"
+FORMATS = ("text", "json", "mermaid", "dot", "graphml")
+
+
+class ExitCode(IntEnum):
+    OK = 0  # no conflict / success
+    CONFLICTS = 1  # conflicts found / a fix could not resolve all
+    USAGE = 2  # usage or input error (one line on stderr)
+
+
+class UsageError(Exception):
+    """A command line argparse rejects: reported in one line, like every other input error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+DESCRIPTION = """\
+Find (and fix) glibc version conflicts between an interpreter and the native extensions it loads.
+Without a command, or with a TARGET path, the interactive TUI opens."""
+
+EPILOG = """\
+examples:
+  glibc-doctor                              open the TUI on the detected environment ($VIRTUAL_ENV, ./.venv)
+  glibc-doctor ./.venv                      open the TUI on a venv
+  glibc-doctor scan ./.venv                 what the venv's python loads, and every conflict, as a tree
+  glibc-doctor scan /usr/bin/python3 --json the same as JSON (stable keys; repeated scans are cached)
+  glibc-doctor scan myprog --ext plugins/   a program and the plugins it dlopen()s
+  glibc-doctor scan ./.venv --format mermaid > graph.mmd
+  python -c 'import psycopg2' 2>&1 | glibc-doctor explain -
+
+exit codes: 0 no conflict / success, 1 conflicts found, 2 usage or input error"""
+
+SCAN_EPILOG = """\
+examples:
+  glibc-doctor scan ./.venv
+  glibc-doctor scan /nix/store/...-python3-3.9/bin/python3.9 --ext ./build/lib --strict
+  glibc-doctor scan --pid 4242 --json
+  glibc-doctor scan ./.venv --format dot | dot -Tsvg > process.svg
+
+TARGET is a python interpreter, a venv directory, a ruby, or any program (give its plugins with --ext).
+Nothing is run: the loader's decisions are computed from the files. --strict also resolves every
+dependency on its own, to find conflicts hidden today by the load order (reported as warnings).
+exit codes: 0 no conflict, 1 conflicts found, 2 usage or input error"""
+
+EXPLAIN_EPILOG = """\
+examples:
+  glibc-doctor explain "version \\`GLIBC_2.38' not found (required by /venv/lib/.../_psycopg.so)"
+  python -c 'import psycopg2' 2>&1 | glibc-doctor explain -
+
+When the message names files that exist and belong to a venv or interpreter, that target is scanned
+too and every conflict is shown, not only the first one the loader reported."""
+
+
+def build_parser(*, optional: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; ``optional=False`` leaves out the subcommands of other modules (fast)."""
+    parser = _Parser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_scan(subparsers)
+    _add_explain(subparsers)
+    for register in _optional_registrars() if optional else ():
+        register(subparsers)
+    return parser
+
+
+def _add_scan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    scan = subparsers.add_parser(
+        "scan",
+        help="show what a target loads and every glibc/libstdc++ conflict",
+        description="Resolve what the process of TARGET loads, as its ld.so would, and report conflicts.",
+        epilog=SCAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    scan.add_argument("target", nargs="?", metavar="TARGET", help="interpreter, venv directory or program")
+    scan.add_argument(
+        "--ext", action="append", default=[], metavar="P", help="an extension file or directory (repeatable)"
+    )
+    output = scan.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="same as --format json")
+    output.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    scan.add_argument("--glibc", metavar="DIR", help="the stdenv glibc to compare with (default: probe cc)")
+    scan.add_argument("--pid", type=int, metavar="PID", help="scan a running process (reads /proc/PID/maps)")
+    scan.add_argument("--strict", action="store_true", help="also report conflicts hidden by load order")
+    scan.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    scan.set_defaults(func=_run_scan)
+
+
+def _add_explain(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    explain = subparsers.add_parser(
+        "explain",
+        help="explain a loader error message (ImportError, LoadError, ld.so text)",
+        description="Explain a loader error message in plain words, and what to run next.",
+        epilog=EXPLAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("message", nargs="*", metavar="MESSAGE", help="the message, or - to read stdin")
+    explain.set_defaults(func=_run_explain)
+
+
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _optional_registrars() -> list[Registrar]:
+    """Subcommands of modules that may not be installed in this tree (the fix, the demo)."""
+    registrars: list[Registrar] = []
+    try:
+        from glibc_doctor.tui import cli_fix
+
+        registrars.append(cli_fix.register)
+    except ImportError:
+        pass
+    try:
+        from glibc_doctor.tui import cli_demo
+
+        registrars.append(cli_demo.register)
+    except ImportError:
+        pass
+    return registrars
+
+
+# --- entry point -------------------------------------------------------------------------------------
+
+_BUILTIN_COMMANDS = frozenset({"scan", "explain"})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every failure the user can cause ends here as one line and exit code 2."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args_list)
+    except UsageError as error:
+        return _fail(f"{error} (see {PROG} --help)")
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return int(ExitCode.OK)
+    except OSError as error:
+        return _fail(_os_error_text(error))
+    except Exception as error:
+        from glibc_doctor.core.errors import DoctorError
+
+        if isinstance(error, DoctorError):
+            return _fail(str(error))
+        raise
+
+
+def _dispatch(argv: list[str]) -> int:
+    fast = _fast_scan_json(argv)
+    if fast is not None:
+        return fast
+    if not argv:
+        return _open_tui(None)
+    if _is_tui_target(argv):
+        return _open_tui(argv[0])
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        return _open_tui(None)
+    return int(func(args))
+
+
+def _is_tui_target(argv: list[str]) -> bool:
+    """``glibc-doctor PATH``: one argument that is neither an option nor a command name."""
+    first = argv[0]
+    if first.startswith("-") or first in _BUILTIN_COMMANDS:
+        return False
+    if len(argv) == 1 and (os.sep in first or os.path.exists(first)):
+        return first not in _registered_commands()
+    return False
+
+
+def _registered_commands() -> set[str]:
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return int(ExitCode.USAGE)
+
+
+def _os_error_text(error: OSError) -> str:
+    if error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error.strerror or error)
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe (``| head``), point stdout at /dev/null so the interpreter's flush is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+# --- scan --------------------------------------------------------------------------------------------
+
+
+def _fast_scan_json(argv: list[str]) -> int | None:
+    """``scan TARGET --json`` answered from the result cache, before any heavy import; None on a miss."""
+    if not argv or argv[0] != "scan":
+        return None
+    try:
+        args = build_parser(optional=False).parse_args(argv)
+    except UsageError:
+        return None  # the full path reports it
+    if not _wants_json(args) or args.pid is not None or args.no_cache or not args.target:
+        return None
+    from glibc_doctor.core import scancache
+
+    hit = scancache.lookup(_request(args), os.environ)
+    if hit is None:
+        return None
+    sys.stdout.write(hit.text)
+    sys.stdout.flush()
+    return hit.exit_code
+
+
+def _wants_json(args: argparse.Namespace) -> bool:
+    return bool(args.json) or args.format == "json"
+
+
+def _request(args: argparse.Namespace) -> object:
+    from glibc_doctor.core.scancache import ScanRequest
+
+    return ScanRequest(args.target, tuple(args.ext), args.glibc, bool(args.strict))
+
+
+def _run_scan(args: argparse.Namespace) -> int:
+    if not args.target and args.pid is None:
+        raise UsageError("scan needs a TARGET or --pid PID")
+    from glibc_doctor.core.scan import scan
+
+    result = scan(
+        args.target or f"pid:{args.pid}",
+        ext=tuple(args.ext),
+        glibc=args.glibc,
+        pid=args.pid,
+        strict=bool(args.strict),
+        progress=None,
+        use_cache=not args.no_cache,
+    )
+    fmt = "json" if args.json else args.format
+    _emit(result, fmt)
+    return result.exit_code
+
+
+def _emit(result: ScanResult, fmt: str) -> None:
+    if fmt == "json":
+        from glibc_doctor.core.scan import result_text
+
+        sys.stdout.write(result_text(result))
+    elif fmt in ("mermaid", "dot", "graphml"):
+        from glibc_doctor.core import export
+
+        render = {"mermaid": export.to_mermaid, "dot": export.to_dot, "graphml": export.to_graphml}[fmt]
+        sys.stdout.write(render(result))
+    else:
+        from glibc_doctor.tui.render import print_scan
+
+        print_scan(result)
+    sys.stdout.flush()
+
+
+# --- explain -----------------------------------------------------------------------------------------
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    words: list[str] = list(args.message)
+    if not words or words == ["-"]:
+        if not words and sys.stdin.isatty():
+            raise UsageError("explain needs a MESSAGE, or - to read it from stdin")
+        text = sys.stdin.read()
+    else:
+        text = " ".join(words)
+    if not text.strip():
+        raise UsageError("explain got an empty message")
+    from glibc_doctor.core.explain import explain
+
+    explanation = explain(text)
+    scanned = _scan_mentioned(text)
+    from glibc_doctor.tui.render import print_explanation
+
+    print_explanation(explanation, scanned)
+    if scanned is not None and scanned.errors:
+        return int(ExitCode.CONFLICTS)
+    return int(ExitCode.OK)
+
+
+def _scan_mentioned(text: str) -> ScanResult | None:
+    """Scan the venv or interpreter that a path in the message belongs to, when there is one."""
+    target = mentioned_target(text)
+    if target is None:
+        return None
+    from glibc_doctor.core.errors import DoctorError
+    from glibc_doctor.core.scan import scan
+
+    try:
+        return scan(target)
+    except DoctorError:
+        return None
+
+
+def mentioned_target(text: str) -> str | None:
+    """The venv (a directory with ``pyvenv.cfg`` above a path in ``text``) the message is about."""
+    import re
+
+    for match in re.finditer(r"(/[^\s'\"`()]+)", text):
+        path = match.group(1).rstrip(".,:;")
+        if not os.path.exists(path):
+            continue
+        directory = path if os.path.isdir(path) else os.path.dirname(path)
+        while directory and directory != os.path.dirname(directory):
+            if os.path.isfile(os.path.join(directory, "pyvenv.cfg")):
+                return directory
+            directory = os.path.dirname(directory)
+    return None
+
+
+# --- the TUI -----------------------------------------------------------------------------------------
+
+
+def _open_tui(target: str | None) -> int:
+    if target is not None and not os.path.exists(target):
+        raise UsageError(f"{target}: no such file or directory")
+    from glibc_doctor.tui.app import DoctorApp
+
+    app = DoctorApp(target)
+    code = app.run()
+    return int(code) if isinstance(code, int) else int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

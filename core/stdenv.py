@@ -1,0 +1,328 @@
+"""The stdenv glibc: the glibc the user's compiler gives to what it builds.
+
+``pip install`` and ``gem install`` link new extensions with the user's compiler, so the glibc that
+compiler links against is the one a patched interpreter must load. We find it the way the compiler
+does: link a tiny probe and read what the linker wrote (a Nix cc-wrapper adds ``-dynamic-linker`` and
+``-rpath`` flags; the probe sees exactly those). ``--glibc DIR`` overrides the probe.
+
+The probe costs a compile, so its answer is cached under ``$XDG_CACHE_HOME/glibc-doctor`` keyed by
+what could change it (the compiler's real path and mtime, ``PATH``, ``CC``, ``NIX_CC``) and checked
+against the stat of the files it found: ``ensure`` must be fast when nothing moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from glibc_doctor.core.errors import StdenvError
+from glibc_doctor.core.model import StdenvInfo
+
+LOADER_NAME = "ld-linux-x86-64.so.2"
+LIBC_NAME = "libc.so.6"
+LIBSTDCXX_NAME = "libstdc++.so.6"
+CACHE_FORMAT = 1
+PROBE_TIMEOUT = 60.0
+
+# Where a distribution's ld.so looks when nothing else says (Debian x86-64 order); used only when the
+# probe's own RPATH/RUNPATH and its loader's directory do not hold libc.so.6.
+_DEFAULT_DIRS = (
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+)
+_GLIBC_SUBDIRS = ("", "lib", "lib64", "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "usr/lib64")
+
+
+@dataclass(frozen=True, slots=True)
+class Compiler:
+    """The compiler command (``$CC`` may carry flags) and the real file it runs."""
+
+    argv: tuple[str, ...]
+    real_path: str
+    name: str
+
+
+def find_stdenv(glibc_dir: str | None = None, env: Mapping[str, str] | None = None) -> StdenvInfo:
+    """The stdenv glibc: ``glibc_dir`` when given, else what a probe link with the user's compiler says.
+
+    Raises StdenvError with one line when neither gives a loader and a libc.
+    """
+    environ = dict(os.environ if env is None else env)
+    if glibc_dir is not None:
+        return stdenv_from_dir(glibc_dir, environ)
+    compiler = find_compiler(environ)
+    if compiler is None:
+        nix = stdenv_from_nix_cc(environ)
+        if nix is not None:
+            return nix
+        raise StdenvError("no C compiler found ($CC, cc, gcc): cannot tell which glibc new extensions use")
+    key = _cache_key(compiler, environ)
+    cached = _load_cached(key, environ)
+    if cached is not None:
+        return cached
+    info = probe_stdenv(compiler, environ)
+    _store_cached(key, info, environ)
+    return info
+
+
+def stdenv_from_dir(glibc_dir: str, env: Mapping[str, str]) -> StdenvInfo:
+    """The glibc in ``glibc_dir`` (its lib directory, or a prefix holding ``lib``/``lib64``)."""
+    root = Path(glibc_dir)
+    if not root.is_dir():
+        raise StdenvError(f"--glibc {glibc_dir}: not a directory")
+    lib_dir = next((root / sub for sub in _GLIBC_SUBDIRS if (root / sub / LIBC_NAME).exists()), None)
+    if lib_dir is None:
+        raise StdenvError(f"--glibc {glibc_dir}: no {LIBC_NAME} in it or in its lib directories")
+    subdirs = (str(lib_dir.relative_to(root)), *_GLIBC_SUBDIRS)
+    loader = next((root / sub / LOADER_NAME for sub in subdirs if (root / sub / LOADER_NAME).exists()), None)
+    if loader is None:
+        raise StdenvError(f"--glibc {glibc_dir}: no {LOADER_NAME} next to its {LIBC_NAME}")
+    libstdcxx = _libstdcxx_for(find_compiler(env), env, prefer_dir=str(lib_dir))
+    return make_stdenv(str(loader), str(lib_dir / LIBC_NAME), libstdcxx, f"--glibc {glibc_dir}")
+
+
+def stdenv_from_nix_cc(env: Mapping[str, str]) -> StdenvInfo | None:
+    """The loader a Nix cc-wrapper names in ``$NIX_CC/nix-support/dynamic-linker``, when there is one."""
+    nix_cc = env.get("NIX_CC")
+    if not nix_cc:
+        return None
+    marker = Path(nix_cc) / "nix-support" / "dynamic-linker"
+    try:
+        loader = marker.read_text().strip()
+    except OSError:
+        return None
+    libc = Path(loader).parent / LIBC_NAME
+    if not loader or not libc.exists():
+        return None
+    return make_stdenv(loader, str(libc), None, f"$NIX_CC {nix_cc}")
+
+
+def find_compiler(env: Mapping[str, str]) -> Compiler | None:
+    """``$CC`` (split like a shell would), else ``cc``, else ``gcc``, found on the env's PATH."""
+    search_path = env.get("PATH", os.defpath)
+    choices: list[list[str]] = []
+    if env.get("CC", "").strip():
+        choices.append(shlex.split(env["CC"]))
+    choices += [["cc"], ["gcc"]]
+    for argv in choices:
+        found = shutil.which(argv[0], path=search_path) if "/" not in argv[0] else argv[0]
+        if found and os.access(found, os.X_OK):
+            return Compiler((found, *argv[1:]), os.path.realpath(found), argv[0])
+    return None
+
+
+def probe_stdenv(compiler: Compiler, env: Mapping[str, str]) -> StdenvInfo:
+    """Link a tiny program with ``compiler`` and read which loader and libc the linker gave it."""
+    from glibc_doctor.core.elf import read_elf
+
+    with tempfile.TemporaryDirectory(prefix="glibc-doctor-probe-") as scratch:
+        source = Path(scratch) / "probe.c"
+        source.write_text("int main(void) { return 0; }\n")
+        binary = Path(scratch) / "probe"
+        _run_compiler([*compiler.argv, "-o", str(binary), str(source)], env, compiler.name)
+        facts = read_elf(str(binary))
+        if not facts.ok or facts.interpreter is None:
+            raise StdenvError(f"the probe linked by {compiler.name} has no program interpreter (static?)")
+        libc = resolve_libc(facts.interpreter, facts.rpath, facts.runpath, str(binary))
+    if libc is None:
+        raise StdenvError(f"cannot find the {LIBC_NAME} that the probe linked by {compiler.name} would load")
+    source_text = f"probe: {compiler.name}"
+    if env.get("NIX_CC"):
+        source_text += f" ($NIX_CC {env['NIX_CC']})"
+    libstdcxx = _libstdcxx_for(compiler, env, prefer_dir=None)
+    return make_stdenv(facts.interpreter, libc, libstdcxx, source_text)
+
+
+def _run_compiler(argv: Sequence[str], env: Mapping[str, str], name: str) -> str:
+    try:
+        done = subprocess.run(
+            list(argv), env=dict(env), capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise StdenvError(f"the compiler {name} could not run: {error}") from error
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise StdenvError(f"the compiler {name} failed to link a probe: {first}")
+    return done.stdout
+
+
+def resolve_libc(interpreter: str, rpath: str | None, runpath: str | None, origin_file: str) -> str | None:
+    """The libc.so.6 the probe's loader would map, through its RPATH/RUNPATH and the loader's dirs.
+
+    The loader model of ``core.loader`` is used when it is available (it knows the ld.so's own
+    default directories and cache); otherwise the probe's search path, then the loader's own
+    directory (a Nix glibc searches only its lib dir), then the usual distribution directories.
+    """
+    resolved = _resolve_with_loader_model(interpreter, origin_file)
+    if resolved is not None:
+        return resolved
+    origin = os.path.dirname(origin_file)
+    tags = runpath if runpath else rpath
+    dirs = [
+        entry.replace("${ORIGIN}", origin).replace("$ORIGIN", origin) for entry in (tags or "").split(":")
+    ]
+    dirs = [entry for entry in dirs if entry]
+    dirs.append(os.path.dirname(os.path.realpath(interpreter)))
+    dirs += _DEFAULT_DIRS
+    return next(
+        (os.path.join(d, LIBC_NAME) for d in dirs if os.path.exists(os.path.join(d, LIBC_NAME))), None
+    )
+
+
+def _resolve_with_loader_model(interpreter: str, probe: str) -> str | None:
+    try:
+        from glibc_doctor.core.elf import read_elf
+        from glibc_doctor.core.loader import Loader, loader_config
+    except ImportError:
+        return None
+    try:
+        config = loader_config(interpreter, {})
+        facts = read_elf(probe)
+        resolution = Loader(config).resolve(LIBC_NAME, facts, (facts,))
+    except Exception:  # noqa: BLE001 - a model that cannot answer falls back to the plain search
+        return None
+    path: str | None = resolution.path
+    return path
+
+
+def _libstdcxx_for(compiler: Compiler | None, env: Mapping[str, str], prefer_dir: str | None) -> str | None:
+    """The libstdc++.so.6 of the stdenv: next to its libc when it has one, else what the compiler links."""
+    if prefer_dir is not None and os.path.exists(os.path.join(prefer_dir, LIBSTDCXX_NAME)):
+        return os.path.join(prefer_dir, LIBSTDCXX_NAME)
+    candidates: list[tuple[str, ...]] = []
+    if compiler is not None:
+        candidates.append(compiler.argv)
+    gxx = shutil.which("g++", path=env.get("PATH", os.defpath))
+    if gxx:
+        candidates.append((gxx,))
+    for argv in candidates:
+        try:
+            printed = _run_compiler([*argv, f"-print-file-name={LIBSTDCXX_NAME}"], env, argv[0]).strip()
+        except StdenvError:
+            continue
+        if os.path.isabs(printed) and os.path.exists(printed):
+            return os.path.normpath(printed)
+    return None
+
+
+def make_stdenv(loader: str, libc: str, libstdcxx: str | None, source: str) -> StdenvInfo:
+    """Assemble the record: release from the libc, lib dirs (glibc first), fingerprint of the files."""
+    from glibc_doctor.core.elf import glibc_release
+
+    lib_dirs = [os.path.dirname(libc)]
+    if libstdcxx is not None and os.path.dirname(libstdcxx) not in lib_dirs:
+        lib_dirs.append(os.path.dirname(libstdcxx))
+    return StdenvInfo(
+        version=glibc_release(libc),
+        loader=loader,
+        libc=libc,
+        lib_dirs=tuple(lib_dirs),
+        source=source,
+        fingerprint=fingerprint((loader, libc, libstdcxx)),
+        libstdcxx=libstdcxx,
+    )
+
+
+def fingerprint(paths: Sequence[str | None]) -> str:
+    """sha256 over the real path and build-id of each file: what "the stdenv changed" means."""
+    from glibc_doctor.core.elf import read_elf
+
+    digest = hashlib.sha256()
+    for path in paths:
+        if path is None:
+            digest.update(b"-\n")
+            continue
+        real = os.path.realpath(path)
+        build_id = read_elf(real).build_id or _content_hash(real)
+        digest.update(f"{real}\0{build_id}\n".encode())
+    return digest.hexdigest()
+
+
+def _content_hash(path: str) -> str:
+    """Stand-in for a missing build-id: the file's bytes say whether it changed."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
+# --- the probe cache ------------------------------------------------------------------------------
+
+
+def cache_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", os.path.expanduser("~")), ".cache")
+    return Path(base) / "glibc-doctor"
+
+
+def _cache_key(compiler: Compiler, env: Mapping[str, str]) -> str:
+    try:
+        mtime = os.stat(compiler.real_path).st_mtime_ns
+    except OSError:
+        mtime = 0
+    parts = [str(CACHE_FORMAT), compiler.real_path, str(mtime), " ".join(compiler.argv)]
+    parts += [env.get(name, "") for name in ("PATH", "CC", "NIX_CC", "NIX_LDFLAGS", "LDFLAGS")]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _file_stamp(path: str | None) -> list[int] | None:
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return [-1, -1]
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _stamps(info: StdenvInfo) -> list[list[int] | None]:
+    return [_file_stamp(path) for path in (info.loader, info.libc, info.libstdcxx)]
+
+
+def _load_cached(key: str, env: Mapping[str, str]) -> StdenvInfo | None:
+    """The cached probe answer for ``key``, when the files it found are unchanged (a few stat calls)."""
+    try:
+        data = json.loads((cache_dir(env) / "stdenv.json").read_text())
+        entry = data[key]
+        info = StdenvInfo(
+            version=entry["version"],
+            loader=entry["loader"],
+            libc=entry["libc"],
+            lib_dirs=tuple(entry["lib_dirs"]),
+            source=entry["source"],
+            fingerprint=entry["fingerprint"],
+            libstdcxx=entry["libstdcxx"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info if _stamps(info) == entry.get("stamps") else None
+
+
+def _store_cached(key: str, info: StdenvInfo, env: Mapping[str, str]) -> None:
+    """Remember the probe's answer; a cache that cannot be written only costs the next probe."""
+    path = cache_dir(env) / "stdenv.json"
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(data, dict) or len(data) > 32:
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    data[key] = {**info.as_json(), "stamps": _stamps(info)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".stdenv.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(data, indent=1))
+        os.replace(temporary, path)
+    except OSError:
+        return

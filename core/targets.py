@@ -151,11 +151,15 @@ class _Walk:
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    if entry.is_dir():
-                        child = self._enter(entry, device)
-                        if child is not None:
-                            subdirs.append(child)
-                    elif accept(entry.name):
+                    try:
+                        is_dir = entry.is_dir()
+                        child = self._enter(entry, device) if is_dir else None
+                    except OSError as error:  # a self-looping link, a vanished entry
+                        self.notes.append(f"skipped {entry.path}: {_os_reason(error)}")
+                        continue
+                    if child is not None:
+                        subdirs.append(child)
+                    elif not is_dir and accept(entry.name):
                         self.found.append((entry.path, root))
         except OSError as error:
             self.notes.append(f"skipped {directory}: {_os_reason(error)}")
@@ -599,6 +603,8 @@ def resolve_target(spec: str, ext: Sequence[str] = ()) -> Target:
     info = _stat_or_raise(path, _WHAT)
     if stat.S_ISDIR(info.st_mode):
         return _resolve_directory(spec, path, ext)
+    if not stat.S_ISREG(info.st_mode):  # opening a FIFO would block; a device is never a program
+        raise TargetError(f"{path}: not a regular file (a FIFO, socket or device); {_WHAT}")
     return _resolve_file(spec, path, ext, ())
 
 

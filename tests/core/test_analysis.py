@@ -1,0 +1,387 @@
+"""Conflicts on process graphs of the synthetic corpus (real gcc-built ELF, read by core/elf.py).
+
+The graphs are assembled here edge by edge (which file answers which DT_NEEDED name), so each test
+states the loader's decision it starts from and checks only what analysis concludes from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import networkx as nx
+from glibc_doctor.core.analysis import analyze, glibc_info
+from glibc_doctor.core.elf import read_elf
+from glibc_doctor.core.model import (
+    Conflict,
+    ElfFacts,
+    Kind,
+    Problem,
+    Rejected,
+    Resolution,
+    Role,
+    Severity,
+    Via,
+)
+
+from tests.synthetic import Synthetic
+
+Link = tuple[Path | str, str, Path | str | None]  # requester, needed name, provider (None: not found)
+
+
+def process(
+    root: Path,
+    links: Sequence[Link],
+    *,
+    loader: Path | None = None,
+    extensions: Sequence[Path] = (),
+    rejected: Sequence[Rejected] = (),
+    order_dependent: Sequence[str] = (),
+) -> nx.DiGraph:
+    """A process graph as core/process.py builds it, with the loader's answers given by ``links``."""
+    graph = nx.DiGraph(
+        root=str(root), loader=str(loader) if loader else None, order_dependent=list(order_dependent)
+    )
+    _add(graph, str(root), Role.INTERPRETER)
+    if loader is not None:
+        _add(graph, str(loader), Role.LOADER)
+    for requester, needed, provider in links:
+        requester_id = str(requester)
+        if provider is None:
+            node = f"not-found:{needed}"
+            graph.add_node(node, facts=ElfFacts(path=needed, problem=Problem.MISSING), role=Role.MISSING)
+            graph.nodes[node]["order"] = len(graph) - 1
+            resolution = Resolution(
+                needed, requester_id, None, Via.NOT_FOUND, searched=("/nowhere",), rejected=tuple(rejected)
+            )
+        else:
+            node = str(provider)
+            role = Role.EXTENSION if Path(provider) in extensions else Role.LIBRARY
+            _add(graph, node, role)
+            resolution = Resolution(needed, requester_id, node, Via.RPATH)
+        graph.add_edge(
+            requester_id, node, needed=needed, via=resolution.via, detail="", resolution=resolution
+        )
+    return graph
+
+
+def _add(graph: nx.DiGraph, path: str, role: Role) -> None:
+    if path not in graph:
+        graph.add_node(path, facts=read_elf(path), role=role, order=len(graph))
+
+
+def app_closure(s: Synthetic, libc: Path | None = None) -> list[Link]:
+    libc = libc or s.old_libc
+    return [
+        (s.app, "libc.so.6", libc),
+        (s.app, "libm.so.6", s.old_libm),
+        (s.app, "libpthread.so.0", s.old_libpthread),
+    ]
+
+
+def errors(conflicts: Sequence[Conflict]) -> list[Conflict]:
+    return [c for c in conflicts if c.severity == Severity.ERROR]
+
+
+def test_an_extension_missing_two_versions_gets_one_record_per_version(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [*app_closure(s), (s.app, "ext.so", s.ext_needs_238), (s.ext_needs_238, "libc.so.6", s.old_libc)],
+        extensions=[s.ext_needs_238],
+    )
+    conflicts = analyze(graph)
+    assert [(c.kind, c.object, c.version) for c in conflicts] == [
+        (Kind.MISSING_VERSION, str(s.ext_needs_238), "GLIBC_2.34"),
+        (Kind.MISSING_VERSION, str(s.ext_needs_238), "GLIBC_2.38"),
+    ]
+
+
+def test_each_missing_version_names_the_symbols_bound_to_it(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [*app_closure(s), (s.app, "ext.so", s.ext_needs_238), (s.ext_needs_238, "libc.so.6", s.old_libc)],
+        extensions=[s.ext_needs_238],
+    )
+    symbols = {c.version: c.symbols for c in analyze(graph)}
+    assert "pthread_create" in symbols["GLIBC_2.34"]
+    assert "strlcpy" in symbols["GLIBC_2.38"]
+    assert "strlcpy" not in symbols["GLIBC_2.34"]
+
+
+def test_the_message_is_in_the_loaders_own_words(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [*app_closure(s), (s.app, "ext.so", s.ext_needs_234), (s.ext_needs_234, "libc.so.6", s.old_libc)],
+        extensions=[s.ext_needs_234],
+    )
+    (conflict,) = analyze(graph)
+    assert conflict.message == f"{s.old_libc}: version `GLIBC_2.34' not found (required by {s.ext_needs_234})"
+
+
+def test_a_record_carries_the_oldest_glibc_that_satisfies_the_object(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [*app_closure(s), (s.app, "ext.so", s.ext_needs_238), (s.ext_needs_238, "libc.so.6", s.old_libc)],
+        extensions=[s.ext_needs_238],
+    )
+    assert {c.min_glibc for c in analyze(graph)} == {"2.38"}
+
+
+def test_the_cause_names_the_loaded_glibc_and_why_it_loads(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [*app_closure(s), (s.app, "ext.so", s.ext_needs_234), (s.ext_needs_234, "libc.so.6", s.old_libc)],
+        extensions=[s.ext_needs_234],
+    )
+    (conflict,) = analyze(graph)
+    assert "glibc 2.31" in conflict.cause
+    assert "built against a newer glibc" in conflict.cause
+    assert any(fix.startswith("glibc-doctor fix ") for fix in conflict.fixes)
+
+
+def test_a_transitive_library_conflict_is_reported_on_the_library_with_its_chain(
+    synthetic: Synthetic,
+) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [
+            *app_closure(s),
+            (s.app, "ext_transitive.so", s.ext_transitive),
+            (s.ext_transitive, "libdep.so", s.libdep),
+            (s.ext_transitive, "libc.so.6", s.old_libc),
+            (s.libdep, "libc.so.6", s.old_libc),
+        ],
+        extensions=[s.ext_transitive],
+    )
+    (conflict,) = analyze(graph)
+    assert (conflict.object, conflict.version) == (str(s.libdep), "GLIBC_2.33")
+    assert conflict.chain == (str(s.app), str(s.ext_transitive), str(s.libdep))
+    assert "stat" in conflict.symbols
+
+
+def test_a_missing_weak_version_is_not_an_error(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [*app_closure(s), (s.app, "ext_weak.so", s.ext_weak), (s.ext_weak, "libc.so.6", s.old_libc)],
+        extensions=[s.ext_weak],
+    )
+    conflicts = analyze(graph)
+    assert errors(conflicts) == []
+    assert [(c.version, c.severity) for c in conflicts] == [("GLIBC_2.34", Severity.WARNING)]
+
+
+def test_an_extension_built_against_an_old_enough_glibc_is_clean(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [*app_closure(s), (s.app, "ext_clean.so", s.ext_clean), (s.ext_clean, "libc.so.6", s.old_libc)],
+        extensions=[s.ext_clean],
+    )
+    assert analyze(graph) == ()
+
+
+def test_the_same_extension_with_the_new_glibc_loaded_is_clean(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [
+            (s.app, "libc.so.6", s.new_libc),
+            (s.app, "ext.so", s.ext_needs_238),
+            (s.ext_needs_238, "libc.so.6", s.new_libc),
+        ],
+        extensions=[s.ext_needs_238],
+    )
+    assert analyze(graph) == ()
+
+
+def test_a_library_not_found_is_reported_on_its_requester(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [
+            *app_closure(s),
+            (s.app, "ext_transitive.so", s.ext_transitive),
+            (s.ext_transitive, "libdep.so", None),
+        ],
+        extensions=[s.ext_transitive],
+    )
+    (conflict,) = analyze(graph)
+    assert (conflict.kind, conflict.object, conflict.library) == (
+        Kind.NOT_FOUND,
+        str(s.ext_transitive),
+        "libdep.so",
+    )
+    assert conflict.message == "libdep.so: cannot open shared object file: No such file or directory"
+    assert "/nowhere" in conflict.cause
+
+
+def test_only_wrong_class_candidates_make_a_wrong_elf_record(synthetic: Synthetic) -> None:
+    s = synthetic
+    rejected = [Rejected(str(s.libc32), "wrong ELF class: ELFCLASS32")]
+    graph = process(s.app, [(s.app, "libc.so.6", None)], rejected=rejected)
+    (conflict,) = analyze(graph)
+    assert conflict.kind == Kind.WRONG_ELF
+    assert str(s.libc32) in conflict.cause
+
+
+def test_a_32_bit_extension_in_a_64_bit_process_is_wrong_elf(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app, [*app_closure(s), (s.app, "ext32.so", s.ext32_needs_234)], extensions=[s.ext32_needs_234]
+    )
+    (conflict,) = analyze(graph)
+    assert (conflict.kind, conflict.object) == (Kind.WRONG_ELF, str(s.ext32_needs_234))
+    assert "ELFCLASS32" in conflict.message
+
+
+def test_a_foreign_machine_extension_is_wrong_elf(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app, [*app_closure(s), (s.app, "ext.so", s.foreign_machine)], extensions=[s.foreign_machine]
+    )
+    assert [c.kind for c in analyze(graph)] == [Kind.WRONG_ELF]
+
+
+def test_an_unparsable_object_is_unreadable_not_a_crash(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app, [*app_closure(s), (s.app, "ext.so", s.truncated_dynamic)], extensions=[s.truncated_dynamic]
+    )
+    (conflict,) = analyze(graph)
+    assert (conflict.kind, conflict.object) == (Kind.UNREADABLE, str(s.truncated_dynamic))
+
+
+def test_glibc_libraries_of_two_builds_sharing_glibc_private_are_an_error(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [
+            (s.app, "libc.so.6", s.new_libc),
+            (s.app, "libpthread.so.0", s.old_libpthread),
+            (s.old_libpthread, "libc.so.6", s.new_libc),
+        ],
+    )
+    (conflict,) = analyze(graph)
+    assert (conflict.kind, conflict.object, conflict.severity) == (
+        Kind.MIXED_GLIBC,
+        str(s.old_libpthread),
+        Severity.ERROR,
+    )
+    assert conflict.version == "GLIBC_PRIVATE"
+
+
+def test_glibc_libraries_of_two_builds_without_private_calls_are_a_warning(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [
+            (s.app, "libc.so.6", s.new_libc),
+            (s.app, "libm.so.6", s.old_libm),
+            (s.old_libm, "libc.so.6", s.new_libc),
+        ],
+    )
+    (conflict,) = analyze(graph)
+    assert (conflict.kind, conflict.severity) == (Kind.MIXED_GLIBC, Severity.WARNING)
+
+
+def test_a_loader_of_another_glibc_than_the_libc_is_a_loader_mismatch(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(s.app, [(s.app, "libc.so.6", s.new_libc)], loader=s.old_loader)
+    (conflict,) = analyze(graph)
+    assert (conflict.kind, conflict.object) == (Kind.LOADER_MISMATCH, str(s.new_libc))
+    assert str(s.old_loader) in conflict.cause
+
+
+def test_loader_and_libc_of_one_glibc_are_no_mismatch(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(s.app, app_closure(s), loader=s.old_loader)
+    assert analyze(graph) == ()
+
+
+def test_an_order_dependent_soname_is_a_warning(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(s.app, app_closure(s), order_dependent=["libdep.so"])
+    (conflict,) = analyze(graph)
+    assert (conflict.kind, conflict.severity, conflict.library) == (
+        Kind.ORDER_DEPENDENT,
+        Severity.WARNING,
+        "libdep.so",
+    )
+
+
+def test_a_conflict_only_in_the_strict_graph_is_a_latent_warning(synthetic: Synthetic) -> None:
+    s = synthetic
+    exact = process(
+        s.app,
+        [
+            (s.app, "libc.so.6", s.new_libc),
+            (s.app, "ext.so", s.ext_needs_234),
+            (s.ext_needs_234, "libc.so.6", s.new_libc),
+        ],
+        extensions=[s.ext_needs_234],
+    )
+    strict = process(
+        s.app,
+        [
+            (s.app, "libc.so.6", s.new_libc),
+            (s.app, "ext.so", s.ext_needs_234),
+            (s.ext_needs_234, "libc.so.6", s.old_libc),
+        ],
+        extensions=[s.ext_needs_234],
+    )
+    conflicts = analyze(exact, strict)
+    assert [(c.kind, c.version, c.mode, c.severity) for c in conflicts] == [
+        (Kind.LATENT, "GLIBC_2.34", "strict", Severity.WARNING)
+    ]
+
+
+def test_a_conflict_in_both_graphs_is_reported_once(synthetic: Synthetic) -> None:
+    s = synthetic
+    links = [*app_closure(s), (s.app, "ext.so", s.ext_needs_234), (s.ext_needs_234, "libc.so.6", s.old_libc)]
+    graph = process(s.app, links, extensions=[s.ext_needs_234])
+    assert [c.kind for c in analyze(graph, process(s.app, links, extensions=[s.ext_needs_234]))] == [
+        Kind.MISSING_VERSION
+    ]
+
+
+def test_errors_come_before_warnings_and_records_are_ordered(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [
+            *app_closure(s),
+            (s.app, "b.so", s.ext_needs_238),
+            (s.ext_needs_238, "libc.so.6", s.old_libc),
+            (s.app, "a.so", s.ext_needs_234),
+            (s.ext_needs_234, "libc.so.6", s.old_libc),
+        ],
+        extensions=[s.ext_needs_238, s.ext_needs_234],
+        order_dependent=["libm.so.6"],
+    )
+    conflicts = analyze(graph)
+    assert [c.severity for c in conflicts] == [Severity.ERROR] * 3 + [Severity.WARNING]
+    assert [c.object for c in conflicts[:3]] == sorted(c.object for c in conflicts[:3])
+    assert analyze(graph) == conflicts
+
+
+def test_glibc_info_reports_the_release_of_the_libc_that_loads(synthetic: Synthetic) -> None:
+    s = synthetic
+    info = glibc_info(process(s.app, app_closure(s), loader=s.old_loader))
+    assert (info.version, info.libc, info.loader) == ("2.31", str(s.old_libc), str(s.old_loader))
+
+
+def test_a_provider_without_version_definitions_is_not_checked(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = process(
+        s.app,
+        [(s.app, "ext.so", s.ext_needs_234), (s.ext_needs_234, "libc.so.6", s.ext_clean)],
+        extensions=[s.ext_needs_234],
+    )
+    assert errors(analyze(graph)) == []

@@ -125,6 +125,11 @@ class Lab:
     extensions: dict[str, Path] = field(hash=False)  # module name -> .so in site_packages
     system_glibc: GlibcInfo = field(default_factory=lambda: GlibcInfo(None, None, None))
 
+    @property
+    def cache_dir(self) -> Path:
+        """The cache the lab was built in (``root`` is ``cache_dir/builds/<id>``)."""
+        return self.root.parent.parent
+
     def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment to run lab interpreters in: ``base`` without variables that redirect loads.
 

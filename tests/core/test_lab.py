@@ -1,0 +1,374 @@
+"""The real-glibc lab reproduces the conflict for real: these tests run the lab's interpreters.
+
+The ``lab`` fixture builds (or reuses) the lab once per session; every assertion here is about what the
+real ld.so did when the lab's python3.9 and ruby2.7 (glibc 2.31) loaded extensions that the machine's gcc
+built against a newer glibc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from glibc_doctor.core.errors import LabError
+from glibc_doctor.core.lab import (
+    LAB_RECIPE,
+    LOADER_NAME,
+    Lab,
+    LabProgress,
+    build_lab,
+    default_cache_dir,
+    ensure_lab,
+    mirror_uri,
+)
+
+lab_test = pytest.mark.lab
+NOT_FOUND = re.compile(
+    r"(?P<provider>\S+): version `(?P<version>[^']+)' not found \(required by (?P<object>[^)]+)\)"
+)
+
+
+def run_python(lab: Lab, code: str, python: Path | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [str(python or lab.venv_python), "-c", code]
+    return subprocess.run(argv, capture_output=True, text=True, env=lab.environ(), timeout=60, check=False)
+
+
+def run_ruby(lab: Lab, code: str) -> subprocess.CompletedProcess[str]:
+    argv = [str(lab.ruby), "-e", code]
+    return subprocess.run(argv, capture_output=True, text=True, env=lab.environ(), timeout=60, check=False)
+
+
+def loader_error(stderr: str) -> dict[str, str]:
+    match = NOT_FOUND.search(stderr)
+    assert match is not None, stderr
+    return match.groupdict()
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def dynamic_tags(path: Path) -> tuple[str | None, dict[str, str]]:
+    with path.open("rb") as handle:
+        elf = ELFFile(handle)
+        interp = next(
+            (seg.get_interp_name() for seg in elf.iter_segments() if seg["p_type"] == "PT_INTERP"), None
+        )
+        tags: dict[str, str] = {}
+        for section in elf.iter_sections():
+            if isinstance(section, DynamicSection):
+                for tag in section.iter_tags():
+                    if tag.entry.d_tag in ("DT_RPATH", "DT_RUNPATH"):
+                        tags[tag.entry.d_tag] = tag.runpath if tag.entry.d_tag == "DT_RUNPATH" else tag.rpath
+        return interp, tags
+
+
+# --- the reproduction ------------------------------------------------------------------------------
+
+
+@lab_test
+def test_importing_ext_pthread_fails_because_glibc_2_31_lacks_glibc_2_34(lab: Lab) -> None:
+    result = run_python(lab, "import ext_pthread")
+    error = loader_error(result.stderr)
+    assert result.returncode == 1
+    assert "ImportError" in result.stderr
+    assert error == {
+        "provider": str(lab.glibc_old_lib / "libc.so.6"),
+        "version": "GLIBC_2.34",
+        "object": str(lab.extensions["ext_pthread"]),
+    }
+
+
+@lab_test
+def test_importing_ext_strlcpy_fails_on_glibc_2_38_from_the_trixie_link(lab: Lab) -> None:
+    result = run_python(lab, "import ext_strlcpy")
+    error = loader_error(result.stderr)
+    assert (error["version"], error["object"]) == ("GLIBC_2.38", str(lab.extensions["ext_strlcpy"]))
+    assert error["provider"] == str(lab.glibc_old_lib / "libc.so.6")
+
+
+@lab_test
+def test_importing_ext_cxx_fails_in_the_machines_libstdcxx_not_in_the_extension(lab: Lab) -> None:
+    result = run_python(lab, "import ext_cxx")
+    error = loader_error(result.stderr)
+    assert Path(error["object"]).name == "libstdc++.so.6"
+    assert not error["object"].startswith(str(lab.root))
+    assert re.fullmatch(r"GLIBC_2\.3[2-9]", error["version"])
+    assert error["provider"] == str(lab.glibc_old_lib / "libc.so.6")
+
+
+@lab_test
+def test_ext_clean_imports_and_runs_in_the_lab_python(lab: Lab) -> None:
+    result = run_python(lab, "import ext_clean; print(ext_clean.length('glibc'))")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "5\n", "")
+
+
+@lab_test
+def test_requiring_rbext_fails_in_the_lab_ruby_with_glibc_2_34(lab: Lab) -> None:
+    result = run_ruby(lab, 'require "rbext"')
+    error = loader_error(result.stderr)
+    assert "LoadError" in result.stderr
+    assert error == {
+        "provider": str(lab.glibc_old_lib / "libc.so.6"),
+        "version": "GLIBC_2.34",
+        "object": str(lab.ruby_ext),
+    }
+
+
+@lab_test
+def test_each_failing_extension_loads_once_glibc_2_41_is_preloaded_by_its_own_loader(lab: Lab) -> None:
+    # The same files, run by trixie's ld.so with its libc first: the extensions were not broken, the
+    # interpreter's glibc was too old. (ext_cxx needs the machine's libstdc++, glibc 2.36 <= 2.41.)
+    code = (
+        "import ext_pthread, ext_strlcpy, ext_cxx;"
+        "print(ext_pthread.run(), ext_strlcpy.copy('overflowing'), ext_cxx.greet('lab'))"
+    )
+    argv = [str(lab.glibc_new_lib / LOADER_NAME), "--library-path", f"{lab.glibc_new_lib}:{lab.deps_lib}",
+            str(lab.venv_python), "-c", code]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, env=lab.environ(), timeout=60, check=False)
+    assert (result.returncode, result.stdout) == (0, "42 overflo hello, lab\n"), result.stderr
+
+
+# --- the interpreters are real and hard-wired ------------------------------------------------------
+
+
+@lab_test
+def test_the_lab_python_runs_on_glibc_2_31(lab: Lab) -> None:
+    result = run_python(lab, "import os; print(os.confstr('CS_GNU_LIBC_VERSION'))", python=lab.python)
+    assert result.stdout == "glibc 2.31\n", result.stderr
+
+
+@lab_test
+def test_the_lab_ruby_runs_on_glibc_2_31(lab: Lab) -> None:
+    result = run_ruby(lab, 'require "etc"; puts Etc.confstr(Etc::CS_GNU_LIBC_VERSION)')
+    assert result.stdout == "glibc 2.31\n", result.stderr
+
+
+@lab_test
+def test_the_lab_python_has_a_working_stdlib_under_its_store_prefix(lab: Lab) -> None:
+    code = "import ssl, sqlite3, ctypes, json, sys; print(sys.prefix); print(ssl.OPENSSL_VERSION)"
+    result = run_python(lab, code, python=lab.python)
+    prefix, openssl = result.stdout.splitlines()
+    assert prefix == str(lab.python_store)
+    assert openssl.startswith("OpenSSL 1.1.1")
+
+
+@lab_test
+def test_the_lab_ruby_requires_json_from_its_store(lab: Lab) -> None:
+    result = run_ruby(
+        lab, 'require "json"; puts JSON.generate([1]); puts $LOADED_FEATURES.grep(/parser/).first'
+    )
+    generated, parser = result.stdout.splitlines()
+    assert generated == "[1]"
+    assert parser.startswith(str(lab.ruby_store))
+
+
+@lab_test
+def test_the_venv_is_based_on_the_store_python(lab: Lab) -> None:
+    result = run_python(
+        lab, "import sys, site; print(sys.prefix); print(sys.base_prefix); print(site.getsitepackages()[0])"
+    )
+    assert result.stdout.splitlines() == [str(lab.venv), str(lab.python_store), str(lab.site_packages)]
+    assert lab.venv_python.resolve() == lab.python
+
+
+@pytest.mark.parametrize("which", ["python", "ruby"])
+@lab_test
+def test_the_interpreters_are_hard_wired_to_glibc_2_31_with_a_runpath(lab: Lab, which: str) -> None:
+    interp, tags = dynamic_tags(getattr(lab, which))
+    assert interp == str(lab.glibc_old_lib / LOADER_NAME)
+    assert "DT_RPATH" not in tags
+    assert str(lab.glibc_old_lib) in tags["DT_RUNPATH"].split(":")
+
+
+@lab_test
+def test_the_glibc_store_entries_hold_a_real_loader_and_libc(lab: Lab) -> None:
+    for lib, release in ((lab.glibc_old_lib, "2.31"), (lab.glibc_new_lib, "2.41")):
+        assert not (lib / LOADER_NAME).is_symlink()
+        assert f"-glibc-{release}" in lib.parent.name
+        assert f"release version {release}".encode() in (lib / "libc.so.6").read_bytes()
+
+
+@lab_test
+def test_the_extensions_are_importable_names_in_the_venv_site_packages(lab: Lab) -> None:
+    assert sorted(lab.extensions) == ["ext_clean", "ext_cxx", "ext_pthread", "ext_strlcpy"]
+    for name, path in lab.extensions.items():
+        assert path.parent == lab.site_packages
+        assert path.name.startswith(f"{name}.cpython-39-")
+    assert lab.ruby_ext.parent == lab.ruby_archdir
+
+
+# --- the cache ---------------------------------------------------------------------------------------
+
+
+@lab_test
+def test_a_built_lab_is_reloaded_from_its_cache_in_well_under_a_second(lab: Lab) -> None:
+    started = time.monotonic()
+    again = Lab.load(lab.cache_dir)
+    assert time.monotonic() - started < 1.0
+    assert again == lab
+
+
+@lab_test
+def test_build_lab_on_a_valid_cache_yields_only_the_finished_lab(lab: Lab) -> None:
+    events = list(build_lab(lab.cache_dir))
+    assert events == [LabProgress("lab ready", 1, 1, lab)]
+
+
+@lab_test
+def test_the_lab_record_survives_its_json_file(lab: Lab) -> None:
+    assert Lab.from_json(json.loads(json.dumps(lab.as_json()))) == lab
+    assert (lab.cache_dir / "lab" / "lab.json").is_file()
+
+
+def copy_downloads(lab: Lab, cache: Path) -> None:
+    """A fresh cache that already has the lab's .deb files: a rebuild then needs no network."""
+    for deb in (lab.cache_dir / "debs").rglob("*.deb"):
+        target = cache / deb.relative_to(lab.cache_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(deb, target)
+
+
+@lab_test
+def test_concurrent_builders_build_once_and_agree_on_the_lab(lab: Lab, tmp_path: Path) -> None:
+    copy_downloads(lab, tmp_path)
+    code = (
+        "import sys; from pathlib import Path; from glibc_doctor.core.lab import ensure_lab;"
+        "print(ensure_lab(Path(sys.argv[1])).root)"
+    )
+    builders = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    roots = {builder.communicate(timeout=240)[0].strip() for builder in builders}
+    assert len(roots) == 1
+    assert [path.name for path in (tmp_path / "builds").iterdir()] == [Path(roots.pop()).name]
+    rebuilt = Lab.load(tmp_path)
+    assert rebuilt is not None
+    result = run_python(rebuilt, "import ext_pthread")
+    assert loader_error(result.stderr)["object"] == str(rebuilt.extensions["ext_pthread"])
+
+
+@lab_test
+def test_a_changed_recipe_makes_the_cached_lab_invalid(lab: Lab, tmp_path: Path) -> None:
+    data = lab.as_json()
+    write(tmp_path / "lab" / "lab.json", json.dumps(data))
+    assert Lab.load(tmp_path) == lab  # the record alone is a valid lab: its files exist
+    write(tmp_path / "lab" / "lab.json", json.dumps({**data, "recipe": LAB_RECIPE + "-older"}))
+    assert Lab.load(tmp_path) is None
+
+
+def test_a_corrupt_lab_record_is_no_lab(tmp_path: Path) -> None:
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "lab.json").write_text('{"root": 1')
+    assert Lab.load(tmp_path) is None
+
+
+# --- failures are one clear line ----------------------------------------------------------------------
+
+
+def test_a_machine_without_apt_get_is_a_lab_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(LabError, match=r"^the lab needs apt-get, which is not on PATH"):
+        ensure_lab(tmp_path / "cache")
+    assert list((tmp_path / "cache" / "builds").iterdir()) == []
+
+
+def test_an_unreachable_mirror_is_a_lab_error_naming_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GLIBC_DOCTOR_MIRROR", "http://127.0.0.1:9/debian")
+    with pytest.raises(
+        LabError,
+        match=r"^apt-get could not fetch the bullseye package index from http://127\.0\.0\.1:9/debian: ",
+    ):
+        ensure_lab(tmp_path)
+    assert list((tmp_path / "builds").iterdir()) == []
+
+
+def test_a_cancelled_build_stops_without_a_lab_and_leaves_no_build(tmp_path: Path) -> None:
+    cancel = threading.Event()
+    events = []
+    for event in build_lab(tmp_path, cancel):
+        events.append(event)
+        cancel.set()
+    assert [event.step for event in events] == ["check tools"]
+    assert events[-1].lab is None
+    assert list((tmp_path / "builds").iterdir()) == []
+    with pytest.raises(LabError, match="cancelled"):
+        ensure_lab(tmp_path, cancel)
+
+
+# --- where things are --------------------------------------------------------------------------------
+
+
+def test_the_cache_dir_is_glibc_doctor_lab_first() -> None:
+    env = {"GLIBC_DOCTOR_LAB": "/srv/lab", "XDG_CACHE_HOME": "/xdg"}
+    assert default_cache_dir(env) == Path("/srv/lab")
+
+
+def test_the_cache_dir_falls_back_to_xdg_cache_home() -> None:
+    assert default_cache_dir({"XDG_CACHE_HOME": "/xdg"}) == Path("/xdg/glibc-doctor/lab")
+
+
+def test_the_cache_dir_defaults_to_dot_cache_in_home() -> None:
+    assert default_cache_dir({}) == Path.home() / ".cache" / "glibc-doctor" / "lab"
+
+
+@pytest.fixture
+def no_mirror_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GLIBC_DOCTOR_MIRROR", raising=False)
+
+
+@pytest.mark.usefixtures("no_mirror_override")
+def test_the_mirror_comes_from_deb822_sources_skipping_security(tmp_path: Path) -> None:
+    write(
+        tmp_path / "etc/apt/sources.list.d/a.sources",
+        "Types: deb\nURIs: http://security.debian.org/debian-security\n",
+    )
+    write(
+        tmp_path / "etc/apt/sources.list.d/b.sources",
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n",
+    )
+    assert mirror_uri(tmp_path) == "http://mirror.example/debian"
+
+
+@pytest.mark.usefixtures("no_mirror_override")
+def test_the_mirror_comes_from_a_one_line_sources_list(tmp_path: Path) -> None:
+    write(
+        tmp_path / "etc/apt/sources.list",
+        "# deb http://old.example/debian buster main\n"
+        "deb [arch=amd64] http://ftp.example/debian bookworm main\n",
+    )
+    assert mirror_uri(tmp_path) == "http://ftp.example/debian"
+
+
+@pytest.mark.usefixtures("no_mirror_override")
+def test_a_machine_without_sources_uses_deb_debian_org(tmp_path: Path) -> None:
+    assert mirror_uri(tmp_path) == "http://deb.debian.org/debian"
+
+
+def test_glibc_doctor_mirror_overrides_the_machines_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GLIBC_DOCTOR_MIRROR", "http://snapshot.example/debian/")
+    assert mirror_uri(tmp_path) == "http://snapshot.example/debian"
+
+
+@lab_test
+def test_the_lab_environment_drops_what_would_redirect_loads(lab: Lab) -> None:
+    env = lab.environ(
+        {"PATH": "/bin", "PYTHONPATH": "/x", "LD_LIBRARY_PATH": "/y", "VIRTUAL_ENV": "/v", "GEM_HOME": "/g"}
+    )
+    assert sorted(env) == ["PATH", "RUBYLIB"]
+    assert env["RUBYLIB"].split(":")[0] == str(lab.ruby_archdir)

@@ -31,7 +31,6 @@ from glibc_doctor.core.model import (
     StdenvInfo,
     VersionNeed,
 )
-from glibc_doctor.core.symbols import symbols_for_version
 from glibc_doctor.core.versions import VersionName, min_glibc_for
 
 LIBC = "libc.so.6"
@@ -189,7 +188,9 @@ def _missing_version(context: _Context, requester: str, provider: str, need: Ver
 
 
 def _symbols(path: str, need: VersionNeed) -> tuple[str, ...]:
-    """The symbols bound to the missing version; pyelftools is slow, so only for conflicts."""
+    """The symbols bound to the missing version; pyelftools is slow to import and to run, so only here."""
+    from glibc_doctor.core.symbols import symbols_for_version
+
     try:
         return symbols_for_version(path, need.library, need.version)
     except (OSError, ValueError):
@@ -459,12 +460,17 @@ def _order_dependent(context: _Context) -> Iterator[Conflict]:
 # --- strict mode: conflicts hidden today by the load order -------------------------------------------
 
 
+# Strict mode resolves each edge on its own, so several copies of one glibc library are expected there:
+# only what would fail a load is a latent conflict.
+_LATENT_KINDS = frozenset({Kind.MISSING_VERSION, Kind.NOT_FOUND, Kind.WRONG_ELF})
+
+
 def _latent(exact: list[Conflict], strict_graph: nx.DiGraph, stdenv: StdenvInfo | None) -> list[Conflict]:
     seen = {_identity(conflict) for conflict in exact}
     strict_context = _Context(strict_graph, _root(strict_graph), glibc_info(strict_graph), stdenv)
     latent: list[Conflict] = []
     for conflict in _exact_conflicts(strict_context):
-        if conflict.kind in (Kind.ORDER_DEPENDENT, Kind.LATENT) or _identity(conflict) in seen:
+        if conflict.kind not in _LATENT_KINDS or _identity(conflict) in seen:
             continue
         latent.append(
             replace(

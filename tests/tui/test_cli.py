@@ -1,0 +1,217 @@
+"""The installed ``glibc-doctor`` command, run as a real process: formats, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from tests.synthetic import Synthetic
+
+DOCTOR = str(Path(sys.executable).with_name("glibc-doctor"))
+
+
+def run(
+    *args: str | Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DOCTOR, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The user's environment with a private result cache, without loader variables of the test runner."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LD_", "XDG_CACHE"))}
+    return {**clean, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("glibc-doctor: ")
+    assert "Traceback" not in result.stderr
+
+
+# --- help -------------------------------------------------------------------------------------------
+
+
+def test_help_teaches_with_examples_and_exit_codes() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout
+    assert "glibc-doctor scan" in result.stdout
+    assert "exit codes" in result.stdout
+
+
+def test_scan_help_lists_every_output_format() -> None:
+    result = run("scan", "--help")
+    assert result.returncode == 0
+    for fmt in ("text", "json", "mermaid", "dot", "graphml"):
+        assert fmt in result.stdout
+
+
+def test_python_dash_m_runs_the_same_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "glibc_doctor.tui", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "glibc-doctor scan" in result.stdout
+
+
+# --- usage and input errors: one line, exit 2 ---------------------------------------------------------
+
+
+def test_scan_without_a_target_is_a_usage_error(env: dict[str, str]) -> None:
+    assert_one_line_error(run("scan", env=env))
+
+
+def test_an_unknown_format_is_a_usage_error(env: dict[str, str], synthetic: Synthetic) -> None:
+    assert_one_line_error(run("scan", synthetic.app, "--format", "svg", env=env))
+
+
+def test_an_unknown_command_is_a_usage_error(env: dict[str, str]) -> None:
+    assert_one_line_error(run("frobnicate", "--now", env=env))
+
+
+def test_a_missing_target_is_one_line_and_exit_2(env: dict[str, str], tmp_path: Path) -> None:
+    assert_one_line_error(run("scan", tmp_path / "nothing-here", env=env))
+
+
+@pytest.mark.parametrize("name", ["text", "empty", "garbage_after_magic", "truncated_header"])
+def test_a_target_that_is_not_a_usable_elf_is_one_line_and_exit_2(
+    env: dict[str, str], synthetic: Synthetic, name: str
+) -> None:
+    assert_one_line_error(run("scan", getattr(synthetic, name), env=env))
+
+
+@pytest.mark.parametrize("name", ["symlink_loop", "dangling"])
+def test_a_broken_link_as_target_is_one_line_and_exit_2(
+    env: dict[str, str], synthetic: Synthetic, name: str
+) -> None:
+    assert_one_line_error(run("scan", getattr(synthetic, name), env=env))
+
+
+def test_an_unreadable_target_is_one_line_and_exit_2(env: dict[str, str], tmp_path: Path) -> None:
+    fifo = tmp_path / "python3"
+    os.mkfifo(fifo)
+    assert_one_line_error(run("scan", fifo, env=env))
+
+
+def test_explain_with_an_empty_message_is_a_usage_error(env: dict[str, str]) -> None:
+    assert_one_line_error(run("explain", "-", env=env, stdin=""))
+
+
+# --- scan formats and exit codes -----------------------------------------------------------------------
+
+
+def scan(s: Synthetic, ext: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run("scan", s.app, "--ext", ext, *args, env=env)
+
+
+def test_scan_json_has_the_stable_keys(synthetic: Synthetic, env: dict[str, str]) -> None:
+    result = scan(synthetic, synthetic.ext_needs_238, "--json", env=env)
+    document = json.loads(result.stdout)
+    assert {"target", "interpreter", "glibc", "stdenv", "objects", "edges", "conflicts"} <= set(document)
+    assert {"version", "libc", "loader"} <= set(document["glibc"])
+    assert {"path", "role", "soname", "needed", "rpath", "runpath", "requires", "defines"} <= set(
+        document["objects"][0]
+    )
+    assert {"from", "to", "needed", "via"} <= set(document["edges"][0])
+
+
+def test_scan_json_reports_every_missing_version_and_exits_1(
+    synthetic: Synthetic, env: dict[str, str]
+) -> None:
+    result = scan(synthetic, synthetic.ext_needs_238, "--json", env=env)
+    assert result.returncode == 1
+    conflicts = json.loads(result.stdout)["conflicts"]
+    missing = [(c["object"], c["version"]) for c in conflicts if c["kind"] == "missing-version"]
+    assert missing == [
+        (str(synthetic.ext_needs_238), "GLIBC_2.34"),
+        (str(synthetic.ext_needs_238), "GLIBC_2.38"),
+    ]
+    assert json.loads(result.stdout)["glibc"]["version"] == "2.31"
+
+
+def test_a_clean_process_exits_0(synthetic: Synthetic, env: dict[str, str]) -> None:
+    result = scan(synthetic, synthetic.ext_clean, "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert [c for c in json.loads(result.stdout)["conflicts"] if c["severity"] == "error"] == []
+
+
+def test_the_text_report_shows_the_glibc_the_tree_and_each_conflict(
+    synthetic: Synthetic, env: dict[str, str]
+) -> None:
+    result = scan(synthetic, synthetic.ext_needs_238, env=env)
+    assert result.returncode == 1
+    out = result.stdout
+    assert "glibc 2.31" in out
+    assert synthetic.ext_needs_238.name in out
+    assert "GLIBC_2.38" in out
+    assert "strlcpy" in out
+    assert "glibc-doctor fix" in out
+
+
+def test_mermaid_output_is_a_flowchart_with_the_conflict_marked(
+    synthetic: Synthetic, env: dict[str, str]
+) -> None:
+    result = scan(synthetic, synthetic.ext_needs_238, "--format", "mermaid", env=env)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "flowchart LR"
+    assert any(line.strip().startswith("classDef conflict") for line in lines)
+    assert any(line.strip().startswith("class ") and line.strip().endswith(" conflict") for line in lines)
+
+
+def test_dot_output_is_a_digraph(synthetic: Synthetic, env: dict[str, str]) -> None:
+    result = scan(synthetic, synthetic.ext_needs_238, "--format", "dot", env=env)
+    assert result.stdout.startswith("digraph process {")
+    assert result.stdout.rstrip().endswith("}")
+    assert "color=red" in result.stdout
+
+
+def test_graphml_output_reads_back_with_networkx(
+    synthetic: Synthetic, env: dict[str, str], tmp_path: Path
+) -> None:
+    result = scan(synthetic, synthetic.ext_needs_238, "--format", "graphml", env=env)
+    path = tmp_path / "g.graphml"
+    path.write_text(result.stdout)
+    graph = nx.read_graphml(path)
+    assert graph.nodes[str(synthetic.ext_needs_238)]["conflict"] == "true"
+
+
+def test_a_repeated_json_scan_is_answered_from_the_cache_without_networkx(
+    synthetic: Synthetic, env: dict[str, str]
+) -> None:
+    first = scan(synthetic, synthetic.ext_needs_238, "--json", env=env)
+    second = scan(synthetic, synthetic.ext_needs_238, "--json", env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert (second.stdout, second.returncode) == (first.stdout, first.returncode)
+    assert "networkx" not in second.stderr
+    assert "glibc_doctor.core.scancache" in second.stderr
+
+
+def test_no_cache_scans_again(synthetic: Synthetic, env: dict[str, str]) -> None:
+    scan(synthetic, synthetic.ext_needs_238, "--json", env=env)
+    again = scan(
+        synthetic,
+        synthetic.ext_needs_238,
+        "--json",
+        "--no-cache",
+        env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
+    )
+    assert "networkx" in again.stderr

@@ -1,0 +1,86 @@
+"""The glibc-doctor Textual app: a start screen to pick a target, then the main screen for it.
+
+The app only routes: it opens the first screen, switches to the main screen when a target is chosen,
+and turns any worker failure into a modal with its one-line cause. Screens own their widgets and the
+workers whose results they show (tui/screens/), widgets render core records (tui/widgets/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from glibc_doctor.tui.messages import TargetChosen
+from glibc_doctor.tui.screens import engine
+from glibc_doctor.tui.screens.main import MainScreen
+from glibc_doctor.tui.screens.modals import ErrorScreen, HelpScreen
+from glibc_doctor.tui.screens.start import StartScreen
+from glibc_doctor.tui.widgets.render import PathNamer
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+WORKER_TITLES = {
+    "scan": "The scan failed",
+    "plan": "Could not plan the fix",
+    "fix": "The fix failed",
+    "rollback": "The rollback failed",
+    "explain": "Could not explain that",
+    "detect": "Could not look for interpreters",
+}
+
+
+class DoctorApp(App[int]):
+    """``DoctorApp(target)``: the TUI on ``target`` (or the picker when None).
+
+    ``path_aliases`` maps directory prefixes to short names shown instead (``{"/root/.cache/…/lab":
+    "$LAB"}``): screenshots and snapshots then hold no machine-specific paths.
+    """
+
+    TITLE = "glibc-doctor"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("ctrl+t", "toggle_theme", "Light/dark", show=False, id="app.theme"),
+    ]
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        ext: Iterable[str] = (),
+        glibc: str | None = None,
+        path_aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self.ext = tuple(ext)
+        self.glibc = glibc
+        self.namer = PathNamer(dict(path_aliases or {}))
+
+    def on_mount(self) -> None:
+        if self.target is None:
+            self.push_screen(StartScreen())
+        else:
+            self.push_screen(MainScreen(self.target, ext=self.ext, glibc=self.glibc))
+
+    def name_path(self, path: str) -> str:
+        return str(self.namer.text(path))
+
+    def on_target_chosen(self, message: TargetChosen) -> None:
+        self.target = message.spec
+        self.switch_screen(MainScreen(message.spec, ext=self.ext, glibc=self.glibc))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that raised: show its one-line cause in a modal (cancellation is not an error)."""
+        if event.state != WorkerState.ERROR or engine.is_cancellation(event.worker.error):
+            return
+        title = WORKER_TITLES.get(event.worker.group, "Something failed")
+        self.push_screen(ErrorScreen(title, self.namer.text(engine.one_line(event.worker.error))))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

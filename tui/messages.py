@@ -1,0 +1,107 @@
+"""App-wide events, named in the past tense: what happened, for whoever shows it.
+
+Workers run in threads and talk to the screens only through these (``post_message`` is thread-safe).
+They carry core records (``ScanResult``, ``FixPlan``, ``FixResult``) unchanged: the TUI renders the
+same records as the CLI and the JSON output, it never re-derives them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+
+@dataclass
+class CandidatesFound(Message):
+    """The start screen's background detection found these targets (``core.targets.Candidate``)."""
+
+    candidates: tuple[Any, ...]
+
+
+@dataclass
+class CandidateGlibcFound(Message):
+    """The glibc release a candidate's process would load, learned after the picker painted."""
+
+    path: str
+    glibc: str
+
+
+@dataclass
+class TargetChosen(Message):
+    """The user picked or typed a target to scan."""
+
+    spec: str
+
+
+@dataclass
+class ScanProgressed(Message):
+    """One step of a scan; a newer one replaces an unprocessed older one so a fast scan cannot flood."""
+
+    step: str
+    done: int = 0
+    total: int | None = None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ScanProgressed)
+
+
+@dataclass
+class ScanFinished(Message):
+    """A scan finished with its ``ScanResult``."""
+
+    result: Any
+
+
+@dataclass
+class ScanCancelled(Message):
+    """The user stopped a scan before it finished."""
+
+
+@dataclass
+class NodeChosen(Message):
+    """A node of the process graph was chosen somewhere (tree, conflicts table, graph, explain)."""
+
+    node: str
+
+
+@dataclass
+class PlanReady(Message):
+    """The fix plan (``core.patch.FixPlan``) is computed and can be shown for confirmation."""
+
+    plan: Any
+    stdenv: Any
+
+
+@dataclass
+class FixProgressed(Message):
+    """One line of the fix's progress log (every line is kept: it is the record of what was done)."""
+
+    line: str
+    done: int = 0
+    total: int | None = None
+
+
+@dataclass
+class FixFinished(Message):
+    """The fix ended with its ``FixResult`` (or None when it was cancelled before the end)."""
+
+    result: Any
+    cancelled: bool = False
+
+
+@dataclass
+class ExplainFinished(Message):
+    """An explanation of a loader message, and the graph nodes it involves."""
+
+    explanation: Any
+    involved: tuple[str, ...]
+    output: str = ""
+
+
+@dataclass
+class RolledBack(Message):
+    """A rollback finished; ``summary`` says what was restored."""
+
+    summary: str

@@ -1,0 +1,1 @@
+"""Screens of the glibc-doctor app; each owns its widgets and the workers whose results it shows."""

@@ -1,0 +1,212 @@
+"""The one place where the TUI calls core: thin wrappers the screens' workers loop over.
+
+Nothing here decides anything about ELF, loaders or patches; it only forwards to core and turns core's
+progress events into short lines. Keeping the calls together means a change in a core signature is one
+edit here, not a hunt through the screens.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Step:
+    """A progress event as the TUI shows it."""
+
+    text: str
+    done: int = 0
+    total: int | None = None
+
+
+def step_of(event: object) -> Step:
+    """Read the common fields of a core progress event (``message``/``step``, ``done``, ``total``)."""
+    text = ""
+    for attr in ("message", "step", "text", "line", "stage"):
+        value = getattr(event, attr, None)
+        if isinstance(value, str) and value:
+            text = value
+            break
+    done = getattr(event, "done", 0)
+    total = getattr(event, "total", None)
+    return Step(
+        text or str(event), done if isinstance(done, int) else 0, total if isinstance(total, int) else None
+    )
+
+
+def is_scan_result(item: object) -> bool:
+    return hasattr(item, "graph") and hasattr(item, "conflicts")
+
+
+def detect_candidates(cwd: str, env: Mapping[str, str]) -> list[Any]:
+    from glibc_doctor.core import targets
+
+    return list(targets.detect_candidates(cwd, env))
+
+
+def scan_steps(
+    spec: str, *, ext: Sequence[str] = (), glibc: str | None = None, cancel: threading.Event | None = None
+) -> Iterator[object]:
+    """Core's scan as a generator: progress events, then the ``ScanResult``."""
+    from glibc_doctor.core import scan
+
+    yield from scan.scan_steps(spec, ext=tuple(ext), glibc=glibc, cancel=cancel)
+
+
+def find_stdenv(glibc: str | None = None) -> Any:
+    from glibc_doctor.core import stdenv
+
+    return stdenv.find_stdenv(glibc)
+
+
+def plan_fix(result: Any, stdenv: Any) -> Any:
+    from glibc_doctor.core import patch
+
+    return patch.plan_fix(result, stdenv)
+
+
+def run_fix(plan: Any, cancel: threading.Event | None = None) -> Iterator[object]:
+    from glibc_doctor.core import patch
+
+    yield from patch.run_fix(plan, cancel=cancel)
+
+
+def rollback(target_spec: str) -> Any:
+    from glibc_doctor.core import patch
+
+    return patch.rollback(target_spec)
+
+
+def explain(text: str) -> Any:
+    from glibc_doctor.core import explain as core_explain
+
+    return core_explain.explain(text)
+
+
+def diagnose(argv: Sequence[str], cancel: threading.Event | None = None) -> Any:
+    """Run the user's command (they typed it and asked for it to run) and explain its loader errors."""
+    from glibc_doctor.core import diagnose as core_diagnose
+
+    return core_diagnose.diagnose(list(argv))
+
+
+def involved_nodes(graph: Any, explanation: Any) -> tuple[str, ...]:
+    """The graph nodes that a loader message names: by path, or by file name when paths differ."""
+    names: list[str] = []
+    for message in getattr(explanation, "messages", ()):
+        for attr in ("object", "library"):
+            value = getattr(message, attr, None)
+            if isinstance(value, str) and value:
+                names.append(value)
+    nodes = set(graph.nodes) if graph is not None else set()
+    found: list[str] = []
+    for name in names:
+        if name in nodes:
+            found.append(name)
+            continue
+        base = os.path.basename(name)
+        found.extend(node for node in sorted(nodes) if os.path.basename(node) == base)
+    return tuple(dict.fromkeys(found))
+
+
+def candidate_glibc(candidate: Any) -> str | None:
+    """The glibc release a candidate's process loads: from the candidate when core knows it, else a scan."""
+    known = getattr(candidate, "glibc", None)
+    if isinstance(known, str) and known:
+        return known
+    result: object = None
+    try:
+        for item in scan_steps(str(candidate.path)):
+            result = item
+    except Exception:  # noqa: BLE001 - a candidate that cannot be scanned just shows no glibc
+        return None
+    glibc = getattr(result, "glibc", None)
+    version = getattr(glibc, "version", None)
+    return version if isinstance(version, str) else None
+
+
+def rollback_summary(outcome: object) -> str:
+    """One line about what a rollback restored (core returns a record or a message)."""
+    if isinstance(outcome, str):
+        return outcome
+    for attr in ("summary", "message", "restored"):
+        value = getattr(outcome, attr, None)
+        if value:
+            return str(value) if not isinstance(value, (list, tuple)) else ", ".join(map(str, value))
+    return "the original interpreter is back"
+
+
+def is_fix_result(item: object) -> bool:
+    return hasattr(item, "verified") or type(item).__name__ == "FixResult"
+
+
+def one_line(error: BaseException | None) -> str:
+    """A worker's failure in one line: core errors carry their own message; others get their type."""
+    if error is None:
+        return "unknown error"
+    from glibc_doctor.core.errors import DoctorError
+
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, DoctorError):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    style: str = ""
+
+
+def _conflict_line(item: object) -> str:
+    conflict = getattr(item, "conflict", item)
+    reason = getattr(item, "reason", "")
+    message = getattr(conflict, "message", str(conflict))
+    return f"  {message}" + (f" — {reason}" if reason else "")
+
+
+def fix_result_lines(result: object) -> list[Line]:
+    """The parts of a ``FixResult`` worth reading: imports that work now, what remains, what changed."""
+    lines: list[Line] = []
+    works = getattr(result, "imports", None) or getattr(result, "working", None) or ()
+    if works:
+        lines.append(Line("\nWorks now (imported for real by the patched interpreter):", "bold green"))
+        lines.extend(Line(f"  ✓ {getattr(item, 'name', item)}", "green") for item in works)
+    activated = getattr(result, "activated", ()) or ()
+    if activated:
+        lines.append(Line("\nSwitched:", "bold"))
+        lines.extend(Line(f"  {item}") for item in activated)
+    remaining = getattr(result, "remaining", ()) or ()
+    lines.append(Line(f"\nStill broken: {len(remaining)}", "bold yellow" if remaining else "bold"))
+    lines.extend(Line(_conflict_line(item), "yellow") for item in remaining)
+    return lines
+
+
+def explanation_lines(explanation: object) -> list[Line]:
+    """An ``Explanation`` as lines: each parsed loader message, then the cause and what to run next."""
+    lines: list[Line] = []
+    messages = getattr(explanation, "messages", ()) or ()
+    if not messages:
+        lines.append(Line("No loader error found in that text.", "yellow"))
+    for message in messages:
+        kind = getattr(message, "kind", "")
+        lines.append(Line(f"{kind}", "bold red"))
+        for attr in ("version", "library", "symbol", "object"):
+            value = getattr(message, attr, None)
+            if value:
+                lines.append(Line(f"  {attr:8} {value}"))
+    for attr, title in (("cause", "Why"), ("fix", "Fix"), ("next_command", "Next")):
+        value = getattr(explanation, attr, None)
+        if value:
+            lines.append(Line(f"\n{title}", "bold underline"))
+            lines.append(Line(str(value), "green" if attr != "cause" else ""))
+    return lines
+
+
+def is_cancellation(error: BaseException | None) -> bool:
+    """Core raises ``ScanCancelled``/``FixCancelled``-style errors when its cancel event is set."""
+    return error is not None and type(error).__name__.endswith(("Cancelled", "Canceled"))

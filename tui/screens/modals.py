@@ -1,0 +1,105 @@
+"""Small modal screens: an error with its one-line cause, a yes/no confirmation, the help."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Markdown
+
+
+class ErrorScreen(ModalScreen[None]):
+    """A failure in a worker, told in one line, not a crash."""
+
+    BINDINGS = [
+        Binding("escape,enter", "close", "Close", id="error.close"),
+    ]
+
+    def __init__(self, title: str, cause: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.cause = cause
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="error"):
+            yield Label(self.title_text, id="dialog-title")
+            yield Label(self.cause, id="dialog-body")
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Close", id="close", variant="error")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask before doing something that changes files: Enter/y confirms, Escape/n cancels."""
+
+    BINDINGS = [
+        Binding("enter,y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("escape,n", "answer(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.question, id="dialog-title")
+            if self.detail:
+                yield Label(self.detail, id="dialog-body")
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Yes", id="yes", variant="primary")
+                yield Button("No", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+HELP = """\
+# glibc-doctor
+
+A process loads **one** glibc: the one its interpreter's loader (PT_INTERP) and RPATH pick. An extension
+built by today's compiler may need a newer glibc than that (`version 'GLIBC_2.34' not found`). The fix is a
+patched copy of the interpreter that uses your stdenv's glibc; the original stays untouched.
+
+| Key | Does |
+|-----|------|
+| `f` | fix: show the plan, Enter to apply, Escape to cancel |
+| `u` | undo a fix (roll back to the original interpreter) |
+| `e` | explain a pasted error message, or run a command and map its errors |
+| `r` | rescan |
+| `c` | conflicts only, on/off |
+| `/` | filter the tree by text |
+| `g` | the drawn graph |
+| `1` `2` `3` | the Process, Conflicts and Graph tabs |
+| `Enter` | in Conflicts: jump to the object |
+| `Escape` | cancel the running step, or go back |
+| `ctrl+p` | command palette (all actions, themes) |
+| `ctrl+t` | light / dark theme |
+| `?` | this help |
+| `q` | quit |
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """What the tool does, in two sentences, and every key."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close", id="help.close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

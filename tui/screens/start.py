@@ -1,0 +1,112 @@
+"""The first screen: pick a detected target or type a path. It paints at once; detection runs after."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from glibc_doctor.tui.messages import CandidateGlibcFound, CandidatesFound, TargetChosen
+from glibc_doctor.tui.screens import engine
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+INTRO = (
+    "Which process should I examine? Pick a detected interpreter or environment, or type a path "
+    "(a python/ruby interpreter, a venv, a program)."
+)
+
+
+class StartScreen(Screen[None]):
+    """Candidate picker plus a path input; choosing one posts ``TargetChosen`` to the app."""
+
+    BINDINGS = [
+        Binding("slash", "focus_path", "Type a path", id="start.path"),
+        Binding("q", "app.quit", "Quit", id="start.quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._glibc: dict[str, str] = {}
+        self._candidates: tuple[object, ...] = ()
+        self._cancel = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="start"):
+            yield Static("[b]glibc-doctor[/b] — find and fix glibc conflicts", id="start-title")
+            yield Label(INTRO, id="start-intro")
+            yield OptionList(
+                Option("looking for interpreters…", id="__searching__", disabled=True), id="candidates"
+            )
+            yield Input(placeholder="or type a path and press Enter", id="path")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#candidates", OptionList).focus()
+        self.detect()
+
+    def on_unmount(self) -> None:
+        self._cancel.set()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detect")
+    def detect(self) -> None:
+        candidates = engine.detect_candidates(os.getcwd(), dict(os.environ))
+        self.post_message(CandidatesFound(tuple(candidates)))
+        for candidate in candidates:
+            if get_current_worker().is_cancelled or self._cancel.is_set():
+                return
+            glibc = engine.candidate_glibc(candidate)
+            if glibc:
+                self.post_message(CandidateGlibcFound(str(candidate.path), glibc))
+
+    def on_candidates_found(self, message: CandidatesFound) -> None:
+        self._candidates = message.candidates
+        self._refill()
+
+    def on_candidate_glibc_found(self, message: CandidateGlibcFound) -> None:
+        self._glibc[message.path] = message.glibc
+        self._refill()
+
+    def _refill(self) -> None:
+        options = self.query_one("#candidates", OptionList)
+        highlighted = options.highlighted
+        options.clear_options()
+        if not self._candidates:
+            options.add_option(Option("nothing detected here: type a path below", disabled=True))
+            return
+        for candidate in self._candidates:
+            options.add_option(Option(self._prompt(candidate), id=str(getattr(candidate, "path", ""))))
+        options.highlighted = highlighted if highlighted is not None else 0
+
+    def _prompt(self, candidate: object) -> str:
+        path = str(getattr(candidate, "path", ""))
+        label = getattr(candidate, "label", None) or os.path.basename(path)
+        kind = getattr(candidate, "kind", "")
+        why = getattr(candidate, "why", "")
+        glibc = self._glibc.get(path)
+        shown = self.app_name(path)
+        glibc_text = f"  glibc {glibc}" if glibc else ""
+        return f"[b]{label}[/b]  [dim]{kind}[/]{glibc_text}\n  {shown}  [dim]{why}[/]"
+
+    def app_name(self, path: str) -> str:
+        namer = getattr(self.app, "name_path", None)
+        return namer(path) if callable(namer) else path
+
+    @on(OptionList.OptionSelected, "#candidates")
+    def candidate_chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.post_message(TargetChosen(event.option.id))
+
+    @on(Input.Submitted, "#path")
+    def path_typed(self, event: Input.Submitted) -> None:
+        spec = event.value.strip()
+        if spec:
+            self.post_message(TargetChosen(os.path.expanduser(spec)))
+
+    def action_focus_path(self) -> None:
+        self.query_one("#path", Input).focus()

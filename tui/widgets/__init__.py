@@ -1,0 +1,1 @@
+"""Widgets of the glibc-doctor app; each renders core records handed down by its screen."""

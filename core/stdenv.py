@@ -60,9 +60,15 @@ def find_stdenv(glibc_dir: str | None = None, env: Mapping[str, str] | None = No
     Raises StdenvError with one line when neither gives a loader and a libc.
     """
     environ = dict(os.environ if env is None else env)
-    if glibc_dir is not None:
-        return stdenv_from_dir(glibc_dir, environ)
     compiler = find_compiler(environ)
+    if glibc_dir is not None:
+        key = _cache_key(compiler, environ, f"--glibc {os.path.realpath(glibc_dir)}")
+        cached = _load_cached(key, environ)
+        if cached is not None and cached.source == f"--glibc {glibc_dir}":
+            return cached
+        info = stdenv_from_dir(glibc_dir, environ)
+        _store_cached(key, info, environ)
+        return info
     if compiler is None:
         nix = stdenv_from_nix_cc(environ)
         if nix is not None:
@@ -266,12 +272,14 @@ def cache_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "glibc-doctor"
 
 
-def _cache_key(compiler: Compiler, env: Mapping[str, str]) -> str:
+def _cache_key(compiler: Compiler | None, env: Mapping[str, str], extra: str = "") -> str:
     try:
-        mtime = os.stat(compiler.real_path).st_mtime_ns
+        mtime = os.stat(compiler.real_path).st_mtime_ns if compiler is not None else 0
     except OSError:
         mtime = 0
-    parts = [str(CACHE_FORMAT), compiler.real_path, str(mtime), " ".join(compiler.argv)]
+    real = compiler.real_path if compiler is not None else "-"
+    argv = " ".join(compiler.argv) if compiler is not None else "-"
+    parts = [str(CACHE_FORMAT), extra, real, str(mtime), argv]
     parts += [env.get(name, "") for name in ("PATH", "CC", "NIX_CC", "NIX_LDFLAGS", "LDFLAGS")]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 

@@ -1,0 +1,571 @@
+"""What the dynamic loader reads of one file: a small, bounds-checked ELF reader.
+
+ld.so never looks at section headers: it reads the ELF header, the program headers, PT_INTERP and
+PT_DYNAMIC, and finds the string table and the version tables through dynamic tags whose addresses it
+maps through the PT_LOAD segments. This module reads exactly that, in the same way, so that what it
+reports is what the loader would see (a stripped or section-less object reads the same as a normal one).
+
+It is on the hot path: a scan reads every object of a venv (hundreds of files), so it avoids pyelftools
+(about a millisecond per file) and parses with precompiled ``struct.Struct`` objects over one buffer:
+a single ``os.read`` for small files, an ``mmap`` for large ones (whose ``.dynamic`` lies megabytes in).
+Every offset is bounds-checked and every loop capped, so a hostile file yields an ``ElfFacts`` with a
+``Problem`` instead of an exception or a hang. Results are cached by ``(st_dev, st_ino, st_size,
+st_mtime_ns)``; pyelftools stays the reference in the tests and does symbol detail in ``symbols.py``.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import re
+import stat
+import struct
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from glibc_doctor.core.model import ElfFacts, Problem, VersionNeed
+
+PT_LOAD: Final = 1
+PT_DYNAMIC: Final = 2
+PT_INTERP: Final = 3
+PT_NOTE: Final = 4
+
+_SEGMENTS_READ: Final = {
+    PT_LOAD: "PT_LOAD",
+    PT_DYNAMIC: "PT_DYNAMIC",
+    PT_INTERP: "PT_INTERP",
+    PT_NOTE: "PT_NOTE",
+}
+
+DT_NULL: Final = 0
+DT_NEEDED: Final = 1
+DT_STRTAB: Final = 5
+DT_STRSZ: Final = 10
+DT_SONAME: Final = 14
+DT_RPATH: Final = 15
+DT_FLAGS: Final = 30
+DT_RUNPATH: Final = 29
+DT_FLAGS_1: Final = 0x6FFFFFFB
+DT_VERDEF: Final = 0x6FFFFFFC
+DT_VERDEFNUM: Final = 0x6FFFFFFD
+DT_VERNEED: Final = 0x6FFFFFFE
+DT_VERNEEDNUM: Final = 0x6FFFFFFF
+
+NT_GNU_BUILD_ID: Final = 3
+VER_FLG_BASE: Final = 0x1
+VER_FLG_WEAK: Final = 0x2
+
+# Above this size the file is mapped instead of read: .dynamic sits near the end of the code, and
+# reading a 100 MB library to look at 4 KB of it would dominate a scan.
+READ_WHOLE_LIMIT: Final = 64 * 1024
+# No real object has more: libc.so.6 has about 40 version definitions, libLLVM about 100 DT_NEEDED.
+MAX_TABLE_ENTRIES: Final = 4096
+MAX_NOTES: Final = 256
+MAX_CACHE_ENTRIES: Final = 65536
+
+_IDENT_SIZE: Final = 16
+_HEADER_SIZE: Final = {1: 52, 2: 64}
+_PHDR_SIZE: Final = {1: 32, 2: 56}
+_LIBRARY_NAME = re.compile(r"\.so(\.[0-9][0-9A-Za-z_+-]*)*$")
+_RELEASE = re.compile(rb"release version (\d+\.\d+)")
+_GLIBC_DIR = re.compile(r"(?:^|[/-])glibc-(\d+\.\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The struct formats of one ELF class and byte order."""
+
+    header: struct.Struct  # e_type … e_shstrndx, after e_ident
+    phdr: struct.Struct
+    dyn: struct.Struct
+    verneed: struct.Struct
+    vernaux: struct.Struct
+    verdef: struct.Struct
+    verdaux: struct.Struct
+    note: struct.Struct
+
+
+def _layout(elf_class: int, order: str) -> _Layout:
+    is64 = elf_class == 2
+    return _Layout(
+        header=struct.Struct(order + ("HHIQQQIHHHHHH" if is64 else "HHIIIIIHHHHHH")),
+        # Reordered by _program_headers so both classes give (type, offset, vaddr, filesz, align).
+        phdr=struct.Struct(order + ("IIQQQQQQ" if is64 else "IIIIIIII")),
+        dyn=struct.Struct(order + ("qQ" if is64 else "iI")),
+        verneed=struct.Struct(order + "HHIII"),
+        vernaux=struct.Struct(order + "IHHII"),
+        verdef=struct.Struct(order + "HHHHIII"),
+        verdaux=struct.Struct(order + "II"),
+        note=struct.Struct(order + "III"),
+    )
+
+
+_LAYOUTS: Final = {(cls, data): _layout(cls, "<" if data == 1 else ">") for cls in (1, 2) for data in (1, 2)}
+
+
+class _Stop(Exception):
+    """Internal: parsing stops here with this problem; the draft keeps what was read so far."""
+
+    def __init__(self, problem: Problem, detail: str) -> None:
+        super().__init__(detail)
+        self.problem = problem
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class _Draft:
+    """The mutable facts while parsing; frozen into ``ElfFacts`` at the end (partial on a problem)."""
+
+    path: str
+    elf_class: int = 0
+    little_endian: bool = True
+    machine: int = 0
+    osabi: int = 0
+    elf_type: int = 0
+    interpreter: str | None = None
+    needed: list[str] = field(default_factory=list)
+    soname: str | None = None
+    rpath: str | None = None
+    runpath: str | None = None
+    flags: int = 0
+    flags_1: int = 0
+    build_id: str | None = None
+    requires: list[VersionNeed] = field(default_factory=list)
+    defines: list[str] = field(default_factory=list)
+
+    def freeze(self, problem: Problem | None = None, detail: str = "") -> ElfFacts:
+        return ElfFacts(
+            path=self.path,
+            problem=problem,
+            detail=detail,
+            elf_class=self.elf_class,
+            little_endian=self.little_endian,
+            machine=self.machine,
+            osabi=self.osabi,
+            elf_type=self.elf_type,
+            interpreter=self.interpreter,
+            needed=tuple(self.needed),
+            soname=self.soname,
+            rpath=self.rpath,
+            runpath=self.runpath,
+            flags=self.flags,
+            flags_1=self.flags_1,
+            build_id=self.build_id,
+            requires=tuple(self.requires),
+            defines=tuple(self.defines),
+        )
+
+
+Buffer = bytes | mmap.mmap
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """One program header, as far as the reader needs it."""
+
+    kind: int
+    offset: int
+    vaddr: int
+    filesz: int
+    align: int
+
+
+# ---------------------------------------------------------------------------------------------------
+# The public functions
+
+_cache: dict[tuple[int, int, int, int], ElfFacts] = {}
+
+
+def clear_cache() -> None:
+    """Forget every cached result (benchmarks measure cold reads; tests rewrite files in place)."""
+    _cache.clear()
+    _needs.clear()
+
+
+def read_elf(path: str) -> ElfFacts:
+    """The loader's view of ``path``; never raises: a bad file gives ``ElfFacts.problem``.
+
+    ``path`` is kept as given (not resolved), since ``$ORIGIN`` is the directory the object was found in.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        return _os_problem(path, error)
+    except ValueError as error:  # an embedded NUL in the path
+        return ElfFacts(path=path, problem=Problem.UNREADABLE, detail=str(error))
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        return ElfFacts(path=path, problem=Problem.UNREADABLE, detail=kind)
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached if cached.path == path else replace(cached, path=path)
+    facts = _read_regular_file(path, info.st_size)
+    if len(_cache) >= MAX_CACHE_ENTRIES:
+        _cache.clear()
+    _cache[key] = facts
+    return facts
+
+
+def glibc_release(libc_path: str) -> str | None:
+    """The glibc release (``"2.36"``) of a libc.so.6, not its newest symbol version.
+
+    glibc embeds ``GNU C Library (…) stable release version 2.36.`` in libc.so.6 (it is what running
+    the library prints); a Nix store path (``…-glibc-2.31/lib/libc.so.6``) is the fallback for a
+    stripped or unreadable file. None when neither says.
+    """
+    try:
+        with open(libc_path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > 0:
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    match = _RELEASE.search(mapped)
+                    if match is not None:
+                        return match.group(1).decode("ascii")
+    except (OSError, ValueError):
+        pass
+    for candidate in (libc_path, _realpath(libc_path)):
+        found = _GLIBC_DIR.search(candidate)
+        if found is not None:
+            return found.group(1)
+    return None
+
+
+def is_library_name(name: str) -> bool:
+    """Whether a file name looks like a shared library: ``*.so`` or ``*.so.N…`` (``libc.so.6``).
+
+    Only the base name counts; a suffix after ``.so.`` must start with a digit, so ``foo.so.bak``
+    and ``foo.so.debug`` are not libraries.
+    """
+    base = name.rsplit("/", 1)[-1]
+    return _LIBRARY_NAME.search(base) is not None and not base.startswith(".so")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+
+
+def _realpath(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return path
+
+
+def _os_problem(path: str, error: OSError) -> ElfFacts:
+    """MISSING for a name that leads nowhere (ENOENT, a file used as a directory), else UNREADABLE."""
+    missing = error.errno in (errno.ENOENT, errno.ENOTDIR)
+    reason = error.strerror or type(error).__name__
+    return ElfFacts(
+        path=path,
+        problem=Problem.MISSING if missing else Problem.UNREADABLE,
+        detail=reason,
+    )
+
+
+def _read_regular_file(path: str, size: int) -> ElfFacts:
+    if size < 4:
+        detail = "empty file" if size == 0 else f"{size} bytes, too short for an ELF header"
+        return ElfFacts(path=path, problem=Problem.NOT_ELF, detail=detail)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as error:
+        return _os_problem(path, error)
+    try:
+        if size <= READ_WHOLE_LIMIT:
+            return parse_elf(path, os.read(fd, size))
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+            return parse_elf(path, mapped)
+    except OSError as error:
+        return _os_problem(path, error)
+    except ValueError as error:  # mmap of a file that shrank to nothing
+        return ElfFacts(path=path, problem=Problem.UNREADABLE, detail=str(error))
+    finally:
+        os.close(fd)
+
+
+def parse_elf(path: str, data: Buffer) -> ElfFacts:
+    """Parse the bytes of a file (``path`` is only recorded); never raises."""
+    draft = _Draft(path)
+    try:
+        _parse(draft, data)
+    except _Stop as stop:
+        return draft.freeze(stop.problem, stop.detail)
+    except (struct.error, IndexError, ValueError, OverflowError) as error:  # a bounds check we missed
+        return draft.freeze(Problem.MALFORMED, f"unreadable structure: {error}")
+    return draft.freeze()
+
+
+def _parse(draft: _Draft, data: Buffer) -> None:
+    size = len(data)
+    if data[:4] != b"\x7fELF":
+        raise _Stop(Problem.NOT_ELF, "no ELF magic (a text file, a linker script or another format)")
+    if size < _IDENT_SIZE:
+        raise _Stop(Problem.TRUNCATED, f"file ends at byte {size}, inside the ELF identification")
+    elf_class, encoding = data[4], data[5]
+    if elf_class not in (1, 2):
+        raise _Stop(Problem.MALFORMED, f"unknown ELF class {elf_class}")
+    if encoding not in (1, 2):
+        raise _Stop(Problem.MALFORMED, f"unknown ELF data encoding {encoding}")
+    draft.elf_class = 32 if elf_class == 1 else 64
+    draft.little_endian = encoding == 1
+    draft.osabi = data[7]
+    layout = _LAYOUTS[(elf_class, encoding)]
+    if size < _HEADER_SIZE[elf_class]:
+        raise _Stop(Problem.TRUNCATED, f"file ends at byte {size}, inside the ELF header")
+    header = layout.header.unpack_from(data, _IDENT_SIZE)
+    draft.elf_type, draft.machine = header[0], header[1]
+    segments = _program_headers(data, layout, elf_class, header[4], header[8], header[9])
+    _read_interp(draft, data, segments)
+    _read_notes(draft, data, layout, segments)
+    _read_dynamic(draft, data, layout, segments)
+
+
+def _program_headers(
+    data: Buffer, layout: _Layout, elf_class: int, phoff: int, phentsize: int, phnum: int
+) -> list[_Segment]:
+    """The program headers, each checked to lie inside the file (ld.so maps them all)."""
+    if phnum == 0:
+        return []
+    if phentsize != _PHDR_SIZE[elf_class]:
+        raise _Stop(Problem.MALFORMED, f"e_phentsize is {phentsize}, not {_PHDR_SIZE[elf_class]}")
+    size = len(data)
+    end = phoff + phnum * phentsize
+    if end > size:
+        raise _Stop(
+            Problem.TRUNCATED, f"{phnum} program headers at offset {phoff} end past the end ({size} bytes)"
+        )
+    segments = []
+    is64 = elf_class == 2
+    for fields in layout.phdr.iter_unpack(data[phoff:end]):
+        if is64:
+            kind, _, p_offset, vaddr, _, filesz, _, align = fields
+        else:
+            kind, p_offset, vaddr, _, filesz, _, _, align = fields
+        if kind in _SEGMENTS_READ:
+            if p_offset + filesz > size:
+                name = _SEGMENTS_READ[kind]
+                raise _Stop(
+                    Problem.TRUNCATED,
+                    f"{name} at offset {p_offset} (+{filesz} bytes) ends past the end ({size} bytes)",
+                )
+            segments.append(_Segment(kind, p_offset, vaddr, filesz, align))
+    return segments
+
+
+def _read_interp(draft: _Draft, data: Buffer, segments: list[_Segment]) -> None:
+    for segment in segments:
+        if segment.kind == PT_INTERP:
+            raw = data[segment.offset : segment.offset + segment.filesz]
+            draft.interpreter = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            return
+
+
+def _read_notes(draft: _Draft, data: Buffer, layout: _Layout, segments: list[_Segment]) -> None:
+    """The NT_GNU_BUILD_ID note; notes are 4-byte aligned, or 8 in a PT_NOTE aligned to 8."""
+    for segment in segments:
+        if segment.kind != PT_NOTE:
+            continue
+        step = 8 if segment.align == 8 else 4
+        offset, end = segment.offset, segment.offset + segment.filesz
+        for _ in range(MAX_NOTES):
+            if offset + 12 > end:
+                break
+            namesz, descsz, kind = layout.note.unpack_from(data, offset)
+            name_at = offset + 12
+            desc_at = name_at + _align(namesz, step)
+            next_at = desc_at + _align(descsz, step)
+            if next_at > end:
+                break  # a torn note: ld.so ignores notes it does not need, so do we
+            if kind == NT_GNU_BUILD_ID and data[name_at : name_at + namesz] == b"GNU\0":
+                draft.build_id = bytes(data[desc_at : desc_at + descsz]).hex()
+                return
+            offset = next_at
+
+
+def _align(value: int, step: int) -> int:
+    return (value + step - 1) & ~(step - 1)
+
+
+def _read_dynamic(draft: _Draft, data: Buffer, layout: _Layout, segments: list[_Segment]) -> None:
+    dynamic = next((segment for segment in segments if segment.kind == PT_DYNAMIC), None)
+    if dynamic is None:
+        return
+    first, needed = _dynamic_tags(data, layout, dynamic)
+    loads = [segment for segment in segments if segment.kind == PT_LOAD]
+    draft.flags = first.get(DT_FLAGS, 0)
+    draft.flags_1 = first.get(DT_FLAGS_1, 0)
+    strtab_addr = first.get(DT_STRTAB)
+    if strtab_addr is None:
+        if needed or any(tag in first for tag in (DT_SONAME, DT_RPATH, DT_RUNPATH, DT_VERNEED, DT_VERDEF)):
+            raise _Stop(Problem.MALFORMED, "dynamic section has names but no DT_STRTAB")
+        return
+    strings = _StringTable(data, loads, strtab_addr, first.get(DT_STRSZ))
+    draft.needed = [strings.get(value, "DT_NEEDED") for value in needed]
+    if DT_SONAME in first:
+        draft.soname = strings.get(first[DT_SONAME], "DT_SONAME")
+    if DT_RPATH in first:
+        draft.rpath = strings.get(first[DT_RPATH], "DT_RPATH")
+    if DT_RUNPATH in first:
+        draft.runpath = strings.get(first[DT_RUNPATH], "DT_RUNPATH")
+    if DT_VERNEED in first:
+        _read_verneed(draft, data, layout, loads, strings, first[DT_VERNEED], first.get(DT_VERNEEDNUM))
+    if DT_VERDEF in first:
+        _read_verdef(draft, data, layout, loads, strings, first[DT_VERDEF], first.get(DT_VERDEFNUM))
+
+
+_WANTED_TAGS: Final = frozenset(
+    {
+        DT_STRTAB,
+        DT_STRSZ,
+        DT_SONAME,
+        DT_RPATH,
+        DT_RUNPATH,
+        DT_FLAGS,
+        DT_FLAGS_1,
+        DT_VERNEED,
+        DT_VERNEEDNUM,
+        DT_VERDEF,
+        DT_VERDEFNUM,
+    }
+)
+
+
+def _dynamic_tags(data: Buffer, layout: _Layout, dynamic: _Segment) -> tuple[dict[int, int], list[int]]:
+    """The first value of each tag we read and the DT_NEEDED string offsets, up to DT_NULL.
+
+    A segment without DT_NULL is malformed: ld.so would read past it.
+    """
+    entry = layout.dyn.size
+    count = dynamic.filesz // entry
+    first: dict[int, int] = {}
+    needed: list[int] = []
+    start = dynamic.offset
+    for tag, value in layout.dyn.iter_unpack(data[start : start + count * entry]):
+        if tag == DT_NULL:
+            return first, needed
+        if tag == DT_NEEDED:
+            needed.append(value)
+        elif tag in _WANTED_TAGS and tag not in first:
+            first[tag] = value
+    raise _Stop(Problem.MALFORMED, f"dynamic segment at offset {dynamic.offset} has no DT_NULL")
+
+
+def _file_offset(loads: list[_Segment], vaddr: int, what: str) -> tuple[int, int]:
+    """Map a vaddr to (file offset, end of that PT_LOAD's file bytes), as ld.so's mapping does."""
+    for segment in loads:
+        delta = vaddr - segment.vaddr
+        if 0 <= delta < segment.filesz:
+            return segment.offset + delta, segment.offset + segment.filesz
+    raise _Stop(Problem.MALFORMED, f"{what} address {vaddr:#x} is not in the file part of any PT_LOAD")
+
+
+class _StringTable:
+    """DT_STRTAB, bounded by DT_STRSZ and by the PT_LOAD that holds it."""
+
+    __slots__ = ("_data", "_start", "_end")
+
+    def __init__(self, data: Buffer, loads: list[_Segment], vaddr: int, strsz: int | None) -> None:
+        start, segment_end = _file_offset(loads, vaddr, "DT_STRTAB")
+        end = segment_end if strsz is None else min(segment_end, start + strsz)
+        self._data, self._start, self._end = data, start, end
+
+    def get(self, offset: int, what: str) -> str:
+        position = self._start + offset
+        if position >= self._end:
+            raise _Stop(Problem.MALFORMED, f"{what} string offset {offset} is outside the string table")
+        stop = self._data.find(b"\0", position, self._end)
+        if stop < 0:
+            raise _Stop(Problem.MALFORMED, f"{what} string at offset {offset} has no terminating NUL")
+        return self._data[position:stop].decode("utf-8", "surrogateescape")
+
+
+def _table_bounds(loads: list[_Segment], vaddr: int, count: int | None, what: str) -> tuple[int, int, int]:
+    """(file offset, end of its segment, entry limit) of a version table."""
+    offset, end = _file_offset(loads, vaddr, what)
+    limit = MAX_TABLE_ENTRIES if not count else min(count, MAX_TABLE_ENTRIES)
+    return offset, end, limit
+
+
+def _past(offset: int, size: int, end: int, what: str) -> _Stop:
+    return _Stop(Problem.MALFORMED, f"{what} at offset {offset:#x} runs past the end of its segment")
+
+
+_needs: dict[tuple[str, str, bool, int, int], VersionNeed] = {}
+
+
+def _version_need(library: str, version: str, weak: bool, index: int, hash_value: int) -> VersionNeed:
+    """Shared records: most objects need the same few (libc.so.6, GLIBC_2.2.5, 2) entries."""
+    key = (library, version, weak, index, hash_value)
+    need = _needs.get(key)
+    if need is None:
+        if len(_needs) >= MAX_CACHE_ENTRIES:
+            _needs.clear()
+        need = _needs[key] = VersionNeed(library, version, weak, index, hash_value)
+    return need
+
+
+def _read_verneed(
+    draft: _Draft,
+    data: Buffer,
+    layout: _Layout,
+    loads: list[_Segment],
+    strings: _StringTable,
+    vaddr: int,
+    count: int | None,
+) -> None:
+    """Walk .gnu.version_r as ld.so's dl-version.c does: vn_next/vna_next, stopping at 0."""
+    offset, end, limit = _table_bounds(loads, vaddr, count, "DT_VERNEED")
+    unpack_need, unpack_aux = layout.verneed.unpack_from, layout.vernaux.unpack_from
+    get, requires = strings.get, draft.requires
+    # Links are unsigned, so offsets only grow: with the bounds checks every walk ends, and the
+    # entry cap bounds the work (a vn_next that "loops back" in 32-bit arithmetic runs past the end).
+    for _ in range(limit):
+        if offset + 16 > end:
+            raise _past(offset, 16, end, "Verneed")
+        version, aux_count, file_name, aux, next_need = unpack_need(data, offset)
+        if version != 1:
+            raise _Stop(Problem.MALFORMED, f"Verneed at offset {offset:#x} has version {version}, not 1")
+        library = get(file_name, "vn_file")
+        aux_offset = offset + aux
+        for _ in range(aux_count):
+            if aux_offset + 16 > end:
+                raise _past(aux_offset, 16, end, "Vernaux")
+            hash_value, flags, other, name, next_aux = unpack_aux(data, aux_offset)
+            weak = bool(flags & VER_FLG_WEAK)
+            requires.append(_version_need(library, get(name, "vna_name"), weak, other, hash_value))
+            if next_aux == 0:
+                break
+            aux_offset += next_aux
+        if next_need == 0:
+            return
+        offset += next_need
+
+
+def _read_verdef(
+    draft: _Draft,
+    data: Buffer,
+    layout: _Layout,
+    loads: list[_Segment],
+    strings: _StringTable,
+    vaddr: int,
+    count: int | None,
+) -> None:
+    """Walk .gnu.version_d: each Verdef's first Verdaux names the version (the base entry is skipped)."""
+    offset, end, limit = _table_bounds(loads, vaddr, count, "DT_VERDEF")
+    for _ in range(limit):
+        if offset + 20 > end:
+            raise _past(offset, 20, end, "Verdef")
+        version, flags, _, aux_count, _, aux, next_def = layout.verdef.unpack_from(data, offset)
+        if version != 1:
+            raise _Stop(Problem.MALFORMED, f"Verdef at offset {offset:#x} has version {version}, not 1")
+        if aux_count and not flags & VER_FLG_BASE:
+            aux_offset = offset + aux
+            if aux_offset + 8 > end:
+                raise _past(aux_offset, 8, end, "Verdaux")
+            name = layout.verdaux.unpack_from(data, aux_offset)[0]
+            draft.defines.append(strings.get(name, "vda_name"))
+        if next_def == 0:
+            return
+        offset += next_def

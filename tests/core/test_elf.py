@@ -1,0 +1,466 @@
+"""core/elf.py: the fast reader, checked field by field against pyelftools on every ELF we can find.
+
+pyelftools reads sections (``.gnu.version_r``) where our reader follows the dynamic tags like ld.so;
+both must give the same facts on well-formed files. Hostile files must give the right ``Problem``,
+quickly, and never an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSegment
+from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE, ENUM_EI_OSABI
+from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+from elftools.elf.segments import InterpSegment, NoteSegment
+from glibc_doctor.core.elf import clear_cache, glibc_release, is_library_name, parse_elf, read_elf
+from glibc_doctor.core.model import DF_1_NODEFLIB, EM_AARCH64, EM_X86_64, ElfFacts, Problem, VersionNeed
+
+from tests.synthetic import Synthetic
+
+SYSTEM_LIB = Path("/usr/lib/x86_64-linux-gnu")
+VENV = Path(sys.prefix)
+SAMPLE_SIZE = 300
+
+FIELDS = (
+    "elf_class",
+    "little_endian",
+    "machine",
+    "osabi",
+    "elf_type",
+    "interpreter",
+    "needed",
+    "soname",
+    "rpath",
+    "runpath",
+    "flags",
+    "flags_1",
+    "build_id",
+    "requires",
+    "defines",
+)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The reference: the same facts through pyelftools
+
+
+def _number(value: object, table: Mapping[str, int]) -> int:
+    return table[value] if isinstance(value, str) else int(str(value))
+
+
+def reference_facts(path: Path) -> dict[str, Any]:
+    """What pyelftools says about the fields of ``ElfFacts``; raises ELFError & co. on bad files."""
+    with path.open("rb") as handle:
+        elf = ELFFile(handle)
+        facts: dict[str, Any] = {
+            "elf_class": elf.elfclass,
+            "little_endian": elf.little_endian,
+            "machine": _number(elf.header["e_machine"], ENUM_E_MACHINE),
+            "osabi": _number(elf.header["e_ident"]["EI_OSABI"], ENUM_EI_OSABI),
+            "elf_type": _number(elf.header["e_type"], ENUM_E_TYPE),
+            "interpreter": None,
+            "needed": (),
+            "soname": None,
+            "rpath": None,
+            "runpath": None,
+            "flags": 0,
+            "flags_1": 0,
+            "build_id": None,
+        }
+        for segment in elf.iter_segments():
+            if isinstance(segment, InterpSegment):
+                facts["interpreter"] = segment.get_interp_name()
+            elif isinstance(segment, NoteSegment) and facts["build_id"] is None:
+                for note in segment.iter_notes():
+                    if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU":
+                        facts["build_id"] = note["n_desc"]
+            elif isinstance(segment, DynamicSegment):
+                facts.update(_reference_dynamic(segment))
+        facts["requires"] = _reference_requires(elf)
+        facts["defines"] = _reference_defines(elf)
+        return facts
+
+
+def _reference_dynamic(segment: DynamicSegment) -> dict[str, Any]:
+    found: dict[str, Any] = {"needed": []}
+    for tag in segment.iter_tags():
+        kind = tag.entry.d_tag
+        if kind == "DT_NEEDED":
+            found["needed"].append(tag.needed)  # type: ignore[attr-defined]
+        elif kind in ("DT_SONAME", "DT_RPATH", "DT_RUNPATH"):
+            key = kind[3:].lower()
+            found.setdefault(key, getattr(tag, key))
+        elif kind in ("DT_FLAGS", "DT_FLAGS_1"):
+            found.setdefault(kind[3:].lower(), tag.entry.d_val)
+    found["needed"] = tuple(found["needed"])
+    return found
+
+
+def _reference_requires(elf: ELFFile) -> tuple[VersionNeed, ...]:
+    section = elf.get_section_by_name(".gnu.version_r")
+    if not isinstance(section, GNUVerNeedSection):
+        return ()
+    return tuple(
+        VersionNeed(
+            library=verneed.name,
+            version=aux.name,
+            weak=bool(aux["vna_flags"] & 0x2),
+            index=aux["vna_other"],
+            hash=aux["vna_hash"],
+        )
+        for verneed, auxes in section.iter_versions()
+        for aux in auxes
+    )
+
+
+def _reference_defines(elf: ELFFile) -> tuple[str, ...]:
+    section = elf.get_section_by_name(".gnu.version_d")
+    if not isinstance(section, GNUVerDefSection):
+        return ()
+    names = []
+    for verdef, auxes in section.iter_versions():
+        if not verdef["vd_flags"] & 0x1:
+            names.append(next(iter(auxes)).name)
+    return tuple(names)
+
+
+def differences(path: Path) -> list[str]:
+    """Each field where our reader and pyelftools disagree, as readable lines."""
+    ours = read_elf(str(path))
+    try:
+        theirs = reference_facts(path)
+    except (ELFError, ValueError, OSError, KeyError) as error:
+        return [] if ours.problem is not None else [f"{path}: pyelftools failed ({error}) but we read it"]
+    if ours.problem is not None:
+        return [f"{path}: we report {ours.problem} ({ours.detail}) but pyelftools reads it"]
+    return [
+        f"{path}: {name}: ours {getattr(ours, name)!r} != pyelftools {theirs[name]!r}"
+        for name in FIELDS
+        if getattr(ours, name) != theirs[name]
+    ]
+
+
+def system_sample() -> list[Path]:
+    """A deterministic sample of the machine's libraries (every n-th by sorted path)."""
+    if not SYSTEM_LIB.is_dir():
+        return []
+    files = sorted(path for path in _library_files(SYSTEM_LIB))
+    step = max(1, len(files) // SAMPLE_SIZE)
+    return files[::step][:SAMPLE_SIZE]
+
+
+def _library_files(root: Path) -> Iterator[Path]:
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = Path(directory, name)
+            if is_library_name(name) and path.is_file() and not path.is_symlink():
+                yield path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Field by field against pyelftools
+
+
+def test_reader_agrees_with_pyelftools_on_the_synthetic_corpus(synthetic: Synthetic) -> None:
+    mismatches = [line for path in synthetic.well_formed for line in differences(path)]
+    assert mismatches == []
+
+
+def test_reader_agrees_with_pyelftools_on_the_system_libraries() -> None:
+    sample = system_sample()
+    if not sample:
+        pytest.skip(f"no {SYSTEM_LIB} here")
+    mismatches = [line for path in sample for line in differences(path)]
+    assert mismatches == []
+
+
+def test_reader_agrees_with_pyelftools_on_the_venv_libraries() -> None:
+    files = sorted(_library_files(VENV))
+    if not files:
+        pytest.skip("no shared objects in this venv")
+    mismatches = [line for path in files for line in differences(path)]
+    assert mismatches == []
+
+
+def test_the_comparison_covers_a_real_corpus() -> None:
+    """Guard against a vacuous pass: the sample holds hundreds of ELF objects with version needs."""
+    sample = system_sample()
+    if not sample:
+        pytest.skip(f"no {SYSTEM_LIB} here")
+    facts = [read_elf(str(path)) for path in sample]
+    assert sum(1 for fact in facts if fact.requires) > 100
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the synthetic objects say
+
+
+def test_extension_needs_every_newer_glibc_version_with_its_index(synthetic: Synthetic) -> None:
+    facts = read_elf(str(synthetic.ext_needs_238))
+    versions = {need.version: need.index for need in facts.requires_from("libc.so.6")}
+    assert set(versions) == {"GLIBC_2.38", "GLIBC_2.34", "GLIBC_2.2.5"}
+    assert len(set(versions.values())) == 3
+
+
+def test_weak_version_need_is_marked_weak(synthetic: Synthetic) -> None:
+    weak = {need.version for need in read_elf(str(synthetic.ext_weak)).requires if need.weak}
+    assert weak == {"GLIBC_2.34"}
+
+
+def test_fake_libc_defines_its_versions_without_the_base_entry(synthetic: Synthetic) -> None:
+    defines = read_elf(str(synthetic.old_libc)).defines
+    assert defines[0] == "GLIBC_2.2.5"
+    assert "libc.so.6" not in defines
+    assert defines[-1] == "GLIBC_PRIVATE"
+
+
+def test_program_reports_its_interpreter_and_rpath(synthetic: Synthetic) -> None:
+    facts = read_elf(str(synthetic.app))
+    assert facts.interpreter == str(synthetic.old_loader)
+    assert facts.rpath == str(synthetic.old_glibc)
+    assert facts.runpath is None
+
+
+def test_program_with_both_tags_reports_rpath_and_runpath(synthetic: Synthetic) -> None:
+    facts = read_elf(str(synthetic.app_both))
+    assert (facts.rpath, facts.runpath) == (str(synthetic.new_glibc), str(synthetic.old_glibc))
+
+
+def test_origin_token_is_kept_unexpanded(synthetic: Synthetic) -> None:
+    assert read_elf(str(synthetic.app_origin_runpath)).runpath == "${ORIGIN}/../old_glibc"
+
+
+def test_nodeflib_flag_is_read(synthetic: Synthetic) -> None:
+    assert read_elf(str(synthetic.app_nodeflib)).flags_1 & DF_1_NODEFLIB
+
+
+def test_build_id_is_the_hex_of_the_gnu_note(synthetic: Synthetic) -> None:
+    build_id = read_elf(str(synthetic.ext_clean)).build_id
+    assert build_id is not None
+    assert len(build_id) == 40
+
+
+def test_32_bit_object_is_read_with_its_version_needs(synthetic: Synthetic) -> None:
+    facts = read_elf(str(synthetic.ext32_needs_234))
+    assert (facts.elf_class, facts.machine) == (32, 3)
+    assert "GLIBC_2.34" in {need.version for need in facts.requires}
+
+
+@pytest.mark.parametrize("field", ["big_endian", "big_endian32"])
+def test_big_endian_object_is_read(synthetic: Synthetic, field: str) -> None:
+    facts = read_elf(str(getattr(synthetic, field)))
+    assert facts.ok
+    assert not facts.little_endian
+    assert facts.needed == ("libc.so.6",)
+    assert facts.defines == ("HAND_1.0",)
+
+
+def test_foreign_machine_is_read_not_rejected(synthetic: Synthetic) -> None:
+    facts = read_elf(str(synthetic.foreign_machine))
+    assert facts.ok
+    assert facts.machine == EM_AARCH64
+
+
+def test_real_libc_is_an_x86_64_library_defining_glibc_versions() -> None:
+    libc = SYSTEM_LIB / "libc.so.6"
+    if not libc.exists():
+        pytest.skip("no system libc.so.6")
+    facts = read_elf(str(libc))
+    assert facts.machine == EM_X86_64
+    assert facts.soname == "libc.so.6"
+    assert "GLIBC_2.34" in facts.defines
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hostile inputs
+
+HOSTILE = [
+    ("empty", Problem.NOT_ELF),
+    ("text", Problem.NOT_ELF),
+    ("linker_script", Problem.NOT_ELF),
+    ("truncated_header", Problem.TRUNCATED),
+    ("truncated_phdrs", Problem.TRUNCATED),
+    ("truncated_dynamic", Problem.TRUNCATED),
+    ("truncated_version_r", Problem.TRUNCATED),
+    ("garbage_after_magic", Problem.MALFORMED),
+    ("huge_phnum", Problem.TRUNCATED),
+    ("bad_phentsize", Problem.MALFORMED),
+    ("dynamic_no_null", Problem.MALFORMED),
+    ("strtab_unmapped", Problem.MALFORMED),
+    ("vn_next_loop", Problem.MALFORMED),
+    ("vn_aux_wild", Problem.MALFORMED),
+    ("symlink_loop", Problem.UNREADABLE),
+    ("dangling", Problem.MISSING),
+    ("directory", Problem.UNREADABLE),
+]
+
+
+@pytest.mark.parametrize(("field", "problem"), HOSTILE)
+def test_hostile_file_gives_its_problem_quickly(synthetic: Synthetic, field: str, problem: Problem) -> None:
+    clear_cache()
+    started = time.perf_counter()
+    facts = read_elf(str(getattr(synthetic, field)))
+    assert time.perf_counter() - started < 0.5
+    assert facts.problem == problem
+    assert facts.detail
+    assert "\n" not in facts.detail
+
+
+def test_random_bytes_after_a_valid_ident_are_truncated_or_malformed(synthetic: Synthetic) -> None:
+    assert read_elf(str(synthetic.random_after_ident)).problem in (Problem.TRUNCATED, Problem.MALFORMED)
+
+
+@pytest.mark.parametrize(("field", "problem"), HOSTILE)
+def test_what_was_read_before_the_problem_matches_pyelftools(
+    synthetic: Synthetic, field: str, problem: Problem
+) -> None:
+    """pyelftools either fails on the file too, or agrees with the header fields we did read."""
+    path = getattr(synthetic, field)
+    facts = read_elf(str(path))
+    try:
+        theirs = reference_facts(path)
+    except (ELFError, ValueError, OSError, KeyError, AssertionError):
+        return
+    if facts.elf_class:
+        assert (facts.elf_class, facts.little_endian) == (theirs["elf_class"], theirs["little_endian"])
+    if facts.machine:
+        assert (facts.machine, facts.elf_type) == (theirs["machine"], theirs["elf_type"])
+
+
+def test_missing_file_is_missing(tmp_path: Path) -> None:
+    assert read_elf(str(tmp_path / "libnothere.so.1")).problem == Problem.MISSING
+
+
+def test_path_through_a_regular_file_is_missing(synthetic: Synthetic) -> None:
+    assert read_elf(str(synthetic.ext_clean / "libc.so.6")).problem == Problem.MISSING
+
+
+def test_fifo_is_unreadable_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "libfifo.so"
+    os.mkfifo(fifo)
+    assert read_elf(str(fifo)).problem == Problem.UNREADABLE
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_file_without_read_permission_is_unreadable(synthetic: Synthetic, tmp_path: Path) -> None:
+    locked = tmp_path / "liblocked.so"
+    shutil.copy(synthetic.ext_clean, locked)
+    locked.chmod(0)
+    assert read_elf(str(locked)).problem == Problem.UNREADABLE
+
+
+def test_every_truncation_of_an_extension_is_reported_not_raised(synthetic: Synthetic) -> None:
+    data = synthetic.ext_needs_238.read_bytes()
+    results = [parse_elf("cut.so", data[:size]) for size in range(4, len(data), 3)]
+    assert all(isinstance(facts, ElfFacts) for facts in results)
+    assert all(facts.problem is not None for facts in results[: len(results) // 2])
+
+
+def test_random_corruption_never_raises(synthetic: Synthetic) -> None:
+    original = synthetic.ext_libm.read_bytes()
+    noise = random.Random(7)
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(noise.randint(1, 8)):
+            data[noise.randrange(len(data))] = noise.randrange(256)
+        assert isinstance(parse_elf("mutant.so", bytes(data)), ElfFacts)
+
+
+def test_large_file_is_read_through_mmap_with_the_same_facts(synthetic: Synthetic, tmp_path: Path) -> None:
+    big = tmp_path / "libbig.so"
+    big.write_bytes(synthetic.ext_needs_238.read_bytes() + bytes(1 << 20))
+    small = read_elf(str(synthetic.ext_needs_238))
+    assert read_elf(str(big)).requires == small.requires
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cache
+
+
+def test_second_read_comes_from_the_cache(synthetic: Synthetic) -> None:
+    clear_cache()
+    assert read_elf(str(synthetic.ext_clean)) is read_elf(str(synthetic.ext_clean))
+
+
+def test_cached_facts_carry_the_path_they_were_asked_for(synthetic: Synthetic, tmp_path: Path) -> None:
+    link = tmp_path / "libalias.so"
+    link.symlink_to(synthetic.ext_clean)
+    read_elf(str(synthetic.ext_clean))
+    assert read_elf(str(link)).path == str(link)
+
+
+def test_rewritten_file_is_read_again(synthetic: Synthetic, tmp_path: Path) -> None:
+    target = tmp_path / "libchanging.so"
+    shutil.copy(synthetic.ext_clean, target)
+    assert read_elf(str(target)).ok
+    target.write_text("now a linker script\n")
+    assert read_elf(str(target)).problem == Problem.NOT_ELF
+
+
+def test_clear_cache_forces_a_fresh_read(synthetic: Synthetic) -> None:
+    first = read_elf(str(synthetic.ext_clean))
+    clear_cache()
+    second = read_elf(str(synthetic.ext_clean))
+    assert first == second
+    assert first is not second
+
+
+# ---------------------------------------------------------------------------------------------------
+# glibc_release, is_library_name
+
+
+def test_glibc_release_reads_the_release_string(synthetic: Synthetic) -> None:
+    assert glibc_release(str(synthetic.old_libc)) == "2.31"
+    assert glibc_release(str(synthetic.new_libc)) == "2.38"
+
+
+def test_glibc_release_of_the_system_libc_is_the_running_glibc() -> None:
+    libc = SYSTEM_LIB / "libc.so.6"
+    running = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    if not libc.exists() or not running.startswith("glibc "):
+        pytest.skip("no glibc system libc here")
+    assert glibc_release(str(libc)) == running.split()[1]
+
+
+def test_glibc_release_falls_back_to_a_nix_store_path(synthetic: Synthetic, tmp_path: Path) -> None:
+    lib = tmp_path / "nix" / "store" / "0abc-glibc-2.27" / "lib"
+    lib.mkdir(parents=True)
+    shutil.copy(synthetic.ext_clean, lib / "libc.so.6")
+    assert glibc_release(str(lib / "libc.so.6")) == "2.27"
+
+
+def test_glibc_release_of_an_unknown_file_is_none(synthetic: Synthetic) -> None:
+    assert glibc_release(str(synthetic.ext_clean)) is None
+    assert glibc_release(str(synthetic.empty)) is None
+    assert glibc_release(str(synthetic.dangling)) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("libc.so.6", True),
+        ("libfoo.so", True),
+        ("/usr/lib/libstdc++.so.6.0.30", True),
+        ("_psycopg.cpython-39-x86_64-linux-gnu.so", True),
+        ("ld-linux-x86-64.so.2", True),
+        ("libfoo.so.bak", False),
+        ("libfoo.so.debug", False),
+        ("libfoo.a", False),
+        ("libfoo.sox", False),
+        ("python3.11", False),
+        (".so", False),
+    ],
+)
+def test_is_library_name(name: str, expected: bool) -> None:
+    assert is_library_name(name) is expected

@@ -95,10 +95,11 @@ def diagnose(argv: Sequence[str], cancel: threading.Event | None = None) -> Any:
 
 
 def involved_nodes(graph: Any, explanation: Any) -> tuple[str, ...]:
-    """The graph nodes that a loader message names: by path, or by file name when paths differ."""
+    """The graph nodes a loader message names (provider, required-by, library, program): by path,
+    or by file name when the message was printed on another machine or through another link."""
     names: list[str] = []
     for message in getattr(explanation, "messages", ()):
-        for attr in ("object", "library"):
+        for attr in ("required_by", "provider", "library", "program"):
             value = getattr(message, attr, None)
             if isinstance(value, str) and value:
                 names.append(value)
@@ -108,8 +109,13 @@ def involved_nodes(graph: Any, explanation: Any) -> tuple[str, ...]:
         if name in nodes:
             found.append(name)
             continue
+        real = os.path.realpath(name)
         base = os.path.basename(name)
-        found.extend(node for node in sorted(nodes) if os.path.basename(node) == base)
+        found.extend(
+            node
+            for node in sorted(nodes)
+            if os.path.basename(node) == base or (os.path.exists(name) and os.path.realpath(node) == real)
+        )
     return tuple(dict.fromkeys(found))
 
 
@@ -187,23 +193,32 @@ def fix_result_lines(result: object) -> list[Line]:
 
 
 def explanation_lines(explanation: object) -> list[Line]:
-    """An ``Explanation`` as lines: each parsed loader message, then the cause and what to run next."""
+    """An ``Explanation`` as lines: each loader message with its cause, the summary, what to run next."""
     lines: list[Line] = []
-    messages = getattr(explanation, "messages", ()) or ()
-    if not messages:
+    findings = getattr(explanation, "findings", ()) or ()
+    if not findings:
         lines.append(Line("No loader error found in that text.", "yellow"))
-    for message in messages:
-        kind = getattr(message, "kind", "")
-        lines.append(Line(f"{kind}", "bold red"))
-        for attr in ("version", "library", "symbol", "object"):
+    for finding in findings:
+        message = finding.message
+        lines.append(
+            Line(f"{message.kind}: {message.version or message.library or message.symbol or ''}", "bold red")
+        )
+        for attr in ("required_by", "provider", "library", "symbol", "detail"):
             value = getattr(message, attr, None)
             if value:
-                lines.append(Line(f"  {attr:8} {value}"))
-    for attr, title in (("cause", "Why"), ("fix", "Fix"), ("next_command", "Next")):
-        value = getattr(explanation, attr, None)
-        if value:
-            lines.append(Line(f"\n{title}", "bold underline"))
-            lines.append(Line(str(value), "green" if attr != "cause" else ""))
+                lines.append(Line(f"  {attr.replace('_', ' '):12} {value}"))
+        if finding.min_glibc:
+            lines.append(Line(f"  needs glibc  {finding.min_glibc} or newer"))
+        if finding.cause:
+            lines.append(Line(f"  {finding.cause}", "italic"))
+    summary = getattr(explanation, "summary", "")
+    if summary:
+        lines.append(Line("\nIn short", "bold underline"))
+        lines.append(Line(str(summary)))
+    commands = getattr(explanation, "commands", ()) or ()
+    if commands:
+        lines.append(Line("\nNext", "bold underline"))
+        lines.extend(Line(f"  {command}", "green") for command in commands)
     return lines
 
 

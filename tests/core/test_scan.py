@@ -103,7 +103,7 @@ def test_strict_mode_builds_the_strict_graph(synthetic: Synthetic, env: dict[str
 
 @pytest.fixture
 def program(tmp_path: Path) -> Path:
-    """A program with DT_RPATH ``first:lib`` needing libfoo.so.1 from ``lib`` (``first`` is searched first)."""
+    """A program with DT_RPATH ``first:lib`` needing libfoo.so.1 from ``lib`` (``first`` searched first)."""
     first, lib = tmp_path / "first", tmp_path / "lib"
     first.mkdir()
     compile_elf(lib / "libfoo.so.1", "int foo(void) { return 1; }\n", soname="libfoo.so.1")

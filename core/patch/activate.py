@@ -1,0 +1,187 @@
+"""Put a verified build into use, atomically, and keep what is needed to undo it.
+
+A venv is retargeted: its ``bin/python*`` links and the ``pyvenv.cfg`` lines that name the
+interpreter's directory move to the build (each written as a new file or link, then ``os.replace``d,
+so a reader sees the old state or the new one, never half). A bare interpreter gets a stable profile
+path, ``profiles/NAME/bin``, a symlink swapped to the current build. The returned ``Activation``
+record holds the previous state; ``undo`` restores it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glibc_doctor.core.errors import PatchError
+
+_CFG_KEYS = ("home", "executable", "base-executable", "command", "base-prefix", "base-exec-prefix")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChange:
+    """A symlink set to ``new``; ``old`` is the link text before (None: it did not exist)."""
+
+    path: str
+    old: str | None
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """What an activation changed: links swapped and, for a venv, its pyvenv.cfg before and after."""
+
+    kind: str  # venv or profile
+    links: tuple[LinkChange, ...]
+    cfg_path: str | None = None
+    cfg_old: str | None = None
+    cfg_new: str | None = None
+    hints: tuple[str, ...] = field(default=())
+
+    @property
+    def changed(self) -> list[str]:
+        paths = [link.path for link in self.links]
+        return paths + ([self.cfg_path] if self.cfg_path else [])
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "links": [{"path": link.path, "old": link.old, "new": link.new} for link in self.links],
+            "cfg_path": self.cfg_path,
+            "cfg_old": self.cfg_old,
+            "cfg_new": self.cfg_new,
+            "hints": list(self.hints),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Activation:
+        links = data.get("links")
+        return cls(
+            kind=str(data["kind"]),
+            links=tuple(
+                LinkChange(str(item["path"]), item.get("old"), str(item["new"]))
+                for item in (links if isinstance(links, list) else [])
+                if isinstance(item, dict)
+            ),
+            cfg_path=_opt(data.get("cfg_path")),
+            cfg_old=_opt(data.get("cfg_old")),
+            cfg_new=_opt(data.get("cfg_new")),
+            hints=tuple(str(hint) for hint in _as_list(data.get("hints"))),
+        )
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def swap_symlink(path: str, target: str) -> None:
+    """Point ``path`` at ``target`` atomically: a new link beside it, renamed over it."""
+    temporary = f"{path}.glibc-doctor-{os.getpid()}"
+    try:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        os.symlink(target, temporary)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise PatchError(f"cannot switch {path}: {error.strerror}") from error
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` as a new file renamed over the old one (mode kept)."""
+    temporary = f"{path}.glibc-doctor-{os.getpid()}"
+    try:
+        mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644
+        Path(temporary).write_text(text)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise PatchError(f"cannot write {path}: {error.strerror}") from error
+
+
+def activate_venv(venv: str, current_root: str, new_root: str) -> Activation:
+    """Retarget the venv's python links and pyvenv.cfg from ``current_root`` to ``new_root``."""
+    bin_dir = os.path.join(venv, "bin")
+    changes = []
+    for name in sorted(os.listdir(bin_dir)):
+        path = os.path.join(bin_dir, name)
+        if not name.startswith("python") or not os.path.islink(path):
+            continue
+        old = os.readlink(path)
+        new = _moved(old, current_root, new_root)
+        real = os.path.realpath(path)
+        if new == old and real != path:
+            new = _moved(real, current_root, new_root)
+            new = old if new == real else new
+        if new != old:
+            changes.append(LinkChange(path, old, new))
+    cfg_path = os.path.join(venv, "pyvenv.cfg")
+    try:
+        cfg_old = Path(cfg_path).read_text()
+    except OSError as error:
+        raise PatchError(f"cannot read {cfg_path}: {error.strerror}") from error
+    cfg_new = retarget_cfg(cfg_old, current_root, new_root)
+    if not changes and cfg_new == cfg_old:
+        raise PatchError(f"{venv} does not point into {current_root}: nothing to retarget")
+    for change in changes:
+        swap_symlink(change.path, change.new)
+    if cfg_new != cfg_old:
+        write_atomic(cfg_path, cfg_new)
+    return Activation("venv", tuple(changes), cfg_path, cfg_old, cfg_new)
+
+
+def retarget_cfg(text: str, current_root: str, new_root: str) -> str:
+    """pyvenv.cfg with the interpreter's paths moved; other lines unchanged."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        key, sep, value = line.partition("=")
+        if sep and key.strip() in _CFG_KEYS:
+            body = value.strip()
+            if key.strip() == "command":
+                moved = body.replace(current_root, new_root)
+            else:
+                moved = _moved(body, current_root, new_root)
+                if moved == body and os.path.realpath(body) != body:
+                    real = os.path.realpath(body)
+                    moved = (
+                        _moved(real, current_root, new_root)
+                        if _moved(real, current_root, new_root) != real
+                        else body
+                    )
+            line = line.replace(body, moved, 1) if body else line
+        lines.append(line)
+    return "".join(lines)
+
+
+def activate_profile(profile_dir: str, new_root: str) -> Activation:
+    """``profile_dir/bin`` -> ``new_root/bin``: a PATH entry that always runs the current build."""
+    os.makedirs(profile_dir, exist_ok=True)
+    link = os.path.join(profile_dir, "bin")
+    old = os.readlink(link) if os.path.islink(link) else None
+    if os.path.exists(link) and old is None:
+        raise PatchError(f"{link} exists and is not a symlink; remove it to let glibc-doctor manage it")
+    target = os.path.join(new_root, "bin")
+    swap_symlink(link, target)
+    hint = f'export PATH="{link}:$PATH"'
+    return Activation("profile", (LinkChange(link, old, target),), hints=(hint,))
+
+
+def undo(activation: Activation) -> None:
+    """Restore what ``activation`` changed (links back to their old text, pyvenv.cfg as it was)."""
+    for change in activation.links:
+        if change.old is None:
+            if os.path.islink(change.path):
+                os.unlink(change.path)
+            continue
+        swap_symlink(change.path, change.old)
+    if activation.cfg_path is not None and activation.cfg_old is not None:
+        write_atomic(activation.cfg_path, activation.cfg_old)
+
+
+def _moved(path: str, old_root: str, new_root: str) -> str:
+    if path == old_root or path.startswith(old_root.rstrip("/") + "/"):
+        return new_root + path[len(old_root) :]
+    return path

@@ -1,0 +1,557 @@
+"""Plan a fix as data before touching anything: which files change, and how.
+
+The plan is what ``fix --dry-run`` prints and what the executor applies. Deciding is pure: the
+package survey (ELF facts, text files and symlinks of the package) and the stdenv's facts come in,
+a ``FixPlan`` comes out, so every rule here is tested on synthetic records. ``plan_fix`` is the one
+function that reads files (to survey the package and the stdenv's libraries) before calling it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from glibc_doctor.core.errors import PatchError
+from glibc_doctor.core.model import Conflict, ElfFacts, GlibcInfo, Kind, Role, StdenvInfo, Target
+from glibc_doctor.core.versions import GlibcVersion, VersionName
+
+# Directories whose parent is a whole system, not one package: patching "the package" of
+# /usr/bin/python3 would mean copying /usr.
+SYSTEM_PREFIXES = frozenset({"/", "/usr", "/usr/local", "/opt", "/bin", "/sbin", "/lib", "/snap", "/home"})
+EXECUTABLE_DIRS = ("bin", "sbin", "libexec")
+GLIBC_SONAMES = frozenset(
+    {
+        "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1",
+        "libresolv.so.2", "libanl.so.1", "libnsl.so.1", "libBrokenLocale.so.1", "libmvec.so.1",
+        "libthread_db.so.1", "libmemusage.so", "libpcprofile.so", "libc_malloc_debug.so.0",
+        "ld-linux-x86-64.so.2", "ld-linux.so.2", "ld-linux-aarch64.so.1",
+    }
+)  # fmt: skip
+RUNTIME_SONAMES = ("libstdc++.so.6", "libgcc_s.so.1")
+_NIX_HASH = re.compile(r"^[0-9a-df-np-sv-z]{32}-")
+
+
+class ScanLike(Protocol):
+    """What the plan reads of a scan: ``core.scan.ScanResult`` has these, so does a rebuild's rescan."""
+
+    @property
+    def target(self) -> Target: ...
+    @property
+    def graph(self) -> Any: ...
+    @property
+    def conflicts(self) -> tuple[Conflict, ...]: ...
+    @property
+    def glibc(self) -> GlibcInfo: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TextFile:
+    """A non-ELF file of the package that names the package's own path (``relpath`` inside it)."""
+
+    relpath: str
+    kind: str  # shebang, sysconfigdata, pkg-config, rbconfig, text
+
+
+@dataclass(frozen=True, slots=True)
+class Symlink:
+    """A symlink of the package (``relpath``) and the link text it holds."""
+
+    relpath: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSurvey:
+    """The package as found on disk: its ELF objects, the text files and symlinks naming its path."""
+
+    root: str
+    elves: tuple[ElfFacts, ...]  # facts.path is absolute, under root
+    texts: tuple[TextFile, ...] = ()
+    symlinks: tuple[Symlink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ElfPatch:
+    """One ELF file of the copy: the header changes patchelf makes to it."""
+
+    relpath: str
+    old_interpreter: str | None
+    new_interpreter: str | None  # None: PT_INTERP stays as it is
+    old_rpath: str | None
+    old_runpath: str | None
+    new_rpath: str
+    add_needed: tuple[str, ...] = ()
+
+    def describe(self) -> list[str]:
+        lines = [self.relpath]
+        if self.new_interpreter is not None:
+            lines.append(f"    interpreter {self.old_interpreter} -> {self.new_interpreter}")
+        old = f"RUNPATH {self.old_runpath}" if self.old_runpath else f"RPATH {self.old_rpath or '(none)'}"
+        lines.append(f"    {old} -> RPATH {self.new_rpath}")
+        lines += [f"    add DT_NEEDED {name}" for name in self.add_needed]
+        return lines
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRetarget:
+    """A symlink that pointed into the old package and will point into the copy."""
+
+    relpath: str
+    old_target: str
+    new_target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Remaining:
+    """A conflict the stdenv cannot fix, and the reason in plain words."""
+
+    conflict: Conflict
+    reason: str
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.conflict.as_json(), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class FixPlan:
+    """Everything a fix will do, decided before anything is done."""
+
+    target: Target
+    source_package: str
+    interpreter: str  # relative to the package root
+    destination: str
+    stdenv: StdenvInfo
+    old_glibc: GlibcInfo
+    elf_patches: tuple[ElfPatch, ...]
+    text_rewrites: tuple[TextFile, ...]
+    links: tuple[LinkRetarget, ...]
+    fixes: tuple[Conflict, ...]
+    remaining: tuple[Remaining, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def patched_interpreter(self) -> str:
+        return os.path.join(self.destination, self.interpreter)
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.destination)
+
+    def describe(self) -> list[str]:
+        """The plan in lines a person reads (``fix --dry-run``)."""
+        lines = [
+            f"package   {self.source_package}",
+            f"copy to   {self.destination}",
+            f"glibc     {self.old_glibc.version or '?'} ({self.old_glibc.libc}) -> "
+            f"{self.stdenv.version or '?'} ({self.stdenv.libc})",
+            f"stdenv    {self.stdenv.source}",
+            f"ELF files to patch: {len(self.elf_patches)}",
+        ]
+        for patch in self.elf_patches:
+            lines += ["  " + line for line in patch.describe()]
+        lines.append(f"text files to rewrite: {len(self.text_rewrites)}")
+        lines += [f"  {text.relpath} ({text.kind})" for text in self.text_rewrites]
+        lines.append(f"symlinks to retarget: {len(self.links)}")
+        lines += [f"  {link.relpath}: {link.old_target} -> {link.new_target}" for link in self.links]
+        lines.append(f"conflicts fixed: {len(self.fixes)}")
+        lines += [f"  {conflict.message}" for conflict in self.fixes]
+        lines.append(f"conflicts remaining: {len(self.remaining)}")
+        lines += [f"  {item.conflict.message}: {item.reason}" for item in self.remaining]
+        lines += [f"note: {note}" for note in self.notes]
+        return lines
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "package": self.source_package,
+            "destination": self.destination,
+            "interpreter": self.patched_interpreter,
+            "stdenv": self.stdenv.as_json(),
+            "old_glibc": self.old_glibc.as_json(),
+            "elf_patches": [
+                {
+                    "path": patch.relpath,
+                    "old_interpreter": patch.old_interpreter,
+                    "new_interpreter": patch.new_interpreter,
+                    "old_rpath": patch.old_rpath,
+                    "old_runpath": patch.old_runpath,
+                    "new_rpath": patch.new_rpath,
+                    "add_needed": list(patch.add_needed),
+                }
+                for patch in self.elf_patches
+            ],
+            "text_rewrites": [{"path": text.relpath, "kind": text.kind} for text in self.text_rewrites],
+            "links": [
+                {"path": link.relpath, "old": link.old_target, "new": link.new_target} for link in self.links
+            ],
+            "fixes": [conflict.as_json() for conflict in self.fixes],
+            "remaining": [item.as_json() for item in self.remaining],
+            "notes": list(self.notes),
+        }
+
+
+# --- the pure decisions -----------------------------------------------------------------------------
+
+
+def package_root(executable: str) -> str:
+    """The package directory holding ``executable`` (its real path): the parent of its ``bin``.
+
+    /x/store/abc-python3.9/bin/python3.9 -> /x/store/abc-python3.9. A system prefix (/usr) is not
+    one package; copying it is refused.
+    """
+    bin_dir = os.path.dirname(executable)
+    if os.path.basename(bin_dir) not in EXECUTABLE_DIRS:
+        raise PatchError(f"{executable} is not in a bin directory of a package: cannot tell what to copy")
+    root = os.path.dirname(bin_dir)
+    if root in SYSTEM_PREFIXES:
+        raise PatchError(
+            f"{executable} belongs to the system prefix {root}, not to one package: glibc-doctor patches "
+            "a copy of a package (a Nix-style store dir or a prefix like /opt/python3.9), not the system"
+        )
+    return root
+
+
+def readable_name(root: str) -> str:
+    """The package's name without a Nix store hash: ``abc…-python3-3.9`` -> ``python3-3.9``."""
+    name = _NIX_HASH.sub("", os.path.basename(root.rstrip("/")))
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]", "_", name).strip("._") or "package"
+    return cleaned[:60]
+
+
+def destination_for(store_root: str, source_root: str, stdenv: StdenvInfo) -> str:
+    """``<store>/packages/<readable-name>-<short fingerprint>``: one build per package and stdenv."""
+    short = hashlib.sha256(f"{source_root}\0{stdenv.fingerprint}".encode()).hexdigest()[:12]
+    return os.path.join(store_root, "packages", f"{readable_name(source_root)}-{short}")
+
+
+def check_stdenv_not_older(old_glibc: GlibcInfo, stdenv: StdenvInfo) -> None:
+    """Refuse a stdenv glibc older than the interpreter's: the interpreter itself would break."""
+    if old_glibc.version is None or stdenv.version is None:
+        return
+    try:
+        old, new = GlibcVersion.parse(old_glibc.version), GlibcVersion.parse(stdenv.version)
+    except ValueError:
+        return
+    if new < old:
+        raise PatchError(
+            f"the stdenv glibc {new} ({stdenv.source}) is older than the interpreter's glibc {old}: "
+            f"the interpreter was built against {old} and may need symbols {new} lacks; use a newer "
+            "stdenv (--glibc DIR) instead"
+        )
+
+
+def new_rpath(
+    facts: ElfFacts,
+    stdenv: StdenvInfo,
+    old_glibc_dirs: frozenset[str],
+    keep_dirs: frozenset[str],
+    old_root: str,
+    new_root: str,
+) -> str:
+    """Stdenv glibc dir, stdenv libstdc++ dir, then the old entries minus the old glibc's dirs.
+
+    The old entries are the object's RUNPATH (what the loader uses when both are present) else its
+    RPATH. Entries into the old package move to the copy; ``$ORIGIN`` entries stay as they are;
+    empty and relative entries are dropped (an empty entry means the current directory: a library
+    injection hole). An old glibc dir that also held other libraries the graph loaded from it
+    (``keep_dirs``) stays, last, so those still resolve while libc comes from the stdenv first.
+    """
+    old_entries = (facts.runpath if facts.runpath else facts.rpath) or ""
+    entries: list[str] = list(stdenv.lib_dirs)
+    kept_last: list[str] = []
+    for entry in old_entries.split(":"):
+        if not entry or not (
+            entry.startswith("/") or entry.startswith("$ORIGIN") or entry.startswith("${ORIGIN}")
+        ):
+            continue
+        normal = os.path.normpath(entry) if entry.startswith("/") else entry
+        if normal in old_glibc_dirs:
+            if normal in keep_dirs:
+                kept_last.append(normal)
+            continue
+        entries.append(_moved(normal, old_root, new_root))
+    return ":".join(_unique(entries + kept_last))
+
+
+def _moved(path: str, old_root: str, new_root: str) -> str:
+    if path == old_root or path.startswith(old_root + "/"):
+        return new_root + path[len(old_root) :]
+    return path
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def needed_preloads(
+    graph: Any,
+    stdenv: StdenvInfo,
+    provided: Mapping[str, tuple[str, ...] | None],
+    old_root: str,
+    glibc_dirs: frozenset[str],
+) -> tuple[str, ...]:
+    """Sonames the patched interpreter must load first (added DT_NEEDED), from the graph.
+
+    Two cases where the interpreter's RPATH cannot reach a lookup, so only an already-loaded soname
+    does: an extension with its own DT_RUNPATH needing libstdc++/libgcc_s that resolves to no file or
+    to a copy outside the stdenv's dirs; and a glibc library (libresolv, librt …) that an object
+    outside the package (a dependency with its own RUNPATH) finds in the old glibc's dirs, which
+    would mix two glibc builds. Only sonames the stdenv has are added.
+    """
+    if graph is None:
+        return ()
+    wanted: set[str] = set()
+    for requester, provider, edge in graph.edges(data=True):
+        name = edge.get("needed")
+        if not isinstance(name, str) or provided.get(name) is None:
+            continue
+        found_dir = None if str(provider).startswith("not-found:") else os.path.dirname(str(provider))
+        data = graph.nodes[requester]
+        facts = data.get("facts")
+        if (
+            name in RUNTIME_SONAMES
+            and data.get("role") == Role.EXTENSION
+            and facts is not None
+            and facts.runpath
+        ):
+            if found_dir not in stdenv.lib_dirs:
+                wanted.add(name)
+        elif name in GLIBC_SONAMES and found_dir in glibc_dirs and not _inside(str(requester), old_root):
+            wanted.add(name)
+    wanted -= {"libc.so.6", "ld-linux-x86-64.so.2", "ld-linux.so.2", "ld-linux-aarch64.so.1"}
+    return tuple(sorted(wanted, key=lambda item: (item not in RUNTIME_SONAMES, item)))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + "/")
+
+
+def classify(
+    conflicts: Sequence[Conflict], stdenv: StdenvInfo, provided: Mapping[str, tuple[str, ...] | None]
+) -> tuple[tuple[Conflict, ...], tuple[Remaining, ...]]:
+    """Split the conflicts into those the stdenv fixes and those that REMAIN, with the reason.
+
+    ``provided`` maps a library name to the versions the stdenv's copy defines (None: the stdenv has
+    no such file). A missing version is fixed when the stdenv's library defines it.
+    """
+    fixed: list[Conflict] = []
+    remaining: list[Remaining] = []
+    for conflict in conflicts:
+        reason = _remaining_reason(conflict, stdenv, provided)
+        if reason is None:
+            fixed.append(conflict)
+        else:
+            remaining.append(Remaining(conflict, reason))
+    return tuple(fixed), tuple(remaining)
+
+
+def _remaining_reason(
+    conflict: Conflict, stdenv: StdenvInfo, provided: Mapping[str, tuple[str, ...] | None]
+) -> str | None:
+    library = conflict.library
+    if conflict.version is not None and library is not None:
+        defines = provided.get(library)
+        if defines is None:
+            return f"the stdenv has no {library} to provide {conflict.version}"
+        if conflict.version in defines:
+            return None
+        return _too_new_reason(conflict.version, library, defines, stdenv)
+    if conflict.kind in (Kind.NOT_FOUND,) and library is not None:
+        return None if provided.get(library) is not None else f"the stdenv has no {library} either"
+    if conflict.kind in (Kind.WRONG_ELF, Kind.UNREADABLE):
+        return "a file problem that relinking the interpreter does not change"
+    return None
+
+
+def _too_new_reason(version: str, library: str, defines: tuple[str, ...], stdenv: StdenvInfo) -> str:
+    family = VersionName.parse(version).family
+    numbered = [VersionName.parse(name) for name in defines]
+    top = max((name for name in numbered if name.family == family and name.number), default=None)
+    has = f"its newest is {top}" if top is not None else f"it defines no {family} versions"
+    where = f"glibc {stdenv.version}" if family == "GLIBC" and stdenv.version else "the stdenv"
+    return f"needs {version} from {library}, newer than {where} provides ({has}); it needs a newer stdenv"
+
+
+def old_glibc_dirs(glibc: GlibcInfo, real: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The directories of the old libc and loader, as found and (when given) as real paths."""
+    dirs: set[str] = set()
+    for path in (glibc.libc, glibc.loader):
+        if path is None:
+            continue
+        dirs.add(os.path.normpath(os.path.dirname(path)))
+        if real is not None and path in real:
+            dirs.add(os.path.dirname(real[path]))
+    return frozenset(dirs)
+
+
+def dirs_with_other_libraries(graph: Any, glibc_dirs: frozenset[str]) -> frozenset[str]:
+    """Old glibc dirs from which the graph also loaded non-glibc libraries (they must stay reachable)."""
+    if graph is None:
+        return frozenset()
+    keep = set()
+    for node in graph.nodes:
+        name = str(node)
+        directory = os.path.dirname(name)
+        if directory in glibc_dirs and os.path.basename(name) not in GLIBC_SONAMES:
+            keep.add(directory)
+    return frozenset(keep)
+
+
+def make_plan(
+    result: ScanLike,
+    stdenv: StdenvInfo,
+    survey: PackageSurvey,
+    provided: Mapping[str, tuple[str, ...] | None],
+    store_root: str,
+    interpreter_relpath: str,
+    glibc_dirs: frozenset[str] | None = None,
+) -> FixPlan:
+    """The plan, from facts only (pure): what ``fix`` will copy, patch, rewrite and report."""
+    check_stdenv_not_older(result.glibc, stdenv)
+    old_root = survey.root
+    destination = destination_for(store_root, old_root, stdenv)
+    dirs = glibc_dirs if glibc_dirs is not None else old_glibc_dirs(result.glibc)
+    keep = dirs_with_other_libraries(result.graph, dirs)
+    runtimes = needed_preloads(result.graph, stdenv, provided, old_root, dirs)
+    patches = []
+    for facts in survey.elves:
+        relpath = os.path.relpath(facts.path, old_root)
+        add = runtimes if relpath == interpreter_relpath else ()
+        patch = _elf_patch(facts, relpath, stdenv, dirs, keep, old_root, destination, add)
+        if patch is not None:
+            patches.append(patch)
+    links = tuple(
+        LinkRetarget(link.relpath, link.target, _moved(link.target, old_root, destination))
+        for link in survey.symlinks
+        if os.path.isabs(link.target) and _moved(link.target, old_root, destination) != link.target
+    )
+    fixes, remaining = classify(result.conflicts, stdenv, provided)
+    notes = [
+        f"{d} also holds other libraries the process loads; it stays last in RPATH" for d in sorted(keep)
+    ]
+    if runtimes:
+        notes.append(
+            "loaded first by the interpreter (RUNPATH lookups cannot see its RPATH): " + ", ".join(runtimes)
+        )
+    return FixPlan(
+        target=result.target,
+        source_package=old_root,
+        interpreter=interpreter_relpath,
+        destination=destination,
+        stdenv=stdenv,
+        old_glibc=result.glibc,
+        elf_patches=tuple(patches),
+        text_rewrites=survey.texts,
+        links=links,
+        fixes=fixes,
+        remaining=remaining,
+        notes=tuple(notes),
+    )
+
+
+def _elf_patch(
+    facts: ElfFacts,
+    relpath: str,
+    stdenv: StdenvInfo,
+    dirs: frozenset[str],
+    keep: frozenset[str],
+    old_root: str,
+    new_root: str,
+    add_needed: tuple[str, ...],
+) -> ElfPatch | None:
+    rpath = new_rpath(facts, stdenv, dirs, keep, old_root, new_root)
+    interpreter = (
+        stdenv.loader if facts.interpreter is not None and facts.interpreter != stdenv.loader else None
+    )
+    add = tuple(name for name in add_needed if name not in facts.needed)
+    if interpreter is None and not add and facts.rpath == rpath and not facts.runpath:
+        return None
+    return ElfPatch(relpath, facts.interpreter, interpreter, facts.rpath, facts.runpath, rpath, add)
+
+
+# --- reading the facts (the only impure part) -----------------------------------------------------
+
+TEXT_LIMIT = 4 * 1024 * 1024
+
+
+def survey_package(root: str) -> PackageSurvey:
+    """Walk the package: every dynamic ELF (libraries by name, and executables), text files naming
+    the package path, and absolute symlinks. Symlinked directories are not followed."""
+    from glibc_doctor.core.elf import is_library_name, read_elf
+
+    elves: list[ElfFacts] = []
+    texts: list[TextFile] = []
+    links: list[Symlink] = []
+    needle = root.encode()
+    for directory, subdirs, files in os.walk(root):
+        for name in sorted(files) + sorted(d for d in subdirs if os.path.islink(os.path.join(directory, d))):
+            path = os.path.join(directory, name)
+            relpath = os.path.relpath(path, root)
+            if os.path.islink(path):
+                links.append(Symlink(relpath, os.readlink(path)))
+                continue
+            in_bin = os.path.basename(directory) in EXECUTABLE_DIRS
+            if is_library_name(name) or in_bin or os.access(path, os.X_OK):
+                facts = read_elf(path)
+                if facts.ok:
+                    if facts.is_dynamic:
+                        elves.append(facts)
+                    continue
+            kind = _text_kind(path, name, in_bin, needle)
+            if kind is not None:
+                texts.append(TextFile(relpath, kind))
+        subdirs.sort()
+    return PackageSurvey(root, tuple(elves), tuple(texts), tuple(links))
+
+
+def _text_kind(path: str, name: str, in_bin: bool, needle: bytes) -> str | None:
+    """The kind of a text file that holds the package path, or None (binary, big, or no mention)."""
+    try:
+        if os.path.getsize(path) > TEXT_LIMIT:
+            return None
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if needle not in data or b"\0" in data[:8192] or data.startswith(b"\x7fELF"):
+        return None
+    if data.startswith(b"#!"):
+        return "shebang"
+    if name.startswith("_sysconfigdata"):
+        return "sysconfigdata"
+    if name.endswith(".pc"):
+        return "pkg-config"
+    if name == "rbconfig.rb":
+        return "rbconfig"
+    return "text"
+
+
+def stdenv_provides(stdenv: StdenvInfo, libraries: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
+    """For each library name, the versions the stdenv's copy defines (None when it has none)."""
+    from glibc_doctor.core.elf import read_elf
+
+    provided: dict[str, tuple[str, ...] | None] = {}
+    for library in set(libraries):
+        path = next(
+            (os.path.join(d, library) for d in stdenv.lib_dirs if os.path.exists(os.path.join(d, library))),
+            None,
+        )
+        facts = read_elf(path) if path is not None else None
+        provided[library] = facts.defines if facts is not None and facts.ok else None
+    return provided
+
+
+def plan_fix(result: ScanLike, stdenv: StdenvInfo, store_root: str) -> FixPlan:
+    """Survey the interpreter's package and the stdenv, then decide (``make_plan``)."""
+    executable = os.path.realpath(result.target.executable)
+    root = package_root(executable)
+    check_stdenv_not_older(result.glibc, stdenv)
+    survey = survey_package(root)
+    libraries = {c.library for c in result.conflicts if c.library} | set(RUNTIME_SONAMES) | GLIBC_SONAMES
+    provided = stdenv_provides(stdenv, libraries)
+    real = {p: os.path.realpath(p) for p in (result.glibc.libc, result.glibc.loader) if p is not None}
+    dirs = old_glibc_dirs(result.glibc, real)
+    return make_plan(result, stdenv, survey, provided, store_root, os.path.relpath(executable, root), dirs)

@@ -1,0 +1,197 @@
+"""Check a built package before anyone uses it: run it, and rescan it.
+
+The patched interpreter runs (with a timeout, in an environment without LD_LIBRARY_PATH/LD_PRELOAD
+that would hide what its own headers do) and imports or requires each extension that conflicted
+before, one process per extension so one failure does not hide another. Then the patched process is
+simulated again: a conflict that was not there before means the fix made something worse, and it is
+not activated.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from glibc_doctor.core.model import Conflict, Extension, GlibcInfo, Severity, Target
+from glibc_doctor.core.patch.plan import FixPlan
+
+VERIFY_TIMEOUT = 60.0
+CLEANED_ENV = ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT", "PYTHONHOME", "PYTHONPATH")
+_PYTHON_IMPORT = (
+    "import sys, importlib; sys.path.insert(0, sys.argv[1]); importlib.import_module(sys.argv[2])"
+)
+_RUBY_REQUIRE = "require ARGV[0]"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportCheck:
+    """One extension loaded by the patched interpreter: did it load, and what it said if not."""
+
+    extension: str
+    name: str
+    ok: bool
+    expected: bool  # True when the plan says this one gets fixed; False for a REMAINING one
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Snapshot:
+    """A simulated process and its conflicts (a scan without the CLI's extras)."""
+
+    target: Target
+    graph: Any
+    conflicts: tuple[Conflict, ...]
+    glibc: GlibcInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What the patched package did when run and rescanned."""
+
+    checks: tuple[ImportCheck, ...]
+    worse: tuple[Conflict, ...]  # conflicts of the patched process that the original did not have
+    after: tuple[Conflict, ...]  # every error the patched process still has
+
+    @property
+    def ok(self) -> bool:
+        """Every extension the plan fixes loads, and nothing got worse."""
+        return not self.worse and all(check.ok for check in self.checks if check.expected)
+
+    def failures(self) -> list[str]:
+        lines = [
+            f"{check.name} still fails: {check.detail}"
+            for check in self.checks
+            if check.expected and not check.ok
+        ]
+        lines += [f"new problem: {conflict.message}" for conflict in self.worse]
+        return lines
+
+
+def moved_target(target: Target, old_root: str, new_root: str, executable: str) -> Target:
+    """The target as it will be with ``executable``, extensions inside the old package moved too."""
+    extensions = tuple(
+        Extension(_moved(ext.path, old_root, new_root), ext.name, ext.caller) for ext in target.extensions
+    )
+    return Target(
+        kind=target.kind,
+        spec=target.spec,
+        executable=executable,
+        extensions=extensions,
+        environment=target.environment,
+        searched_dirs=target.searched_dirs,
+    )
+
+
+def _moved(path: str, old_root: str, new_root: str) -> str:
+    real = os.path.realpath(path)
+    if real == old_root or real.startswith(old_root + "/"):
+        return new_root + real[len(old_root) :]
+    return path
+
+
+def snapshot(target: Target, env: Mapping[str, str] | None = None) -> Snapshot:
+    """Simulate ``target`` and analyse it (no extension is run)."""
+    from glibc_doctor.core.analysis import analyze, glibc_info
+    from glibc_doctor.core.process import simulate
+
+    graph = simulate(target, strict=False, env=dict(clean_env(env)))
+    return Snapshot(target, graph, analyze(graph), glibc_info(graph))
+
+
+def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment without the variables that would redirect the loader or Python."""
+    source = os.environ if env is None else env
+    return {key: value for key, value in source.items() if key not in CLEANED_ENV}
+
+
+def conflicted_extensions(plan: FixPlan) -> list[tuple[Extension, bool]]:
+    """Each extension named by a conflict (as object or in its chain), with "the plan fixes it"."""
+    by_path = {os.path.realpath(ext.path): ext for ext in plan.target.extensions}
+    remaining = {path for item in plan.remaining for path in _extension_paths(item.conflict, by_path)}
+    fixed = {path for conflict in plan.fixes for path in _extension_paths(conflict, by_path)}
+    chosen = sorted(remaining | fixed)
+    return [(by_path[path], path not in remaining) for path in chosen]
+
+
+def _extension_paths(conflict: Conflict, by_path: Mapping[str, Extension]) -> list[str]:
+    paths = [os.path.realpath(path) for path in (*conflict.chain, conflict.object)]
+    return [path for path in paths if path in by_path][:1]
+
+
+def import_check(
+    kind: str, interpreter: str, extension: Extension, expected: bool, env: Mapping[str, str]
+) -> ImportCheck:
+    """Run ``interpreter`` once to import/require ``extension``."""
+    argv = _load_argv(kind, interpreter, extension)
+    if argv is None:
+        return ImportCheck(extension.path, extension.name, True, expected, "no way to load it; rescan only")
+    try:
+        done = subprocess.run(
+            argv, env=dict(env), capture_output=True, text=True, timeout=VERIFY_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return ImportCheck(
+            extension.path, extension.name, False, expected, f"timed out after {VERIFY_TIMEOUT:.0f}s"
+        )
+    except OSError as error:
+        return ImportCheck(
+            extension.path, extension.name, False, expected, f"could not run: {error.strerror}"
+        )
+    last = (done.stderr.strip().splitlines() or [""])[-1]
+    return ImportCheck(extension.path, extension.name, done.returncode == 0, expected, last)
+
+
+def _load_argv(kind: str, interpreter: str, extension: Extension) -> list[str] | None:
+    if kind == "python":
+        return [interpreter, "-s", "-c", _PYTHON_IMPORT, _import_root(extension), extension.name]
+    if kind == "ruby":
+        return [interpreter, "--disable-gems", "-e", _RUBY_REQUIRE, extension.path]
+    return None
+
+
+def _import_root(extension: Extension) -> str:
+    """The sys.path entry from which ``extension.name`` imports as ``extension.path``."""
+    root: str = os.path.dirname(extension.path)
+    for _ in extension.name.split(".")[1:]:
+        root = os.path.dirname(root)
+    return root
+
+
+def worse_conflicts(
+    before: tuple[Conflict, ...], after: tuple[Conflict, ...], old_root: str, new_root: str
+) -> tuple[Conflict, ...]:
+    """Errors of the patched process that the original did not have (paths of the copy mapped back)."""
+    known = {_identity(conflict, None, None) for conflict in before}
+    return tuple(
+        conflict
+        for conflict in after
+        if conflict.severity == Severity.ERROR and _identity(conflict, new_root, old_root) not in known
+    )
+
+
+def _identity(
+    conflict: Conflict, from_root: str | None, to_root: str | None
+) -> tuple[str, str, str | None, str | None]:
+    obj = conflict.object
+    if from_root is not None and to_root is not None and obj.startswith(from_root + "/"):
+        obj = to_root + obj[len(from_root) :]
+    return (str(conflict.kind), obj, conflict.library, conflict.version)
+
+
+def verify(plan: FixPlan, before: tuple[Conflict, ...], env: Mapping[str, str] | None = None) -> Verification:
+    """Load each conflicting extension with the patched interpreter, then rescan the patched process."""
+    environ = clean_env(env)
+    interpreter = plan.patched_interpreter
+    target = moved_target(plan.target, plan.source_package, plan.destination, interpreter)
+    by_path = {os.path.realpath(ext.path): ext for ext in target.extensions}
+    checks = []
+    for extension, expected in conflicted_extensions(plan):
+        moved = by_path.get(_moved(extension.path, plan.source_package, plan.destination), extension)
+        checks.append(import_check(plan.target.kind, interpreter, moved, expected, environ))
+    after = snapshot(target, environ)
+    errors = tuple(conflict for conflict in after.conflicts if conflict.severity == Severity.ERROR)
+    worse = worse_conflicts(before, errors, plan.source_package, plan.destination)
+    return Verification(tuple(checks), worse, errors)

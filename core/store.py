@@ -1,0 +1,558 @@
+"""The store: patched packages, manifests, profiles and the lock, under ``$XDG_DATA_HOME/glibc-doctor``.
+
+Layout::
+
+    packages/<name>-<short>/     one complete build each (only ever appears by rename)
+    packages/.staging-*          a build in progress, or one that was killed (gc removes it)
+    manifests/<id>.json          one per fixed target: source, current and previous build, activation
+    profiles/<name>/bin          -> the current build's bin (bare interpreters)
+    lock                         fcntl.flock: fix, ensure, rollback and gc run one at a time
+
+Every write is atomic (new file, then ``os.replace``). ``ensure`` is built to be a fast no-op: it lists
+the manifests, asks for the stdenv (a cached probe: a few stat calls) and compares fingerprints; only
+when one differs does it import the ELF machinery and rebuild.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from glibc_doctor.core.errors import DoctorError, PatchError
+from glibc_doctor.core.model import StdenvInfo
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.model import Target
+    from glibc_doctor.core.patch import FixProgress, FixResult
+    from glibc_doctor.core.patch.activate import Activation
+    from glibc_doctor.core.patch.build import BuildResult
+    from glibc_doctor.core.patch.plan import FixPlan
+    from glibc_doctor.core.patch.verify import Snapshot
+
+MANIFEST_FORMAT = 1
+_held = {"depth": 0}
+
+
+# --- layout and lock ------------------------------------------------------------------------------
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/glibc-doctor`` (``~/.local/share/glibc-doctor`` by default)."""
+    environ = os.environ if env is None else env
+    base = environ.get("XDG_DATA_HOME") or os.path.join(
+        environ.get("HOME", os.path.expanduser("~")), ".local/share"
+    )
+    return Path(base) / "glibc-doctor"
+
+
+def packages_dir(env: Mapping[str, str] | None = None) -> Path:
+    return data_dir(env) / "packages"
+
+
+def manifests_dir(env: Mapping[str, str] | None = None) -> Path:
+    return data_dir(env) / "manifests"
+
+
+def profiles_dir(env: Mapping[str, str] | None = None) -> Path:
+    return data_dir(env) / "profiles"
+
+
+@contextmanager
+def locked(env: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Hold the store's exclusive lock (re-entrant within this process)."""
+    if _held["depth"]:
+        _held["depth"] += 1
+        try:
+            yield
+        finally:
+            _held["depth"] -= 1
+        return
+    root = data_dir(env)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = (root / "lock").open("a")
+    except OSError as error:
+        raise PatchError(f"cannot use the store at {root}: {error.strerror}") from error
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _held["depth"] = 1
+        try:
+            yield
+        finally:
+            _held["depth"] = 0
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(temporary, path)
+
+
+# --- manifests ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    """One build of a manifest: where it is, for which stdenv, what it changed, how it was activated."""
+
+    package: str
+    interpreter: str
+    fingerprint: str
+    stdenv: dict[str, Any]
+    files: tuple[dict[str, str], ...] = ()
+    activation: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "package": self.package,
+            "interpreter": self.interpreter,
+            "fingerprint": self.fingerprint,
+            "stdenv": self.stdenv,
+            "files": list(self.files),
+            "activation": self.activation,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BuildRecord:
+        return cls(
+            package=str(data["package"]),
+            interpreter=str(data["interpreter"]),
+            fingerprint=str(data["fingerprint"]),
+            stdenv=dict(data["stdenv"]),
+            files=tuple(dict(item) for item in data.get("files", [])),
+            activation=data.get("activation"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A fixed target: what it was, which build it uses now, and the one before (for rollback)."""
+
+    id: str
+    kind: str
+    spec: str
+    ext: tuple[str, ...]
+    environment: str | None
+    source_package: str
+    source_interpreter: str
+    glibc_dir: str | None
+    current: BuildRecord
+    previous: BuildRecord | None = None
+    remaining: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def path(self) -> str:
+        return self.id + ".json"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "id": self.id,
+            "kind": self.kind,
+            "spec": self.spec,
+            "ext": list(self.ext),
+            "environment": self.environment,
+            "source_package": self.source_package,
+            "source_interpreter": self.source_interpreter,
+            "glibc_dir": self.glibc_dir,
+            "current": self.current.as_json(),
+            "previous": self.previous.as_json() if self.previous is not None else None,
+            "remaining": list(self.remaining),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Manifest:
+        previous = data.get("previous")
+        return cls(
+            id=str(data["id"]),
+            kind=str(data["kind"]),
+            spec=str(data["spec"]),
+            ext=tuple(str(item) for item in data.get("ext", [])),
+            environment=data.get("environment"),
+            source_package=str(data["source_package"]),
+            source_interpreter=str(data["source_interpreter"]),
+            glibc_dir=data.get("glibc_dir"),
+            current=BuildRecord.from_json(data["current"]),
+            previous=BuildRecord.from_json(previous) if previous else None,
+            remaining=tuple(data.get("remaining", [])),
+        )
+
+
+def manifest_id(target_key: str, name: str) -> str:
+    """``<readable name>-<8 hex of the target>``: one manifest per venv or bare interpreter."""
+    digest = hashlib.sha256(target_key.encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9._+-]', '_', name)[:50]}-{digest}"
+
+
+def load_manifests(env: Mapping[str, str] | None = None) -> list[Manifest]:
+    """Every readable manifest, by id; a damaged one is skipped (status names it)."""
+    manifests = []
+    for path in _manifest_files(env):
+        manifest = read_manifest(path)
+        if manifest is not None:
+            manifests.append(manifest)
+    return manifests
+
+
+def _manifest_files(env: Mapping[str, str] | None) -> list[Path]:
+    try:
+        with os.scandir(manifests_dir(env)) as entries:
+            return sorted(
+                Path(e.path) for e in entries if e.name.endswith(".json") and not e.name.startswith(".")
+            )
+    except OSError:
+        return []
+
+
+def read_manifest(path: Path) -> Manifest | None:
+    try:
+        return Manifest.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_manifest(manifest: Manifest, env: Mapping[str, str] | None = None) -> Path:
+    path = manifests_dir(env) / manifest.path
+    write_json_atomic(path, manifest.as_json())
+    return path
+
+
+def manifest_for_package(package: str, env: Mapping[str, str] | None = None) -> Manifest | None:
+    """The manifest whose current or previous build is ``package`` (a path inside it works too)."""
+    real = os.path.realpath(package)
+    for manifest in load_manifests(env):
+        for build in (manifest.current, manifest.previous):
+            if build is not None and (real == build.package or real.startswith(build.package + "/")):
+                return manifest
+    return None
+
+
+# --- recording a fix ------------------------------------------------------------------------------
+
+
+def _target_key(plan: FixPlan) -> tuple[str, str, bool]:
+    """(key, name, is_venv): a venv is keyed by its directory, a bare interpreter by its package."""
+    from glibc_doctor.core.patch.plan import readable_name
+
+    venv = plan.target.environment
+    if plan.target.kind == "python" and venv and os.path.exists(os.path.join(venv, "pyvenv.cfg")):
+        real = os.path.realpath(venv)
+        return real, os.path.basename(real.rstrip("/")) or "venv", True
+    return plan.source_package, readable_name(plan.source_package), False
+
+
+def activate_and_record(
+    plan: FixPlan, built: BuildResult, current_root: str, glibc_dir: str | None, env: Mapping[str, str]
+) -> tuple[Activation, str]:
+    """Activate a verified build and write the manifest (the caller holds the lock)."""
+    from glibc_doctor.core.patch.activate import Activation, activate_profile, activate_venv
+
+    key, name, is_venv = _target_key(plan)
+    identifier = manifest_id(key, name)
+    existing = read_manifest(manifests_dir(env) / f"{identifier}.json")
+    if existing is not None and existing.current.package == built.package and existing.current.activation:
+        activation = Activation.from_json(existing.current.activation)
+        return activation, str(manifests_dir(env) / existing.path)
+    if is_venv:
+        activation = activate_venv(key, current_root, built.package)
+    else:
+        activation = activate_profile(str(profiles_dir(env) / name), built.package)
+    record = BuildRecord(
+        package=built.package,
+        interpreter=plan.patched_interpreter,
+        fingerprint=plan.stdenv.fingerprint,
+        stdenv=plan.stdenv.as_json(),
+        files=tuple({"path": f.relpath, "action": f.action, "sha256": f.sha256} for f in built.files),
+        activation=activation.as_json(),
+    )
+    manifest = Manifest(
+        id=identifier,
+        kind=plan.target.kind,
+        spec=key if is_venv else plan.target.spec,
+        ext=existing.ext if existing is not None else _ext_of(plan),
+        environment=key if is_venv else None,
+        source_package=plan.source_package,
+        source_interpreter=os.path.join(plan.source_package, plan.interpreter),
+        glibc_dir=glibc_dir,
+        current=record,
+        previous=existing.current if existing is not None else None,
+        remaining=tuple(item.as_json() for item in plan.remaining),
+    )
+    return activation, str(save_manifest(manifest, env))
+
+
+def _ext_of(plan: FixPlan) -> tuple[str, ...]:
+    return tuple(
+        dict.fromkeys(
+            os.path.dirname(ext.path) for ext in plan.target.extensions if plan.target.kind == "generic"
+        )
+    )
+
+
+# --- what the target uses now ---------------------------------------------------------------------
+
+
+def source_snapshot(target: Target, env: Mapping[str, str] | None = None) -> tuple[Snapshot, str] | None:
+    """When ``target`` already runs one of our builds: the unpatched process it came from, and the build.
+
+    A fixed venv points into the store; fixing it again (or ``ensure``) must start from the source
+    package, never from a patched copy.
+    """
+    from glibc_doctor.core.patch.verify import moved_target, snapshot
+
+    real = os.path.realpath(target.executable)
+    if not real.startswith(str(packages_dir(env)) + "/"):
+        return None
+    manifest = manifest_for_package(real, env)
+    if manifest is None:
+        raise PatchError(f"{real} is a glibc-doctor build that no manifest knows; run `glibc-doctor gc`")
+    build = next(b for b in (manifest.current, manifest.previous) if b and real.startswith(b.package + "/"))
+    source = moved_target(target, build.package, manifest.source_package, manifest.source_interpreter)
+    return snapshot(source, env), build.package
+
+
+# --- status, rollback, gc -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEntry:
+    """One fixed target as ``status`` shows it."""
+
+    manifest: Manifest
+    up_to_date: bool | None  # None: the stdenv could not be determined
+    exists: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.manifest.id,
+            "target": self.manifest.spec,
+            "kind": self.manifest.kind,
+            "source_package": self.manifest.source_package,
+            "package": self.manifest.current.package,
+            "interpreter": self.manifest.current.interpreter,
+            "stdenv": self.manifest.current.stdenv,
+            "previous": self.manifest.previous.package if self.manifest.previous else None,
+            "up_to_date": self.up_to_date,
+            "exists": self.exists,
+            "remaining": list(self.manifest.remaining),
+        }
+
+
+def status(env: Mapping[str, str] | None = None) -> list[StatusEntry]:
+    entries = []
+    fingerprints: dict[str | None, str | None] = {}
+    for manifest in load_manifests(env):
+        current = _current_fingerprint(manifest.glibc_dir, env, fingerprints)
+        up_to_date = None if current is None else current == manifest.current.fingerprint
+        entries.append(StatusEntry(manifest, up_to_date, os.path.exists(manifest.current.interpreter)))
+    return entries
+
+
+def _current_fingerprint(
+    glibc_dir: str | None, env: Mapping[str, str] | None, seen: dict[str | None, str | None]
+) -> str | None:
+    if glibc_dir not in seen:
+        try:
+            seen[glibc_dir] = current_stdenv(glibc_dir, env).fingerprint
+        except DoctorError:
+            seen[glibc_dir] = None
+    return seen[glibc_dir]
+
+
+def current_stdenv(glibc_dir: str | None, env: Mapping[str, str] | None) -> StdenvInfo:
+    from glibc_doctor.core.stdenv import find_stdenv
+
+    return find_stdenv(glibc_dir, env)
+
+
+def find_manifest(spec: str, env: Mapping[str, str] | None = None) -> Manifest:
+    """The manifest of ``spec``: a venv dir, an interpreter path, a build, a profile, or a manifest id."""
+    real = os.path.realpath(spec)
+    for manifest in load_manifests(env):
+        candidates = {manifest.id, manifest.spec, manifest.source_package, manifest.source_interpreter}
+        candidates |= {os.path.realpath(manifest.spec)}
+        builds = [b for b in (manifest.current, manifest.previous) if b is not None]
+        if (
+            spec in candidates
+            or real in candidates
+            or any(real.startswith(b.package + "/") or real == b.package for b in builds)
+        ):
+            return manifest
+    raise PatchError(f"{spec}: no fix recorded for it (see `glibc-doctor status`)")
+
+
+def rollback(spec: str, env: Mapping[str, str] | None = None) -> str:
+    """Undo the last activation of ``spec``: back to the previous build, or to the original."""
+    from glibc_doctor.core.patch.activate import Activation, undo
+
+    with locked(env):
+        manifest = find_manifest(spec, env)
+        if manifest.current.activation is not None:
+            undo(Activation.from_json(manifest.current.activation))
+        path = manifests_dir(env) / manifest.path
+        if manifest.previous is None:
+            path.unlink(missing_ok=True)
+            return f"{manifest.spec}: back to the original {manifest.source_interpreter}"
+        save_manifest(replace(manifest, current=manifest.previous, previous=None), env)
+        return f"{manifest.spec}: back to the previous build {manifest.previous.package}"
+
+
+def gc(env: Mapping[str, str] | None = None) -> list[str]:
+    """Remove builds no manifest uses as current or previous, and abandoned staging dirs."""
+    with locked(env):
+        keep = set()
+        for manifest in load_manifests(env):
+            keep.add(manifest.current.package)
+            if manifest.previous is not None:
+                keep.add(manifest.previous.package)
+        removed = []
+        try:
+            entries = sorted(os.scandir(packages_dir(env)), key=lambda entry: entry.name)
+        except OSError:
+            return []
+        for entry in entries:
+            if entry.path in keep or not entry.is_dir(follow_symlinks=False):
+                continue
+            _make_writable(entry.path)
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+        return removed
+
+
+def _make_writable(root: str) -> None:
+    """Directories copied from a read-only package keep u+w (build.py adds it), but be sure."""
+    for directory, _, _ in os.walk(root):
+        try:
+            os.chmod(directory, os.stat(directory).st_mode | 0o700)
+        except OSError:
+            continue
+
+
+# --- ensure ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EnsureReport:
+    """What ``ensure`` found and did: targets checked, rebuilt (with their results), failed."""
+
+    checked: int
+    rebuilt: tuple[FixResult, ...] = ()
+    failed: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def stale_manifests(
+    env: Mapping[str, str] | None = None,
+) -> tuple[list[Manifest], dict[str | None, StdenvInfo]]:
+    """Manifests whose stdenv fingerprint differs from the current stdenv (no ELF work when none do)."""
+    stdenvs: dict[str | None, StdenvInfo] = {}
+    stale = []
+    for manifest in load_manifests(env):
+        if manifest.glibc_dir not in stdenvs:
+            stdenvs[manifest.glibc_dir] = current_stdenv(manifest.glibc_dir, env)
+        if stdenvs[manifest.glibc_dir].fingerprint != manifest.current.fingerprint:
+            stale.append(manifest)
+    return stale, stdenvs
+
+
+def ensure(
+    env: Mapping[str, str] | None = None, progress: Callable[[FixProgress], None] | None = None
+) -> EnsureReport:
+    """Rebuild, verify and switch every fixed target whose stdenv changed; a fast no-op otherwise."""
+    if not _manifest_files(env):
+        return EnsureReport(0)
+    stale, _ = stale_manifests(env)
+    if not stale:
+        return EnsureReport(len(_manifest_files(env)))
+    with locked(env):
+        stale, stdenvs = stale_manifests(env)  # another ensure may have done it while we waited
+        results = []
+        failed = []
+        for manifest in stale:
+            try:
+                results.append(rebuild(manifest, stdenvs[manifest.glibc_dir], env, progress))
+            except DoctorError as error:
+                failed.append(f"{manifest.spec}: {error}")
+        failed += [
+            f"{r.plan.target.spec}: not activated: {'; '.join(r.verification.failures())}"
+            for r in results
+            if r.activation is None
+        ]
+        return EnsureReport(len(load_manifests(env)), tuple(results), tuple(failed))
+
+
+def rebuild(
+    manifest: Manifest,
+    stdenv: StdenvInfo,
+    env: Mapping[str, str] | None = None,
+    progress: Callable[[FixProgress], None] | None = None,
+) -> FixResult:
+    """Fix ``manifest``'s target again from its source package against ``stdenv``."""
+    from glibc_doctor.core.patch import FixResult, run_fix
+    from glibc_doctor.core.patch.plan import plan_fix
+    from glibc_doctor.core.targets import resolve_target
+
+    target = resolve_target(manifest.spec, manifest.ext)
+    found = source_snapshot(target, env)
+    if found is None:
+        raise PatchError(f"{manifest.spec} no longer runs a glibc-doctor build; run `glibc-doctor fix` again")
+    source, current_root = found
+    plan = plan_fix(source, stdenv, str(data_dir(env)))
+    result: FixResult | None = None
+    for event in run_fix(
+        plan, source.conflicts, current_root=current_root, glibc_dir=manifest.glibc_dir, env=env
+    ):
+        if isinstance(event, FixResult):
+            result = event
+        elif progress is not None:
+            progress(event)
+    assert result is not None
+    return result
+
+
+# --- shell hooks ----------------------------------------------------------------------------------
+
+HOOKS = {
+    "bash": (
+        "# glibc-doctor: keep patched interpreters in step with the stdenv (add to ~/.bashrc)\n"
+        "_glibc_doctor_ensure() { command glibc-doctor ensure --quiet; }\n"
+        'case ";${PROMPT_COMMAND:-};" in *";_glibc_doctor_ensure;"*) ;; '
+        '*) PROMPT_COMMAND="_glibc_doctor_ensure${PROMPT_COMMAND:+;$PROMPT_COMMAND}" ;; esac\n'
+    ),
+    "zsh": (
+        "# glibc-doctor: keep patched interpreters in step with the stdenv (add to ~/.zshrc)\n"
+        "_glibc_doctor_ensure() { command glibc-doctor ensure --quiet }\n"
+        "autoload -Uz add-zsh-hook\n"
+        "add-zsh-hook precmd _glibc_doctor_ensure\n"
+    ),
+    "fish": (
+        "# glibc-doctor: keep patched interpreters in step with the stdenv (add to config.fish)\n"
+        "function __glibc_doctor_ensure --on-event fish_prompt\n"
+        "    command glibc-doctor ensure --quiet\n"
+        "end\n"
+    ),
+}
+HOOK_EXTRAS = (
+    "# in a direnv .envrc or a devbox init_hook, one line does it:\n#   glibc-doctor ensure --quiet\n"
+)
+
+
+def hook_snippet(shell: str) -> str:
+    """The snippet that runs ``ensure --quiet`` at each prompt of ``shell``."""
+    if shell not in HOOKS:
+        raise PatchError(f"hook: unknown shell {shell!r} (bash, zsh or fish)")
+    return HOOKS[shell] + HOOK_EXTRAS

@@ -37,7 +37,7 @@ from glibc_doctor.core.versions import newest
 
 
 class ScanCancelled(DoctorError):
-    """The caller set the cancellation event before the scan finished."""
+    """``scan()`` was interrupted (its generator stopped without a result)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class ScanResult:
         }
 
 
-STAGES = ("target", "graph", "strict", "analysis", "stdenv")
+STAGES = ("target", "graph", "strict", "analysis", "done")
 
 
 def scan_steps(
@@ -97,27 +97,35 @@ def scan_steps(
     strict: bool = False,
     cancel: threading.Event | None = None,
 ) -> Iterator[ScanProgress | ScanResult]:
-    """Yield a ``ScanProgress`` before each stage, then the ``ScanResult``; stop when ``cancel`` is set."""
+    """Yield a ``ScanProgress`` before each stage, then the ``ScanResult``.
+
+    When ``cancel`` is set the generator stops between stages without a result (no exception: the
+    TUI's worker simply sees the loop end).
+    """
     environ = dict(os.environ if env is None else env)
     total = len(STAGES)
 
-    def step(index: int, message: str) -> ScanProgress:
-        if cancel is not None and cancel.is_set():
-            raise ScanCancelled("scan cancelled")
-        return ScanProgress(STAGES[index], message, index, total)
+    def cancelled() -> bool:
+        return cancel is not None and cancel.is_set()
 
-    yield step(0, f"reading target {spec if pid is None else pid}")
+    yield ScanProgress(STAGES[0], f"reading target {spec if pid is None else pid}", 0, total)
     target = target_from_pid(pid) if pid is not None else resolve_target(spec, tuple(ext))
-    yield step(1, f"resolving what {os.path.basename(target.executable)} loads")
+    if cancelled():
+        return
+    yield ScanProgress(STAGES[1], f"resolving what {os.path.basename(target.executable)} loads", 1, total)
     graph = simulate(target, strict=False, env=environ)
     strict_graph = None
-    if strict:
-        yield step(2, "resolving each dependency on its own (strict)")
+    if strict and not cancelled():
+        yield ScanProgress(STAGES[2], "resolving each dependency on its own (strict)", 2, total)
         strict_graph = simulate(target, strict=True, env=environ)
-    yield step(3, "checking symbol versions")
+    if cancelled():
+        return
+    yield ScanProgress(STAGES[3], "checking symbol versions", 3, total)
     stdenv, notes = _stdenv(glibc, environ)
     conflicts = analyze(graph, strict_graph, stdenv=stdenv)
-    yield step(4, "done")
+    if cancelled():
+        return
+    yield ScanProgress(STAGES[4], "done", 4, total)
     yield ScanResult(
         target=target,
         graph=graph,
@@ -147,7 +155,8 @@ def scan(
             result = event
         elif progress is not None:
             progress(event)
-    assert result is not None  # scan_steps always ends with a result or raises
+    if result is None:
+        raise ScanCancelled(f"scan of {spec} cancelled")
     if use_cache and pid is None:
         environ = os.environ if env is None else env
         request = scancache.ScanRequest(spec, tuple(ext), glibc, strict)

@@ -466,18 +466,37 @@ def target_for_path(path: str | None) -> str | None:
     python = _PYTHON_LIB.match(path)
     if python and re.search(r"/(site-packages|dist-packages|lib-dynload)/", path):
         return _python_target(python["prefix"] or "/", python["version"])
-    if "/lib/ruby/" in path:
-        prefix = path.split("/lib/ruby/", 1)[0] or "/usr"
-        return os.path.join(prefix, "bin", "ruby")
+    ruby = _RUBY_LIB.match(path)
+    if ruby:
+        prefix = "/usr" if ruby["prefix"] in ("", "/var") else ruby["prefix"]
+        return _ruby_target(prefix, ruby["version"])
     return None
 
 
+_RUBY_LIB = re.compile(
+    r"^(?P<prefix>.*?)/lib/(?:x86_64-linux-gnu/)?(?:ruby/(?:gems/|vendor_ruby/|site_ruby/)?|gems/)"
+    r"(?P<version>\d+\.\d+)\.\d+/"
+)
+
+
+def _ruby_target(prefix: str, version: str) -> str:
+    """``PREFIX/bin/ruby`` or, where only that exists, ``PREFIX/bin/ruby2.7`` (Debian's real name)."""
+    for name in ("ruby", f"ruby{version}"):
+        candidate = os.path.join(prefix, "bin", name)
+        if os.path.exists(candidate):
+            return candidate
+    return os.path.join(prefix, "bin", "ruby")
+
+
 def _python_target(prefix: str, version: str) -> str:
+    """The venv (``pyvenv.cfg``), else the prefix's ``bin/pythonX.Y``, else the prefix directory itself
+    (``scan`` takes a venv or prefix directory; a path from another machine cannot be checked)."""
     if os.path.isfile(os.path.join(prefix, "pyvenv.cfg")):
         return prefix
-    if version == "3":  # Debian's /usr/lib/python3/dist-packages
-        return os.path.join(prefix, "bin", "python3")
-    return os.path.join(prefix, "bin", f"python{version}")
+    interpreter = os.path.join(
+        prefix, "bin", f"python{version}"
+    )  # python3 for Debian's python3/dist-packages
+    return interpreter if os.path.exists(interpreter) else prefix
 
 
 def _target_of(message: LoaderMessage) -> str | None:
@@ -508,7 +527,7 @@ def _finding(message: LoaderMessage) -> Finding:
     return Finding(message=message, cause=cause, min_glibc=glibc, min_gcc=gcc, target=_target_of(message))
 
 
-_TRACEBACK_FILE = re.compile(r'File "(?P<path>/[^"]+)"|(?P<rb>/\S+?\.rb):\d+:in ')
+_TRACEBACK_FILE = re.compile(r'File "(?P<path>/[^"]+)"|(?P<rb>/[^\s<>:]+?\.rb)>?:\d+:in ')
 
 
 def target_from_traceback(text: str) -> str | None:
@@ -521,7 +540,7 @@ def target_from_traceback(text: str) -> str | None:
         python = _PYTHON_LIB.match(path)
         if python:
             return _python_target(python["prefix"] or "/", python["version"])
-        if "/lib/ruby/" in path:
+        if _RUBY_LIB.match(path):
             return target_for_path(path)
     return None
 

@@ -480,7 +480,11 @@ def _ruby_roots(prefix: str, abi: str) -> list[tuple[str, str]]:
                 for n in sorted(os.listdir(base))
                 if n.startswith("x86_64-linux")
             ]
-    roots.append((os.path.join(prefix, "lib", "x86_64-linux-gnu", "ruby", abi), "arch"))
+    multiarch = os.path.join(prefix, "lib", "x86_64-linux-gnu")  # Debian's archdir and vendor archdir
+    roots.append((os.path.join(multiarch, "ruby", abi), "arch"))
+    roots.append((os.path.join(multiarch, "ruby", "vendor_ruby", abi), "arch"))
+    local = os.path.join(prefix, "local") if prefix == "/usr" else prefix
+    roots.append((os.path.join(local, "lib", "x86_64-linux-gnu", "site_ruby"), "arch"))
     gem_homes = [
         os.path.join(lib_ruby, "gems", abi),
         os.path.join(prefix, "lib", "x86_64-linux-gnu", "rubygems-integration", abi),

@@ -125,6 +125,7 @@ def _add_explain(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain.add_argument("message", nargs="*", metavar="MESSAGE", help="the message, or - to read stdin")
+    explain.add_argument("--json", action="store_true", help="the findings (and the scan) as JSON")
     explain.set_defaults(func=_run_explain)
 
 
@@ -299,7 +300,26 @@ def _emit(result: ScanResult, fmt: str) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    words: list[str] = list(args.message)
+    text = _explain_input(list(args.message))
+    from glibc_doctor.core.explain import explain
+
+    explanation = explain(text)
+    scanned = _scan_mentioned(explanation.targets)
+    if args.json:
+        document = {**explanation.as_json(), "scan": scanned.as_json() if scanned is not None else None}
+        import json
+
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        from glibc_doctor.tui.render import print_explanation
+
+        print_explanation(explanation, scanned)
+    found = bool(explanation.findings) or (scanned is not None and bool(scanned.errors))
+    return int(ExitCode.CONFLICTS if found else ExitCode.OK)
+
+
+def _explain_input(words: list[str]) -> str:
+    """The message from the arguments, or from stdin for ``-`` (or no argument with a pipe)."""
     if not words or words == ["-"]:
         if not words and sys.stdin.isatty():
             raise UsageError("explain needs a MESSAGE, or - to read it from stdin")
@@ -308,45 +328,21 @@ def _run_explain(args: argparse.Namespace) -> int:
         text = " ".join(words)
     if not text.strip():
         raise UsageError("explain got an empty message")
-    from glibc_doctor.core.explain import explain
-
-    explanation = explain(text)
-    scanned = _scan_mentioned(text)
-    from glibc_doctor.tui.render import print_explanation
-
-    print_explanation(explanation, scanned)
-    if scanned is not None and scanned.errors:
-        return int(ExitCode.CONFLICTS)
-    return int(ExitCode.OK)
+    return text
 
 
-def _scan_mentioned(text: str) -> ScanResult | None:
-    """Scan the venv or interpreter that a path in the message belongs to, when there is one."""
-    target = mentioned_target(text)
-    if target is None:
-        return None
+def _scan_mentioned(targets: Sequence[str]) -> ScanResult | None:
+    """Scan the first venv or interpreter named by the message that exists here (all conflicts, not
+    only the first the loader reported); a target that cannot be scanned is simply not shown."""
     from glibc_doctor.core.errors import DoctorError
     from glibc_doctor.core.scan import scan
 
-    try:
-        return scan(target)
-    except DoctorError:
-        return None
-
-
-def mentioned_target(text: str) -> str | None:
-    """The venv (a directory with ``pyvenv.cfg`` above a path in ``text``) the message is about."""
-    import re
-
-    for match in re.finditer(r"(/[^\s'\"`()]+)", text):
-        path = match.group(1).rstrip(".,:;")
-        if not os.path.exists(path):
-            continue
-        directory = path if os.path.isdir(path) else os.path.dirname(path)
-        while directory and directory != os.path.dirname(directory):
-            if os.path.isfile(os.path.join(directory, "pyvenv.cfg")):
-                return directory
-            directory = os.path.dirname(directory)
+    for target in targets:
+        if os.path.exists(target):
+            try:
+                return scan(target)
+            except (DoctorError, OSError):
+                continue
     return None
 
 

@@ -23,9 +23,17 @@ if TYPE_CHECKING:
     from glibc_doctor.core.scan import ScanResult
 
 
+def make_console() -> Console:
+    """stdout; piped output gets a wide page so long store paths are not folded mid-name."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 160))
+    return console
+
+
 def print_scan(result: ScanResult, console: Console | None = None) -> None:
     """The whole report on stdout (or ``console``)."""
-    console = console or Console(highlight=False)
+    console = console or make_console()
     console.print(glibc_header(result))
     console.print(process_tree(result))
     for conflict in result.conflicts:
@@ -144,3 +152,24 @@ def summary(conflicts: tuple[Conflict, ...]) -> Text:
         return Text("✓ no conflicts", style="bold green")
     style = "bold red" if errors else "bold yellow"
     return Text(f"{errors} error(s), {warnings} warning(s)", style=style)
+
+
+def print_explanation(explanation: Any, scanned: ScanResult | None, console: Console | None = None) -> None:
+    """Each loader message with its cause, the next commands, then the scan of the target it names."""
+    console = console or make_console()
+    for finding in explanation.findings:
+        body = [Text(finding.message.raw or str(finding.message.kind), style="bold"), Text(finding.cause)]
+        if finding.min_glibc:
+            body.append(Text.from_markup(f"[bold]needs[/] glibc ≥ {escape(finding.min_glibc)}"))
+        if finding.min_gcc:
+            body.append(Text.from_markup(f"[bold]built by[/] GCC ≥ {escape(finding.min_gcc)}"))
+        console.print(Panel(Group(*body), title=escape(str(finding.message.kind)), title_align="left"))
+    console.print(Text(explanation.summary))
+    for command in explanation.commands:
+        console.print(Text.from_markup(f"[green]next[/] {escape(command)}"))
+    if scanned is not None:
+        console.print(Text.from_markup(f"\n[bold]scan of {escape(scanned.target.spec)}[/]"))
+        console.print(glibc_header(scanned))
+        for conflict in scanned.conflicts:
+            console.print(conflict_panel(conflict))
+        console.print(summary(scanned.conflicts))

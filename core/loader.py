@@ -1,0 +1,730 @@
+"""The search of one target's own ld.so, modelled from the ld.so file without running it.
+
+Which file a DT_NEEDED name maps to depends on the loader that runs the process, not on the host: a
+Nix glibc has its own default directories and cache, a Debian one puts ``$LIB`` at
+``lib/x86_64-linux-gnu``, glibc 2.33 added ``glibc-hwcaps`` subdirectories and 2.37 dropped the legacy
+``tls``/``haswell`` ones. :func:`loader_config` reads those facts from the ld.so binary (its compiled-in
+strings) and the CPU flags; :class:`Loader` then follows glibc's ``_dl_map_object`` step by step
+(``../shared/LOADER.md``, ``elf/dl-load.c``) and says how each answer was reached.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from glibc_doctor.core.elf import read_elf
+from glibc_doctor.core.ldcache import LdCache, default_cache_id, read_ld_cache
+from glibc_doctor.core.model import (
+    DF_1_NODEFLIB,
+    EM_386,
+    EM_AARCH64,
+    EM_X86_64,
+    ElfFacts,
+    Problem,
+    Rejected,
+    Resolution,
+    Via,
+)
+
+ElfReader = Callable[[str], ElfFacts]
+
+SYSTEM_LOADERS = {
+    (64, EM_X86_64): "/lib64/ld-linux-x86-64.so.2",
+    (32, EM_386): "/lib/ld-linux.so.2",
+    (64, EM_AARCH64): "/lib/ld-linux-aarch64.so.1",
+}
+_MAX_LOADER_BYTES = 64 * 1024 * 1024
+_LOADER_NAME = re.compile(r"^ld(-linux[-\w.]*)?\.so(\.\d+)*$|^ld-\d+\.\d+\.so$")
+
+# x86-64 ISA levels as glibc's sysdeps/x86/get-isa-level.h defines them, in /proc/cpuinfo words
+# ("pni" is SSE3, "abm" is LZCNT). Each level also needs the one below it.
+_ISA_LEVELS = (
+    ("x86-64-v2", ("cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3")),
+    ("x86-64-v3", ("avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave")),
+    ("x86-64-v4", ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LoaderConfig:
+    """What one ld.so does when it searches, as far as the file and the environment tell.
+
+    ``default_dirs`` are its compiled-in system directories in order (no trailing slash);
+    ``hwcaps`` the subdirectories it tries first inside every directory, best first
+    (``glibc-hwcaps/x86-64-v3`` …, then legacy ``tls/x86_64`` … before glibc 2.37);
+    ``ld_library_path``/``preload`` the environment's entries as ld.so splits them.
+    ``notes`` says what was assumed (no PT_INTERP, loader missing, release unknown).
+    """
+
+    path: str
+    default_dirs: tuple[str, ...]
+    cache_path: str | None
+    lib: str
+    platform: str
+    hwcaps: tuple[str, ...] = ()
+    ld_library_path: tuple[str, ...] = ()
+    preload: tuple[str, ...] = ()
+    release: str | None = None
+    elf_class: int = 64
+    machine: int = EM_X86_64
+    notes: tuple[str, ...] = ()
+
+    @property
+    def glibc_hwcaps(self) -> tuple[str, ...]:
+        """The ``glibc-hwcaps`` subdirectory names alone (``x86-64-v3``), best first: the cache's key."""
+        prefix = "glibc-hwcaps/"
+        return tuple(sub[len(prefix) :] for sub in self.hwcaps if sub.startswith(prefix))
+
+
+# --- reading the ld.so file -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _LoaderFile:
+    """What the ld.so binary says about itself (compiled-in strings and ELF header)."""
+
+    system_dirs: tuple[str, ...]
+    cache_path: str | None
+    lib: str | None
+    release: str | None
+    elf_class: int
+    machine: int
+    glibc_hwcaps: bool  # knows glibc-hwcaps subdirectories (2.33+)
+    legacy_hwcaps: bool  # still searches tls/ and platform subdirectories (before 2.37)
+    intel_platforms: bool  # overrides $PLATFORM with haswell/xeon_phi on Intel CPUs
+    preload_file: str | None
+
+
+def loader_config(interpreter: str, env: Mapping[str, str] | None = None) -> LoaderConfig:
+    """The search configuration of the ld.so that runs ``interpreter`` (its PT_INTERP).
+
+    ``interpreter`` may also be an ld.so itself. Without a PT_INTERP, or when that file is missing,
+    the system loader of the interpreter's class and machine stands in, and ``notes`` says so.
+    """
+    environ = os.environ if env is None else env
+    loader, notes = _pick_loader(interpreter)
+    info = _read_loader(loader)
+    if info is None:
+        notes.append(f"cannot read the loader {loader}; assuming a Debian-style x86-64 ld.so")
+        info = _LoaderFile(
+            ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib"),
+            "/etc/ld.so.cache", "lib/x86_64-linux-gnu", None, 64, EM_X86_64, True, False, False, None,
+        )  # fmt: skip
+    if info.release is None:
+        notes.append(f"glibc release of {loader} unknown; hwcaps support read from its strings")
+    platform, hwcap_names = _platform(info)
+    return LoaderConfig(
+        path=loader,
+        default_dirs=info.system_dirs,
+        cache_path=info.cache_path,
+        lib=info.lib or (info.system_dirs[0].strip("/") if info.system_dirs else "lib"),
+        platform=platform,
+        hwcaps=_hwcaps_subdirs(info, platform, hwcap_names),
+        ld_library_path=_split_path_list(environ.get("LD_LIBRARY_PATH", "")),
+        preload=_preloads(environ.get("LD_PRELOAD", ""), info.preload_file),
+        release=info.release,
+        elf_class=info.elf_class,
+        machine=info.machine,
+        notes=tuple(notes),
+    )
+
+
+def _pick_loader(interpreter: str) -> tuple[str, list[str]]:
+    facts = read_elf(interpreter)
+    if facts.interpreter:
+        if os.path.exists(facts.interpreter):
+            return facts.interpreter, []
+        fallback = _system_loader(facts)
+        return fallback, [f"PT_INTERP {facts.interpreter} of {interpreter} is missing; using {fallback}"]
+    if facts.ok and _LOADER_NAME.match(os.path.basename(facts.soname or interpreter)):
+        return interpreter, []
+    fallback = _system_loader(facts)
+    return fallback, [f"{interpreter} has no PT_INTERP; using the system loader {fallback}"]
+
+
+def _system_loader(facts: ElfFacts) -> str:
+    return SYSTEM_LOADERS.get((facts.elf_class, facts.machine), SYSTEM_LOADERS[(64, EM_X86_64)])
+
+
+def _read_loader(path: str) -> _LoaderFile | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return _read_loader_cached(os.path.realpath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_loader_cached(real: str, _ino: int, _size: int, _mtime: int) -> _LoaderFile | None:
+    try:
+        with open(real, "rb") as handle:
+            data = handle.read(_MAX_LOADER_BYTES)
+    except OSError:
+        return None
+    if data[:4] != b"\x7fELF" or len(data) < 20:
+        return None
+    elf_class = 64 if data[4] == 2 else 32
+    machine = int.from_bytes(data[18:20], "little" if data[5] == 1 else "big")
+    release = _release(data, real)
+    new_enough = _at_least(release, (2, 33))
+    return _LoaderFile(
+        system_dirs=_system_dirs(data),
+        cache_path=_string_ending(data, b"ld.so.cache"),
+        lib=_dst_lib(data),
+        release=release,
+        elf_class=elf_class,
+        machine=machine,
+        glibc_hwcaps=new_enough if release else b"x86-64-v2" in data or b"glibc-hwcaps" in data,
+        legacy_hwcaps=not _at_least(release, (2, 37)) if release else b"\0tls\0" in data,
+        intel_platforms=b"\0haswell\0" in data,
+        preload_file=_string_ending(data, b"ld.so.preload"),
+    )
+
+
+def _release(data: bytes, real: str) -> str | None:
+    """The glibc release: ld.so's own version line, its file name (ld-2.31.so), or a glibc-X.Y dir."""
+    match = re.search(rb"release version (\d+\.\d+)", data)
+    if match:
+        return match.group(1).decode()
+    for pattern in (r"^ld-(\d+\.\d+)\.so$", r"glibc-(\d+\.\d+)"):
+        for part in reversed(real.split("/")):
+            found = re.search(pattern, part)
+            if found:
+                return found.group(1)
+    libc = os.path.join(os.path.dirname(real), "libc.so.6")
+    try:
+        with open(libc, "rb") as handle:
+            found_bytes = re.search(rb"release version (\d+\.\d+)", handle.read(8 * 1024 * 1024))
+    except OSError:
+        return None
+    return found_bytes.group(1).decode() if found_bytes else None
+
+
+def _at_least(release: str | None, wanted: tuple[int, int]) -> bool:
+    if release is None:
+        return False
+    major, minor = (int(part) for part in release.split(".")[:2])
+    return (major, minor) >= wanted
+
+
+def _system_dirs(data: bytes) -> tuple[str, ...]:
+    """glibc's SYSTEM_DIRS: one run of NUL-separated absolute directories ending in ``/``.
+
+    gen-trusted-dirs.awk writes them as a single string (``"/lib/x86_64-linux-gnu/\\0/usr/lib/…"``);
+    the longest such run whose entries name a lib directory is taken.
+    """
+    best: tuple[str, ...] = ()
+    for match in re.finditer(rb"(?<=\0)(?:/[\x21-\x7e]*?/\0)+", data):
+        dirs = tuple(part.decode() for part in match.group().split(b"\0") if part)
+        if all("lib" in entry for entry in dirs) and len(dirs) > len(best):
+            best = dirs
+    return tuple(_strip_slashes(entry) for entry in best)
+
+
+def _strip_slashes(directory: str) -> str:
+    stripped = directory.rstrip("/")
+    return stripped or "/"
+
+
+def _string_ending(data: bytes, suffix: bytes) -> str | None:
+    match = re.search(rb"(?<=\0)/[\x21-\x7e]*" + re.escape(suffix) + rb"(?=\0)", data)
+    return match.group().decode() if match else None
+
+
+def _dst_lib(data: bytes) -> str | None:
+    """DL_DST_LIB, stored right after the DST names ``ORIGIN``, ``PLATFORM``, ``LIB`` in .rodata."""
+    match = re.search(rb"ORIGIN\0PLATFORM\0LIB\0([\x21-\x7e]+)\0", data)
+    return match.group(1).decode() if match else None
+
+
+# --- CPU: $PLATFORM and hwcaps subdirectories --------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The flags of the first CPU in /proc/cpuinfo, and its vendor as ``vendor:<id>``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return frozenset()
+    flags = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
+    vendor = re.search(r"^vendor_id\s*:\s*(\S+)", text, re.MULTILINE)
+    words = set(flags.group(1).split()) if flags else set()
+    if vendor:
+        words.add("vendor:" + vendor.group(1))
+    return frozenset(words)
+
+
+def x86_isa_levels(flags: frozenset[str]) -> tuple[str, ...]:
+    """The x86-64 levels this CPU supports, best first (each level needs the lower ones)."""
+    supported: list[str] = []
+    for level, needed in _ISA_LEVELS:
+        if not all(flag in flags for flag in needed):
+            break
+        supported.insert(0, level)
+    return tuple(supported)
+
+
+def _platform(info: _LoaderFile) -> tuple[str, tuple[str, ...]]:
+    """$PLATFORM (AT_PLATFORM, or glibc's Intel override) and the legacy hwcap names, as ld.so sets them.
+
+    glibc's x86 cpu_features sets ``haswell``/``xeon_phi`` and the ``avx512_1`` hwcap on Intel only.
+    """
+    if info.machine != EM_X86_64:
+        return os.uname().machine, ()
+    flags = cpu_flags()
+    names = ["x86_64"]
+    platform = "x86_64"
+    if info.intel_platforms and "vendor:GenuineIntel" in flags:
+        if {"avx512f", "avx512cd"} <= flags:
+            if {"avx512er", "avx512pf"} <= flags:
+                platform = "xeon_phi"
+            elif {"avx512bw", "avx512dq", "avx512vl"} <= flags:
+                names.append("avx512_1")
+        haswell = {"avx2", "bmi1", "bmi2", "abm", "movbe", "popcnt"}
+        if platform == "x86_64" and haswell <= flags:
+            platform = "haswell"
+    return platform, tuple(names)
+
+
+def _hwcaps_subdirs(info: _LoaderFile, platform: str, hwcap_names: tuple[str, ...]) -> tuple[str, ...]:
+    """Subdirectories tried before each directory itself, in ld.so's order."""
+    subdirs: list[str] = []
+    if info.glibc_hwcaps and info.machine == EM_X86_64:
+        subdirs += [f"glibc-hwcaps/{level}" for level in x86_isa_levels(cpu_flags())]
+    if info.legacy_hwcaps:
+        subdirs += _legacy_subdirs(["tls", platform, *reversed(hwcap_names)])
+    return tuple(dict.fromkeys(subdirs))
+
+
+def _legacy_subdirs(parts: list[str]) -> list[str]:
+    """Every non-empty combination of ``parts`` in glibc's ``_dl_important_hwcaps`` order.
+
+    The first part is the most significant bit of a counter that runs down from all-set, so the
+    order is ``tls/P/H``, ``tls/P``, ``tls/H``, ``tls``, ``P/H``, ``P``, ``H``.
+    """
+    count = len(parts)
+    combos = []
+    for mask in range((1 << count) - 1, 0, -1):
+        chosen = [parts[i] for i in range(count) if mask & (1 << (count - 1 - i))]
+        combos.append("/".join(chosen))
+    return combos
+
+
+# --- the environment ---------------------------------------------------------------------------------
+
+
+def _split_path_list(value: str) -> tuple[str, ...]:
+    """LD_LIBRARY_PATH as ld.so splits it: on ``:`` and ``;``, empty entries kept (they mean cwd)."""
+    if not value:
+        return ()
+    return tuple(re.split(r"[:;]", value))
+
+
+def _preloads(value: str, preload_file: str | None) -> tuple[str, ...]:
+    """LD_PRELOAD (split on spaces and colons), then the loader's ld.so.preload file."""
+    names = [name for name in re.split(r"[ :]", value) if name]
+    if preload_file:
+        try:
+            with open(preload_file, encoding="utf-8", errors="replace") as handle:
+                names += [name for name in re.split(r"[\s:]", handle.read()) if name]
+        except OSError:
+            pass
+    return tuple(names)
+
+
+# --- the search ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _PathList:
+    """Directories of one search step, expanded, with where they came from for ``detail``."""
+
+    via: Via
+    owner: str  # "RPATH of /x/python3.9", "LD_LIBRARY_PATH", …
+    dirs: tuple[tuple[str, str], ...]  # (expanded directory, entry as written)
+
+
+class _Stop(Exception):
+    """ld.so gave up the search on a candidate it could not read (``invalid ELF header``)."""
+
+    def __init__(self, candidate: str, reason: str) -> None:
+        super().__init__(reason)
+        self.candidate = candidate
+        self.reason = reason
+
+
+class Loader:
+    """One process namespace of the modelled ld.so: the objects loaded so far and the search.
+
+    ``mark_loaded`` records an object (its load name and DT_SONAME then satisfy later requests, as
+    the file's dev/inode does); ``resolve`` answers one request. ``reader`` reads ELF facts
+    (``core.elf.read_elf``, cached); directory listings are cached per Loader so a large closure costs
+    one ``scandir`` per directory instead of one ``open`` per candidate.
+    """
+
+    def __init__(self, config: LoaderConfig, reader: ElfReader = read_elf, cwd: str | None = None) -> None:
+        self.config = config
+        self._reader = reader
+        self._cwd = cwd or os.getcwd()
+        self._cache: LdCache | None = _ld_cache(config.cache_path) if config.cache_path else None
+        self._cache_id = default_cache_id(config.elf_class, config.machine)
+        self._listings: dict[str, frozenset[str] | None] = {}
+        self._names: dict[str, str] = {}
+        self._inodes: dict[tuple[int, int], str] = {}
+        self._loaded: dict[str, ElfFacts] = {}
+        self.main: ElfFacts | None = None
+
+    # -- the namespace --
+
+    def mark_loaded(self, path: str, facts: ElfFacts, name: str | None = None) -> None:
+        """Record ``facts`` as loaded from ``path`` (the first call records the main program)."""
+        if self.main is None:
+            self.main = facts
+        self._loaded[path] = facts
+        for key in (path, facts.soname, name):
+            if key:
+                self._names.setdefault(key, path)
+        inode = _inode(path)
+        if inode is not None:
+            self._inodes.setdefault(inode, path)
+
+    def fork(self) -> Loader:
+        """A copy of this namespace to load into without changing this one (shares the dir cache)."""
+        twin = copy.copy(self)
+        twin._names = dict(self._names)
+        twin._inodes = dict(self._inodes)
+        twin._loaded = dict(self._loaded)
+        return twin
+
+    def loaded(self, name: str) -> str | None:
+        """The path of the loaded object a request for ``name`` would reuse, if any."""
+        return self._names.get(name)
+
+    @property
+    def cache(self) -> LdCache | None:
+        return self._cache
+
+    # -- one request --
+
+    def resolve(
+        self, name: str, requester: ElfFacts, chain: Sequence[ElfFacts] = (), *, reuse: bool = True
+    ) -> Resolution:
+        """Where ld.so finds ``name`` requested by ``requester`` (a DT_NEEDED entry or a dlopen name).
+
+        ``chain`` runs from the requester up its loaders to the main program (``requester`` first or
+        not, either is fine). ``reuse=False`` ignores the namespace: what this request would find on
+        its own (strict mode).
+        """
+        if reuse and name in self._names:
+            return self._reused(name, requester, self._names[name], f"{name} is already loaded")
+        expanded = self._expand(name, requester) if "$" in name else name
+        if expanded is None:
+            return Resolution(name, requester.path, None, Via.NOT_FOUND, f"cannot expand {name}")
+        if "/" in expanded:
+            return self._open_path(name, expanded, requester, reuse)
+        return self._search(name, requester, self._chain(requester, chain), reuse)
+
+    def _reused(self, name: str, requester: ElfFacts, path: str, why: str) -> Resolution:
+        return Resolution(name, requester.path, path, Via.LOADED, f"{why} as {path}")
+
+    def _chain(self, requester: ElfFacts, chain: Sequence[ElfFacts]) -> tuple[ElfFacts, ...]:
+        objects = list(chain)
+        if not objects or objects[0].path != requester.path:
+            objects.insert(0, requester)
+        return tuple(objects)
+
+    def _open_path(self, name: str, path: str, requester: ElfFacts, reuse: bool) -> Resolution:
+        """A name with a slash: opened as it is (relative to the current directory when relative)."""
+        if reuse and path in self._names:
+            return self._reused(name, requester, self._names[path], f"{path} is already loaded")
+        try:
+            facts = self._check(path, self._candidate_facts(path))
+        except _Stop as stop:
+            rejected = (Rejected(stop.candidate, stop.reason),)
+            return Resolution(name, requester.path, None, Via.NOT_FOUND, stop.reason, (), rejected)
+        if facts is None or isinstance(facts, Rejected):
+            reason = facts.reason if facts else "No such file or directory"
+            rejected_path = (facts,) if facts else ()
+            return Resolution(
+                name, requester.path, None, Via.NOT_FOUND, f"{path}: {reason}", (), rejected_path
+            )
+        return self._found(name, requester, path, Via.PATH, f"opened as a path: {path}", (), (), reuse)
+
+    def _search(self, name: str, requester: ElfFacts, chain: tuple[ElfFacts, ...], reuse: bool) -> Resolution:
+        searched: list[str] = []
+        rejected: list[Rejected] = []
+        try:
+            for step in self._path_lists(requester, chain):
+                for directory, entry in step.dirs:
+                    hit = self._try_dir(directory, name, searched, rejected)
+                    if hit is not None:
+                        where = directory if entry == directory else f"{directory} (from {entry})"
+                        detail = f"{step.owner}: {where}"
+                        return self._found(name, requester, hit, step.via, detail, searched, rejected, reuse)
+            hit = self._try_cache(name, requester, rejected)
+            if hit is not None:
+                detail = f"{self.config.cache_path}: {name} => {hit}"
+                return self._found(name, requester, hit, Via.CACHE, detail, searched, rejected, reuse)
+            if not requester.flags_1 & DF_1_NODEFLIB:
+                for directory in self.config.default_dirs:
+                    hit = self._try_dir(directory, name, searched, rejected)
+                    if hit is not None:
+                        detail = f"default directory of {self.config.path}: {directory}"
+                        return self._found(
+                            name, requester, hit, Via.DEFAULT, detail, searched, rejected, reuse
+                        )
+        except _Stop as stop:
+            rejected.append(Rejected(stop.candidate, stop.reason))
+            detail = f"{stop.candidate}: {stop.reason}"
+            return Resolution(
+                name, requester.path, None, Via.NOT_FOUND, detail, tuple(searched), tuple(rejected)
+            )
+        return Resolution(
+            name, requester.path, None, Via.NOT_FOUND, self._not_found_detail(name, rejected),
+            tuple(searched), tuple(rejected),
+        )  # fmt: skip
+
+    def _not_found_detail(self, name: str, rejected: list[Rejected]) -> str:
+        if any(item.reason.startswith("wrong ELF class") for item in rejected):
+            other = "ELFCLASS32" if self.config.elf_class == 64 else "ELFCLASS64"
+            return f"{name}: wrong ELF class: {other}"
+        return f"{name}: cannot open shared object file: No such file or directory"
+
+    def _found(
+        self,
+        name: str,
+        requester: ElfFacts,
+        path: str,
+        via: Via,
+        detail: str,
+        searched: Sequence[str],
+        rejected: Sequence[Rejected],
+        reuse: bool,
+    ) -> Resolution:
+        """A file was opened; ld.so still reuses a loaded object with the same dev/inode.
+
+        Without ``reuse`` (strict mode) the answer keeps how it was found but names the loaded object
+        when it is the very same file, so one file never becomes two nodes.
+        """
+        inode = _inode(path)
+        same = self._inodes.get(inode) if inode is not None else None
+        if same is not None:
+            if same != path:
+                detail = f"{path} is the same file as the loaded {same} ({detail})"
+            via = Via.LOADED if reuse else via
+            path = same
+        return Resolution(name, requester.path, path, via, detail, tuple(searched), tuple(rejected))
+
+    # -- the search path --
+
+    def _path_lists(self, requester: ElfFacts, chain: tuple[ElfFacts, ...]) -> list[_PathList]:
+        """RPATH chain (unless the requester has RUNPATH), LD_LIBRARY_PATH, the requester's RUNPATH."""
+        lists: list[_PathList] = []
+        main = self.main or chain[-1]
+        if requester.runpath is None:
+            did_main = False
+            for obj in chain:
+                step = self._tag_list(obj, obj.rpath, Via.RPATH, "RPATH")
+                if step is not None:
+                    lists.append(step)
+                    did_main |= obj.path == main.path
+            if not did_main:
+                step = self._tag_list(main, main.rpath, Via.RPATH, "RPATH")
+                if step is not None:
+                    lists.append(step)
+        if self.config.ld_library_path:
+            dirs = self._dirs(self.config.ld_library_path, main)
+            if dirs:
+                lists.append(_PathList(Via.LD_LIBRARY_PATH, "LD_LIBRARY_PATH", dirs))
+        step = self._tag_list(requester, requester.runpath, Via.RUNPATH, "RUNPATH")
+        if step is not None:
+            lists.append(step)
+        return lists
+
+    def _tag_list(self, obj: ElfFacts, value: str | None, via: Via, tag: str) -> _PathList | None:
+        """An object's DT_RPATH or DT_RUNPATH; an RPATH beside a RUNPATH is ignored, as ld.so drops it."""
+        if not value or (via is Via.RPATH and obj.runpath is not None):
+            return None
+        dirs = self._dirs(tuple(value.split(":")), obj)
+        return _PathList(via, f"{tag} of {obj.path}", dirs) if dirs else None
+
+    def _dirs(self, entries: Sequence[str], owner: ElfFacts) -> tuple[tuple[str, str], ...]:
+        """Entries expanded like ld.so's ``fillin_rpath``: DSTs, trailing slashes, duplicates, cwd."""
+        result: dict[str, str] = {}
+        for entry in entries:
+            if entry == "":
+                result.setdefault("", entry)  # the current directory: names are opened relative
+                continue
+            expanded = self._expand(entry, owner) if "$" in entry else entry
+            if not expanded:
+                continue
+            result.setdefault(_strip_slashes(expanded), entry)
+        return tuple(result.items())
+
+    def _expand(self, text: str, owner: ElfFacts) -> str | None:
+        """Replace $ORIGIN, $LIB, $PLATFORM (and the ``${…}`` forms); None when one has no value."""
+        out: list[str] = []
+        index = 0
+        while index < len(text):
+            char = text[index]
+            if char != "$":
+                out.append(char)
+                index += 1
+                continue
+            token, length = _dst_at(text, index + 1)
+            if token is None:
+                out.append("$")
+                index += 1
+                continue
+            value = self._dst_value(token, owner)
+            if value is None:
+                return None
+            out.append(value)
+            index += 1 + length
+        return "".join(out)
+
+    def _dst_value(self, token: str, owner: ElfFacts) -> str | None:
+        if token == "PLATFORM":
+            return self.config.platform
+        if token == "LIB":
+            return self.config.lib
+        return self._origin(owner)
+
+    def _origin(self, obj: ElfFacts) -> str | None:
+        """$ORIGIN: the directory of the object as found; for the main program /proc/self/exe's."""
+        path = obj.path
+        if not path:
+            return None
+        if self.main is not None and path == self.main.path:
+            path = os.path.realpath(path)
+        elif not path.startswith("/"):
+            path = os.path.join(self._cwd, path)
+        directory = path.rsplit("/", 1)[0]
+        return directory or "/"
+
+    # -- trying candidates --
+
+    def _try_dir(
+        self, directory: str, name: str, searched: list[str], rejected: list[Rejected]
+    ) -> str | None:
+        """Try ``directory``'s hwcaps subdirectories, then the directory itself."""
+        base = directory if directory.endswith("/") or not directory else directory + "/"
+        for sub in (*self.config.hwcaps, ""):
+            folder = base + sub + "/" if sub else base
+            searched.append(folder.rstrip("/") or ("/" if folder else "."))
+            if name not in self._listing(folder or "."):
+                continue
+            candidate = folder + name
+            outcome = self._check(candidate, self._candidate_facts(candidate))
+            if isinstance(outcome, Rejected):
+                rejected.append(outcome)
+            elif outcome is not None:
+                return candidate
+        return None
+
+    def _try_cache(self, name: str, requester: ElfFacts, rejected: list[Rejected]) -> str | None:
+        """The cache's first answer, unless NODEFLIB rules out its directory; ld.so opens only that one."""
+        if self._cache is None:
+            return None
+        found = self._cache.lookup(name, hwcaps=self.config.glibc_hwcaps, cache_id=self._cache_id)
+        if not found:
+            return None
+        path = found[0]
+        if requester.flags_1 & DF_1_NODEFLIB and any(
+            path.startswith(directory.rstrip("/") + "/") for directory in self.config.default_dirs
+        ):
+            return None
+        outcome = self._check(path, self._candidate_facts(path))
+        if isinstance(outcome, Rejected):
+            rejected.append(outcome)
+            return None
+        return path if outcome is not None else None
+
+    def reader_facts(self, path: str) -> ElfFacts:
+        """The ELF facts of ``path`` with ``path`` as their path (the name it was found by)."""
+        return self._candidate_facts(path)
+
+    def _candidate_facts(self, path: str) -> ElfFacts:
+        facts = self._reader(path)
+        return facts if facts.path == path else replace(facts, path=path)
+
+    def _check(self, path: str, facts: ElfFacts) -> ElfFacts | Rejected | None:
+        """ld.so's ``open_verify``: a usable object, a skipped candidate, nothing there, or a stop.
+
+        ld.so checks only the ELF header here: a file it cannot read as ELF stops the whole search
+        (``invalid ELF header``, ``file too short``); a readable header with a broken body is mapped
+        (the graph node keeps its ``problem``).
+        """
+        problem = facts.problem
+        if problem is Problem.MISSING:
+            return None
+        if problem is Problem.UNREADABLE:
+            return Rejected(path, facts.detail or "cannot read the file")
+        if problem is Problem.NOT_ELF:
+            raise _Stop(path, "invalid ELF header")
+        if problem is not None and facts.elf_class == 0:
+            raise _Stop(path, "file too short")
+        if facts.elf_class and facts.elf_class != self.config.elf_class:
+            return Rejected(path, f"wrong ELF class: ELFCLASS{facts.elf_class}")
+        if facts.machine and facts.machine != self.config.machine:
+            return Rejected(path, f"wrong machine: e_machine {facts.machine}")
+        if not facts.little_endian and self.config.machine in (EM_X86_64, EM_386):
+            raise _Stop(path, "ELF file data encoding not little-endian")
+        return facts
+
+    def _listing(self, folder: str) -> frozenset[str]:
+        listing = self._listings.get(folder)
+        if listing is None and folder not in self._listings:
+            try:
+                listing = frozenset(os.listdir(folder))
+            except OSError:
+                listing = None
+            self._listings[folder] = listing
+        return listing or frozenset()
+
+
+def _ld_cache(path: str) -> LdCache | None:
+    """The parsed cache, reused while the file is unchanged (scans run many simulations)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return _ld_cache_cached(path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _ld_cache_cached(path: str, _ino: int, _size: int, _mtime: int) -> LdCache | None:
+    return read_ld_cache(path)
+
+
+def _dst_at(text: str, index: int) -> tuple[str | None, int]:
+    """The DST name starting at ``text[index]`` (after the ``$``) and its length, as glibc's is_dst."""
+    curly = text.startswith("{", index)
+    start = index + 1 if curly else index
+    for token in ("ORIGIN", "PLATFORM", "LIB"):
+        if not text.startswith(token, start):
+            continue
+        after = start + len(token)
+        if curly:
+            if text.startswith("}", after):
+                return token, len(token) + 2
+            continue
+        if after < len(text) and (text[after].isalnum() or text[after] == "_"):
+            continue
+        return token, len(token)
+    return None, 0
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino

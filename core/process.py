@@ -1,0 +1,251 @@
+"""Simulate what one process maps: the interpreter's closure, then each extension it dlopen()s.
+
+ld.so maps the main program's dependencies breadth-first, so the first object to need a soname
+decides which file the whole process gets; every later request for that soname reuses it, whatever
+the later requester's RPATH/RUNPATH says. Extensions come afterwards, each dlopen()ed by its caller
+(libpython, libruby or the executable), and their dependencies search through their own chain
+(extension -> caller -> … -> main program). The result is one ``networkx.DiGraph`` that the analysis,
+the exports and the TUI all read (``docs/CONTRACTS.md``).
+
+Exact mode follows that order. Strict mode resolves every edge on its own, as if nothing were loaded
+yet, so a requirement that today's load order happens to satisfy (or hide) still shows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Mapping
+
+import networkx as nx
+from glibc_doctor.core.elf import read_elf
+from glibc_doctor.core.loader import Loader, LoaderConfig, loader_config
+from glibc_doctor.core.model import ElfFacts, Extension, Problem, Resolution, Role, Target, Via
+
+MISSING_PREFIX = "not-found:"
+
+
+def simulate(target: Target, *, strict: bool = False, env: Mapping[str, str] | None = None) -> nx.DiGraph:
+    """The process ``target`` would be, as a graph (node and edge attributes in CONTRACTS.md)."""
+    config = loader_config(target.executable, os.environ if env is None else env)
+    process = _Process(target, config, strict)
+    process.start()
+    for extension in target.extensions:
+        process.dlopen(extension)
+    process.graph.graph["order_dependent"], process.graph.graph["order_alternatives"] = (
+        process.order_dependence()
+    )
+    return process.graph
+
+
+class _Process:
+    """The namespace being built: graph, loader state, and who loaded whom (the RPATH chain)."""
+
+    def __init__(self, target: Target, config: LoaderConfig, strict: bool) -> None:
+        self.target = target
+        self.config = config
+        self.strict = strict
+        self.loader = Loader(config)
+        self.base: Loader | None = None  # the namespace before any extension (order dependence)
+        self.parent: dict[str, str | None] = {}
+        self.chains: dict[str, tuple[ElfFacts, ...]] = {}
+        self.loaded_real = {os.path.realpath(path) for path in target.loaded}
+        self.graph = nx.DiGraph(
+            target=target,
+            root=target.executable,
+            loader=None,
+            config=config,
+            strict=strict,
+            order_dependent=[],
+            notes=list(config.notes),
+        )
+
+    # -- the start of the process --
+
+    def start(self) -> None:
+        """The main program, its PT_INTERP loader, the preloads, then the breadth-first closure."""
+        main_path = self.target.executable
+        main = read_elf(main_path)
+        root = Resolution(main_path, "", main_path, Via.ROOT, "the program the process execs")
+        self._add_node(main_path, main, Role.INTERPRETER, root, parent=None)
+        self.loader.mark_loaded(main_path, main)
+        if not main.ok:
+            return
+        self._add_loader(main_path, main)
+        queue = deque([main_path])
+        for name in self.config.preload:
+            resolution = self.loader.resolve(name, main, (main,), reuse=not self.strict)
+            node = self._link(main_path, name, resolution, Role.PRELOAD, via=Via.PRELOAD)
+            if node is not None:
+                queue.append(node)
+        self._closure(queue)
+        self.base = self.loader.fork()
+
+    def _add_loader(self, main_path: str, main: ElfFacts) -> None:
+        """The running ld.so, registered under its PT_INTERP path and its soname."""
+        interp = main.interpreter
+        if not interp:
+            self.graph.graph["notes"].append(f"{main_path} has no PT_INTERP (static or a library)")
+            return
+        path = interp if os.path.exists(interp) else self.config.path
+        facts = read_elf(path)
+        if not facts.ok:
+            self.graph.graph["notes"].append(f"the loader {interp} cannot be read: {facts.detail}")
+            return
+        found = Resolution(interp, main_path, path, Via.PATH, f"PT_INTERP of {main_path}")
+        self._add_node(path, facts, Role.LOADER, found, parent=main_path)
+        self.graph.add_edge(
+            main_path, path, needed=interp, via=Via.PATH, detail=found.detail, resolution=found
+        )
+        self.loader.mark_loaded(path, facts, interp)
+        self.graph.graph["loader"] = path
+
+    # -- dlopen --
+
+    def dlopen(self, extension: Extension) -> None:
+        """``dlopen(extension.path)`` called from the caller's object, then its dependencies."""
+        caller = self._caller(extension)
+        caller_facts = self._facts(caller)
+        resolution = self.loader.resolve(
+            extension.path, caller_facts, self._chain(caller), reuse=not self.strict
+        )
+        node = self._link(caller, extension.path, resolution, Role.EXTENSION)
+        if node is not None:
+            self._closure(deque([node]))
+
+    def _caller(self, extension: Extension, loader: Loader | None = None) -> str:
+        """Who calls dlopen(): the loaded object with the caller's soname, else the main program."""
+        if extension.caller is not None:
+            found = (loader or self.loader).loaded(extension.caller)
+            if found is not None and self.graph.has_node(found):
+                return str(found)
+            note = (
+                f"caller {extension.caller} of {extension.path} is not loaded; the main program dlopen()s it"
+            )
+            if note not in self.graph.graph["notes"]:
+                self.graph.graph["notes"].append(note)
+        main: str = self.target.executable
+        return main
+
+    # -- breadth-first DT_NEEDED --
+
+    def _closure(self, queue: deque[str]) -> None:
+        while queue:
+            requester = queue.popleft()
+            facts = self._facts(requester)
+            chain = self._chain(requester)
+            for name in facts.needed:
+                resolution = self.loader.resolve(
+                    name, facts, chain, reuse=not self.strict or self._is_rtld(name)
+                )
+                node = self._link(requester, name, resolution, Role.LIBRARY)
+                if node is not None:
+                    queue.append(node)
+
+    def _is_rtld(self, name: str) -> bool:
+        """A request for the running loader's soname is always the running loader, even in strict mode."""
+        loader = self.graph.graph["loader"]
+        return loader is not None and self.loader.loaded(name) == loader
+
+    def _link(
+        self, requester: str, name: str, resolution: Resolution, role: Role, via: Via | None = None
+    ) -> str | None:
+        """Add the edge for one request; returns the node when it is newly loaded (to visit its needs)."""
+        edge_via = via if via is not None and resolution.via is not Via.LOADED else resolution.via
+        if resolution.path is None:
+            node = MISSING_PREFIX + name
+            if node not in self.graph:
+                facts = ElfFacts(path=name, problem=Problem.MISSING, detail=resolution.detail)
+                self._add_node(node, facts, Role.MISSING, resolution, parent=requester)
+            self._add_edge(requester, node, name, edge_via, resolution)
+            return None
+        node = resolution.path
+        is_new = node not in self.graph
+        facts = self.loader.reader_facts(node) if is_new else self._facts(node)
+        if is_new:
+            self._add_node(node, facts, role, resolution, parent=requester)
+        self.loader.mark_loaded(node, facts, name)
+        self._add_edge(requester, node, name, edge_via, resolution)
+        return node if is_new and facts.ok else None
+
+    # -- graph bookkeeping --
+
+    def _add_node(
+        self, node: str, facts: ElfFacts, role: Role, found: Resolution, parent: str | None
+    ) -> None:
+        self.parent[node] = parent
+        loaded = bool(self.loaded_real) and (
+            node in self.target.loaded or os.path.realpath(node) in self.loaded_real
+        )
+        self.graph.add_node(
+            node, facts=facts, role=role, order=self.graph.number_of_nodes(), found=found, loaded=loaded
+        )
+
+    def _add_edge(self, requester: str, provider: str, name: str, via: Via, resolution: Resolution) -> None:
+        if self.graph.has_edge(requester, provider):
+            return  # a second DT_NEEDED of the same file (by another name) adds nothing new
+        self.graph.add_edge(
+            requester, provider, needed=name, via=via, detail=resolution.detail, resolution=resolution
+        )
+
+    def _facts(self, node: str) -> ElfFacts:
+        facts: ElfFacts = self.graph.nodes[node]["facts"]
+        return facts
+
+    def _chain(self, node: str) -> tuple[ElfFacts, ...]:
+        """The object and the objects that loaded it, up to the main program (ld.so's ``l_loader``)."""
+        known = self.chains.get(node)
+        if known is not None:
+            return known
+        parent = self.parent.get(node)
+        above = self._chain(parent) if parent is not None and parent != node else ()
+        chain = (self._facts(node), *above)
+        self.chains[node] = chain
+        return chain
+
+    # -- import-order dependence --
+
+    def order_dependence(self) -> tuple[list[str], dict[str, list[str]]]:
+        """Names that resolve to different files depending on which extension is imported first.
+
+        Each extension is loaded alone on top of the interpreter's closure; a DT_NEEDED name that two
+        of them would map to different files (by real path) is order-dependent.
+        """
+        if self.base is None or len(self.target.extensions) < 2:
+            return [], {}
+        seen: dict[str, set[str]] = {}
+        for extension in self.target.extensions:
+            for name, path in self._alone(extension):
+                seen.setdefault(name, set()).add(path)
+        alternatives: dict[str, list[str]] = {}
+        for name, paths in sorted(seen.items()):
+            by_file = {os.path.realpath(path): path for path in sorted(paths)} if len(paths) > 1 else {}
+            if len(by_file) > 1:
+                alternatives[name] = sorted(by_file.values())
+        return list(alternatives), alternatives
+
+    def _alone(self, extension: Extension) -> Iterable[tuple[str, str]]:
+        """(name, path) of every object newly found when ``extension`` is the first one imported."""
+        assert self.base is not None
+        loader = self.base.fork()
+        caller = self._caller(extension, loader)
+        caller_facts = self._facts(caller)
+        first = loader.resolve(extension.path, caller_facts, self._chain(caller))
+        if first.path is None or first.via is Via.LOADED:
+            return
+        facts = loader.reader_facts(first.path)
+        loader.mark_loaded(first.path, facts, extension.path)
+        queue: deque[tuple[str, ElfFacts, tuple[ElfFacts, ...]]] = deque(
+            [(first.path, facts, (facts, *self._chain(caller)))]
+        )
+        while queue:
+            _path, facts, chain = queue.popleft()
+            for name in facts.needed:
+                resolution = loader.resolve(name, facts, chain)
+                if resolution.path is None or resolution.via is Via.LOADED:
+                    continue
+                found = loader.reader_facts(resolution.path)
+                loader.mark_loaded(resolution.path, found, name)
+                yield name, resolution.path
+                if found.ok:
+                    queue.append((resolution.path, found, (found, *chain)))

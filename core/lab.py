@@ -38,7 +38,7 @@ from glibc_doctor.core.errors import LabError
 from glibc_doctor.core.model import GlibcInfo
 
 # Bump when anything below changes what a build produces: a lab with another recipe is rebuilt.
-LAB_RECIPE = "1"
+LAB_RECIPE = "2"
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 TRIPLET = "x86_64-linux-gnu"
@@ -46,7 +46,9 @@ LOADER_NAME = "ld-linux-x86-64.so.2"
 PY_SUFFIX = ".cpython-39-x86_64-linux-gnu.so"
 
 # What each store entry is made of: (suite, Debian packages).
-GLIBC_OLD_PACKAGES = ("libc6",)
+# libgcc_s.so.1 goes with glibc as in Nix: glibc 2.31's libpthread dlopen()s it to unwind a thread in
+# pthread_exit/pthread_cancel, and the machine's copy needs GLIBC_2.34 (python would abort).
+GLIBC_OLD_PACKAGES = ("libc6", "libgcc-s1")
 GLIBC_NEW_PACKAGES = ("libc6",)
 PYTHON_PACKAGES = ("python3.9-minimal", "libpython3.9-minimal", "libpython3.9-stdlib")
 PYTHON_DEV_PACKAGES = ("libpython3.9-dev",)  # only its headers are used, to compile the extensions
@@ -95,7 +97,11 @@ SUITE_PACKAGES: dict[str, tuple[str, ...]] = {
 # The environment variables that would make a lab interpreter load something else than its store.
 FOREIGN_ENV = re.compile(r"^(PYTHON\w*|VIRTUAL_ENV|LD_\w+|RUBY\w*|GEM_\w+|BUNDLE_\w+)$")
 
-PYTHON_SMOKE = "import ssl, sqlite3, ctypes, json, decimal, lzma, bz2, zlib, hashlib, uuid"
+PYTHON_SMOKE = (
+    "import ssl, sqlite3, ctypes, json, decimal, lzma, bz2, zlib, hashlib, uuid, threading, _thread\n"
+    "thread = threading.Thread(target=_thread.exit)\n"  # pthread_exit: unwinds through libgcc_s
+    "thread.start(); thread.join()\n"
+)
 RUBY_SMOKE = 'require "json"; require "openssl"; require "zlib"; JSON.generate({"a" => 1})'
 
 
@@ -565,6 +571,8 @@ def _patch_store(build: _Build) -> None:
     for tree in (deps, python / "lib", ruby / "lib"):
         for elf in _elf_files(tree):
             _patchelf(build, elf, interpreter=None, runpath=runpath)
+    for member in ("libc.so.6", "libpthread.so.0"):  # their dlopen("libgcc_s.so.1") searches this
+        _patchelf(build, (glibc / member).resolve(), interpreter=None, runpath=str(glibc))
 
 
 def _elf_files(tree: Path) -> list[Path]:
@@ -664,6 +672,17 @@ def _source(build: _Build, name: str) -> Path:
     raise LabError(f"the lab source {name}.c is missing from the installed package")
 
 
+def _compile_stdlib(build: _Build) -> None:
+    """Byte-compile the stdlib now, as Nix does: the store is then never written to at run time."""
+    python = build.entries["python3.9"] / "bin/python3.9"
+    stdlib = build.entries["python3.9"] / "lib/python3.9"
+    _run(
+        [str(python), "-m", "compileall", "-q", "-j0", str(stdlib)],
+        "byte-compile the stdlib",
+        env=_clean_env(),
+    )
+
+
 def _verify(build: _Build) -> None:
     """The lab interpreters must work for real before the lab is used to show that extensions don't."""
     python = build.entries["python3.9"] / "bin/python3.9"
@@ -742,6 +761,7 @@ STEPS: tuple[tuple[str, Callable[[_Build], None]], ...] = (
     ("store: ruby2.7", _store_ruby),
     ("patchelf: hard-wire to glibc 2.31", _patch_store),
     ("check the store is complete", _check_store_closure),
+    ("byte-compile the python stdlib", _compile_stdlib),
     ("venv of the lab python", _make_venv),
     ("compile extensions with the machine's gcc", _compile_extensions),
     ("verify the lab interpreters", _verify),

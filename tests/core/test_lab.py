@@ -164,6 +164,17 @@ def test_the_lab_python_has_a_working_stdlib_under_its_store_prefix(lab: Lab) ->
 
 
 @lab_test
+def test_a_thread_exit_in_the_lab_python_unwinds_through_the_stores_libgcc_s(lab: Lab) -> None:
+    code = (
+        "import threading, _thread\n"
+        "thread = threading.Thread(target=_thread.exit); thread.start(); thread.join()\n"
+        "print(sorted({line.split()[-1] for line in open('/proc/self/maps') if 'libgcc_s' in line}))"
+    )
+    result = run_python(lab, code, python=lab.python)
+    assert result.stdout == f"{[str(lab.glibc_old_lib / 'libgcc_s.so.1')]}\n", result.stderr
+
+
+@lab_test
 def test_the_lab_ruby_requires_json_from_its_store(lab: Lab) -> None:
     result = run_ruby(
         lab, 'require "json"; puts JSON.generate([1]); puts $LOADED_FEATURES.grep(/parser/).first'

@@ -16,8 +16,8 @@ import re
 import shlex
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from pathlib import Path
 
+from glibc_doctor.core.elf import glibc_release
 from glibc_doctor.core.versions import VersionName, min_glibc_for
 
 
@@ -300,8 +300,6 @@ _CXXABI_GCC = {
     "1.3.7": "4.8.0", "1.3.8": "4.9.0", "1.3.9": "5.1.0", "1.3.10": "6.1.0", "1.3.11": "7.1.0",
     "1.3.12": "9.1.0", "1.3.13": "11.1.0", "1.3.14": "13.1.0", "1.3.15": "14.1.0",
 }  # fmt: skip
-_RELEASE = re.compile(rb"release version (\d+\.\d+)")
-_GLIBC_DIR = re.compile(r"glibc-(\d+\.\d+)")
 
 
 def min_gcc_for(version: str) -> str | None:
@@ -317,18 +315,8 @@ def min_gcc_for(version: str) -> str | None:
 
 
 def glibc_release_of(path: str | None) -> str | None:
-    """The release of a libc file: its own ``release version 2.31`` string, else a ``glibc-2.31`` dir."""
-    if not path:
-        return None
-    from_dir = _GLIBC_DIR.search(path)
-    try:
-        if os.path.getsize(path) < 64 * 1024 * 1024:
-            found = _RELEASE.search(Path(path).read_bytes())
-            if found:
-                return found[1].decode()
-    except OSError:
-        pass
-    return from_dir[1] if from_dir else None
+    """The release of a libc file named in a message, when it exists here or its path says it."""
+    return glibc_release(path) if path else None
 
 
 def _quote(path: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from glibc_doctor.core.elf import is_library_name
 from glibc_doctor.core.errors import NotElf, TargetError
 from glibc_doctor.core.model import Extension, Target
 
@@ -34,11 +35,6 @@ _LIBRUBY = re.compile(r"^libruby(?:-(?P<v1>\d+\.\d+)(?:\.\d+)?)?\.so(?:\.(?P<v2>
 # ---------------------------------------------------------------------------------------------------
 # Small checks on paths and files
 # ---------------------------------------------------------------------------------------------------
-
-
-def is_library_name(name: str) -> bool:
-    """``*.so`` and ``*.so.*``: candidate files are picked by name, as the loader's users name them."""
-    return name.endswith(".so") or ".so." in name
 
 
 def _stat_or_raise(path: str, what: str) -> os.stat_result:

@@ -423,5 +423,5 @@ def test_debian_dist_packages_points_at_the_system_python() -> None:
 
 def test_explanation_json_carries_the_records(future_import: tuple[Path, str]) -> None:
     data = explain(future_import[1]).as_json()
-    assert [m["version"] for m in data["messages"]] == ["GLIBC_2.99"]  # type: ignore[index, union-attr]
+    assert [m["version"] for m in data["messages"]] == ["GLIBC_2.99"]
     assert data["min_glibc"] == "2.99"

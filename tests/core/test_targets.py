@@ -41,7 +41,7 @@ def needed_of(path: str) -> list[str]:
     with open(path, "rb") as handle:
         for segment in ELFFile(handle).iter_segments():
             if isinstance(segment, DynamicSegment):
-                return [tag.needed for tag in segment.iter_tags("DT_NEEDED")]
+                return [str(getattr(tag, "needed", "")) for tag in segment.iter_tags("DT_NEEDED")]
     return []
 
 

@@ -117,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             ("read_elf, mmap for every file", 0),
             ("read_elf, os.read for every file", 1 << 62),
         ):
-            elf.READ_WHOLE_LIMIT = limit  # type: ignore[misc]
+            elf.READ_WHOLE_LIMIT = limit
             report(label, best_of(options.rounds, files, elf.read_elf, elf.clear_cache), len(files))
-        elf.READ_WHOLE_LIMIT = default  # type: ignore[misc]
+        elf.READ_WHOLE_LIMIT = default
     slow = best_of(1, files, pyelftools_facts, lambda: None)
     report("pyelftools, same fields", slow, len(files))
     print(f"read_elf cold is {slow / cold:.0f}x faster than pyelftools")

@@ -113,7 +113,7 @@ def activate_venv(venv: str, current_root: str, new_root: str) -> Activation:
         old = os.readlink(path)
         new = _moved(old, current_root, new_root)
         real = os.path.realpath(path)
-        if new == old and real != path:
+        if new == old and os.path.isabs(old) and real != old:
             new = _moved(real, current_root, new_root)
             new = old if new == real else new
         if new != old:

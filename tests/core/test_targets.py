@@ -184,16 +184,18 @@ def test_console_script_leads_to_its_venv(tmp_path: Path, plain_so: Path) -> Non
 
 def test_walking_a_venv_of_twenty_thousand_files_is_fast(tmp_path: Path, plain_so: Path) -> None:
     venv = make_venv(tmp_path, plain_so)
+    source = tmp_path / "module.py"
+    source.touch()
     for package in range(400):
         directory = site_of(venv) / f"package{package}"
         directory.mkdir()
         for module in range(50):
-            (directory / f"module{module}.py").touch()
+            os.link(source, directory / f"module{module}.py")  # hard links: a big tree, quickly made
     start = time.perf_counter()
     target = resolve_target(str(venv))
     elapsed = time.perf_counter() - start
     assert len([e for e in target.extensions if str(venv) in e.path]) == 3
-    assert elapsed < 1.0
+    assert elapsed < 0.5
 
 
 # --- python interpreters --------------------------------------------------------------------------
@@ -323,6 +325,25 @@ def test_machine_ruby_resolves_when_installed() -> None:
     target = resolve_target("/usr/bin/ruby")
     assert target.kind == "ruby"
     assert target.extensions
+
+
+@pytest.mark.lab
+def test_lab_venv_resolves_to_its_store_python_and_extensions(lab) -> None:  # type: ignore[no-untyped-def]
+    target = resolve_target(str(lab.venv))
+    assert target.executable == os.path.realpath(lab.python)
+    assert {os.path.realpath(e.path) for e in target.extensions} >= {
+        os.path.realpath(path) for path in lab.extensions.values()
+    }
+    assert str(lab.python_dynload) in target.searched_dirs
+
+
+@pytest.mark.lab
+def test_lab_debian_ruby_finds_its_vendor_archdir_extension(lab) -> None:  # type: ignore[no-untyped-def]
+    target = resolve_target(str(lab.ruby))
+    libruby = [name for name in needed_of(str(lab.ruby)) if name.startswith("libruby")]
+    rbext = [e for e in target.extensions if e.path == str(lab.ruby_ext)]
+    assert [(e.name, e.caller) for e in rbext] == [("rbext", libruby[0])]
+    assert any(e.name == "json/ext/parser" for e in target.extensions)
 
 
 # --- generic programs and --ext -------------------------------------------------------------------

@@ -97,10 +97,18 @@ SUITE_PACKAGES: dict[str, tuple[str, ...]] = {
 # The environment variables that would make a lab interpreter load something else than its store.
 FOREIGN_ENV = re.compile(r"^(PYTHON\w*|VIRTUAL_ENV|LD_\w+|RUBY\w*|GEM_\w+|BUNDLE_\w+)$")
 
+# Every python thread ends in pthread_exit, which unwinds through libgcc_s (dlopen()ed by libpthread);
+# join() returns a moment before that, so wait for libgcc_s to show in the maps (or for the abort).
+THREAD_EXIT_PROBE = (
+    "import threading, time\n"
+    "thread = threading.Thread(target=int); thread.start(); thread.join()\n"
+    "for _ in range(500):\n"
+    "    libgcc_s = sorted({line.split()[-1] for line in open('/proc/self/maps') if 'libgcc_s' in line})\n"
+    "    if libgcc_s: break\n"
+    "    time.sleep(0.01)\n"
+)
 PYTHON_SMOKE = (
-    "import ssl, sqlite3, ctypes, json, decimal, lzma, bz2, zlib, hashlib, uuid, threading, _thread\n"
-    "thread = threading.Thread(target=_thread.exit)\n"  # pthread_exit: unwinds through libgcc_s
-    "thread.start(); thread.join()\n"
+    "import ssl, sqlite3, ctypes, json, decimal, lzma, bz2, zlib, hashlib, uuid\n" + THREAD_EXIT_PROBE
 )
 RUBY_SMOKE = 'require "json"; require "openssl"; require "zlib"; JSON.generate({"a" => 1})'
 

@@ -14,8 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import networkx as nx
 import pytest
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
@@ -23,6 +25,7 @@ from glibc_doctor.core.errors import LabError
 from glibc_doctor.core.lab import (
     LAB_RECIPE,
     LOADER_NAME,
+    THREAD_EXIT_PROBE,
     Lab,
     LabProgress,
     build_lab,
@@ -30,6 +33,7 @@ from glibc_doctor.core.lab import (
     ensure_lab,
     mirror_uri,
 )
+from glibc_doctor.core.scan import ScanResult, scan
 
 lab_test = pytest.mark.lab
 NOT_FOUND = re.compile(
@@ -139,6 +143,150 @@ def test_each_failing_extension_loads_once_glibc_2_41_is_preloaded_by_its_own_lo
     assert (result.returncode, result.stdout) == (0, "42 overflo hello, lab\n"), result.stderr
 
 
+# --- glibc-doctor's prediction against the real loader -----------------------------------------------
+
+# Load every extension of the target, in the target's order, in one real process (as exact mode
+# simulates it), and report each failure and the ELF files mapped at the end.
+PYTHON_LOADER = r"""
+import importlib.util, json, sys
+failures = {}
+for name, path in json.loads(sys.argv[1]):
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    except ImportError as error:
+        failures[path] = str(error)
+maps = sorted({line.split()[-1] for line in open("/proc/self/maps") if line.split()[-1].startswith("/")})
+print(json.dumps({"failures": failures, "maps": maps}))
+"""
+RUBY_LOADER = r"""
+require "json"
+failures = {}
+JSON.parse(ARGV[0]).each do |path|
+  begin
+    require path
+  rescue LoadError => error
+    failures[path] = error.message
+  end
+end
+maps = File.readlines("/proc/self/maps").map { |line| line.split[-1] }.select { |p| p.to_s.start_with?("/") }
+puts JSON.generate({"failures" => failures, "maps" => maps.uniq.sort})
+"""
+
+
+@dataclass(frozen=True)
+class Reality:
+    """What the real process did: extension path -> ld.so's message, and the ELF files it mapped."""
+
+    failures: dict[str, str]
+    mapped: frozenset[str]  # real paths
+
+
+def is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def load_for_real(lab: Lab, result: ScanResult) -> Reality:
+    if result.target.kind == "ruby":
+        argv = [str(lab.ruby), "-e", RUBY_LOADER, json.dumps([ext.path for ext in result.target.extensions])]
+    else:
+        pairs = [(ext.name.rsplit(".", 1)[-1], ext.path) for ext in result.target.extensions]
+        argv = [str(lab.venv_python), "-c", PYTHON_LOADER, json.dumps(pairs)]
+    run = subprocess.run(argv, capture_output=True, text=True, env=lab.environ(), timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    mapped = frozenset(os.path.realpath(path) for path in data["maps"] if is_elf(path))
+    return Reality(data["failures"], mapped)
+
+
+def predicted_failures(result: ScanResult) -> dict[str, set[tuple[str | None, str | None, str]]]:
+    """Extension path -> the (provider, version, object) of every error on its chain."""
+    predicted: dict[str, set[tuple[str | None, str | None, str]]] = {}
+    for ext in result.target.extensions:
+        errors = {(c.provider, c.version, c.object) for c in result.errors if ext.path in c.chain}
+        if errors:
+            predicted[ext.path] = errors
+    return predicted
+
+
+def predicted_mapped(result: ScanResult) -> frozenset[str]:
+    """The graph's objects reachable from the interpreter once the failing extensions are left out."""
+    graph = result.graph
+    kept = graph.subgraph(set(graph.nodes) - set(predicted_failures(result)))
+    root = graph.graph["root"]
+    reached = nx.descendants(kept, root) | {root}
+    return frozenset(os.path.realpath(node) for node in reached if not node.startswith("not-found:"))
+
+
+@pytest.fixture(scope="module")
+def venv_scan(lab: Lab) -> ScanResult:
+    return scan(str(lab.venv), env=lab.environ(), use_cache=False)
+
+
+@pytest.fixture(scope="module")
+def ruby_scan(lab: Lab) -> ScanResult:
+    return scan(str(lab.ruby), ext=[str(lab.ruby_ext)], env=lab.environ(), use_cache=False)
+
+
+@pytest.fixture(scope="module", params=["python", "ruby"])
+def scanned(request: pytest.FixtureRequest, lab: Lab) -> tuple[ScanResult, Reality]:
+    result: ScanResult = request.getfixturevalue(f"{'venv' if request.param == 'python' else 'ruby'}_scan")
+    return result, load_for_real(lab, result)
+
+
+@lab_test
+def test_the_extensions_the_scan_fails_are_exactly_those_the_real_loader_refuses(
+    scanned: tuple[ScanResult, Reality],
+) -> None:
+    result, reality = scanned
+    assert set(predicted_failures(result)) == set(reality.failures)
+    assert reality.failures  # the lab exists to fail somewhere
+
+
+@lab_test
+def test_each_real_failure_names_a_version_object_and_libc_the_scan_predicted(
+    scanned: tuple[ScanResult, Reality],
+) -> None:
+    result, reality = scanned
+    predicted = predicted_failures(result)
+    for path, message in reality.failures.items():
+        error = loader_error(message)
+        assert (error["provider"], error["version"], error["object"]) in predicted[path], message
+
+
+@lab_test
+def test_the_files_the_scan_predicts_are_the_files_the_real_process_maps(
+    scanned: tuple[ScanResult, Reality],
+) -> None:
+    result, reality = scanned
+    assert predicted_mapped(result) == reality.mapped
+
+
+@lab_test
+def test_the_scan_reports_the_glibc_the_real_interpreter_runs_on(
+    scanned: tuple[ScanResult, Reality], lab: Lab
+) -> None:
+    result, reality = scanned
+    assert result.glibc.version == "2.31"
+    assert result.glibc.libc is not None
+    assert os.path.realpath(result.glibc.libc) in reality.mapped
+    assert Path(result.glibc.libc).parent == lab.glibc_old_lib
+
+
+@lab_test
+def test_the_scan_finds_every_missing_version_not_only_the_first_that_ld_so_names(
+    venv_scan: ScanResult,
+) -> None:
+    # ld.so stops at one version per failure; libstdc++.so.6 lacks several from glibc 2.31.
+    libstdcxx = {c.version for c in venv_scan.errors if Path(c.object).name == "libstdc++.so.6"}
+    assert len(libstdcxx) > 1
+    assert all(re.fullmatch(r"GLIBC_2\.3[2-9]", version or "") for version in libstdcxx)
+
+
 # --- the interpreters are real and hard-wired ------------------------------------------------------
 
 
@@ -165,12 +313,7 @@ def test_the_lab_python_has_a_working_stdlib_under_its_store_prefix(lab: Lab) ->
 
 @lab_test
 def test_a_thread_exit_in_the_lab_python_unwinds_through_the_stores_libgcc_s(lab: Lab) -> None:
-    code = (
-        "import threading, _thread\n"
-        "thread = threading.Thread(target=_thread.exit); thread.start(); thread.join()\n"
-        "print(sorted({line.split()[-1] for line in open('/proc/self/maps') if 'libgcc_s' in line}))"
-    )
-    result = run_python(lab, code, python=lab.python)
+    result = run_python(lab, THREAD_EXIT_PROBE + "print(libgcc_s)", python=lab.python)
     assert result.stdout == f"{[str(lab.glibc_old_lib / 'libgcc_s.so.1')]}\n", result.stderr
 
 

@@ -13,6 +13,7 @@ import errno
 import mmap
 import os
 import re
+import shutil
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -600,12 +601,17 @@ def resolve_target(spec: str, ext: Sequence[str] = ()) -> Target:
     Raises ``TargetError`` (``NotElf`` for a file that is not a program) with one line naming the path.
     """
     path = os.path.abspath(os.path.expanduser(spec))
+    notes: list[str] = []
+    on_path = shutil.which(spec) if "/" not in spec and not os.path.lexists(path) else None
+    if on_path:  # a bare name like a shell would take it: ``glibc-doctor scan python3``
+        path = os.path.abspath(on_path)
+        notes.append(f"{spec} found on PATH: {path}")
     info = _stat_or_raise(path, _WHAT)
     if stat.S_ISDIR(info.st_mode):
         return _resolve_directory(spec, path, ext)
     if not stat.S_ISREG(info.st_mode):  # opening a FIFO would block; a device is never a program
         raise TargetError(f"{path}: not a regular file (a FIFO, socket or device); {_WHAT}")
-    return _resolve_file(spec, path, ext, ())
+    return _resolve_file(spec, path, ext, notes)
 
 
 def _resolve_file(spec: str, path: str, ext: Sequence[str], notes: Sequence[str]) -> Target:
@@ -632,9 +638,10 @@ def _resolve_script(spec: str, path: str, head: bytes, ext: Sequence[str], notes
         return _resolve_file(spec, shim, ext, [*notes, f"{path} is a pyenv shim for {shim}"])
     line = _shebang(head)
     interpreter = line.split()[0] if line else ""
-    runnable = interpreter.startswith("/") and os.path.exists(interpreter)
-    if runnable and os.path.basename(interpreter) != "env" and not notes:
-        return _resolve_file(spec, interpreter, ext, [f"{path} is a script run by {interpreter}"])
+    runnable = interpreter.startswith("/") and os.path.exists(interpreter) and interpreter != path
+    followed = any(" is a script run by " in note for note in notes)  # one hop: no script chains
+    if runnable and os.path.basename(interpreter) != "env" and not followed:
+        return _resolve_file(spec, interpreter, ext, [*notes, f"{path} is a script run by {interpreter}"])
     if line is not None:
         raise NotElf(f"{path}: a script (#!{line}), not an ELF program; give the interpreter it runs")
     raise NotElf(f"{path}: not an ELF file (no \\x7fELF header); {_WHAT}")

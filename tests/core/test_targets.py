@@ -198,6 +198,38 @@ def test_walking_a_venv_of_twenty_thousand_files_is_fast(tmp_path: Path, plain_s
     assert elapsed < 0.5
 
 
+def make_pyenv(root: Path) -> Path:
+    """A pyenv root: a bash shim ``shims/python3``, a ``version`` file, and that version's python."""
+    (root / "shims").mkdir(parents=True)
+    (root / "shims" / "python3").write_text(
+        '#!/usr/bin/env bash\nexec "$PYENV_ROOT/libexec/pyenv" exec "$0"\n'
+    )
+    (root / "shims" / "python3").chmod(0o755)
+    (root / "version").write_text("3.11.7\n")
+    (root / "versions" / "3.11.7" / "bin").mkdir(parents=True)
+    (root / "versions" / "3.11.7" / "bin" / "python3").symlink_to(BASE_PYTHON)
+    return root / "shims" / "python3"
+
+
+def test_pyenv_shim_resolves_to_the_version_it_would_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYENV_VERSION", raising=False)
+    target = resolve_target(str(make_pyenv(tmp_path / "pyenv")))
+    assert target.executable == BASE_PYTHON
+    assert any("pyenv shim" in note for note in target.notes)
+
+
+def test_bare_name_is_looked_up_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").symlink_to(BASE_PYTHON)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.chdir(tmp_path)
+    target = resolve_target("python3")
+    assert target.executable == BASE_PYTHON
+    assert f"python3 found on PATH: {tmp_path / 'bin' / 'python3'}" in target.notes
+
+
 # --- python interpreters --------------------------------------------------------------------------
 
 
@@ -542,6 +574,17 @@ def test_candidates_skip_scripts_on_path_and_take_the_next_python(tmp_path: Path
     (tmp_path / "real" / "python3").symlink_to(BASE_PYTHON)
     found = detect_candidates(str(tmp_path), {"PATH": f"{scripts}:{tmp_path / 'real'}"})
     assert [(c.path, c.kind) for c in found] == [(BASE_PYTHON, "python")]
+
+
+def test_candidates_follow_a_pyenv_shim_on_path(tmp_path: Path) -> None:
+    shim = make_pyenv(tmp_path / "pyenv")
+    found = detect_candidates(str(tmp_path), {"PATH": str(shim.parent)})
+    assert [(c.path, c.kind) for c in found] == [(BASE_PYTHON, "python")]
+
+
+def test_candidates_skip_a_pyenv_shim_set_to_system(tmp_path: Path) -> None:
+    shim = make_pyenv(tmp_path / "pyenv")
+    assert detect_candidates(str(tmp_path), {"PATH": str(shim.parent), "PYENV_VERSION": "system"}) == []
 
 
 def test_candidates_include_the_devbox_profile_python(tmp_path: Path) -> None:

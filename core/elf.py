@@ -78,12 +78,13 @@ class _Layout:
 
     header: struct.Struct  # e_type … e_shstrndx, after e_ident
     phdr: struct.Struct
-    dyn: struct.Struct
     verneed: struct.Struct
     vernaux: struct.Struct
     verdef: struct.Struct
     verdaux: struct.Struct
     note: struct.Struct
+    order: str  # "<" or ">"
+    word: str  # "Q" or "I": an address or a d_val
 
 
 def _layout(elf_class: int, order: str) -> _Layout:
@@ -92,12 +93,13 @@ def _layout(elf_class: int, order: str) -> _Layout:
         header=struct.Struct(order + ("HHIQQQIHHHHHH" if is64 else "HHIIIIIHHHHHH")),
         # Reordered by _program_headers so both classes give (type, offset, vaddr, filesz, align).
         phdr=struct.Struct(order + ("IIQQQQQQ" if is64 else "IIIIIIII")),
-        dyn=struct.Struct(order + ("qQ" if is64 else "iI")),
         verneed=struct.Struct(order + "HHIII"),
         vernaux=struct.Struct(order + "IHHII"),
         verdef=struct.Struct(order + "HHHHIII"),
         verdaux=struct.Struct(order + "II"),
         note=struct.Struct(order + "III"),
+        order=order,
+        word="Q" if is64 else "I",
     )
 
 
@@ -415,41 +417,23 @@ def _read_dynamic(draft: _Draft, data: Buffer, layout: _Layout, segments: list[_
         _read_verdef(draft, data, layout, loads, strings, first[DT_VERDEF], first.get(DT_VERDEFNUM))
 
 
-_WANTED_TAGS: Final = frozenset(
-    {
-        DT_STRTAB,
-        DT_STRSZ,
-        DT_SONAME,
-        DT_RPATH,
-        DT_RUNPATH,
-        DT_FLAGS,
-        DT_FLAGS_1,
-        DT_VERNEED,
-        DT_VERNEEDNUM,
-        DT_VERDEF,
-        DT_VERDEFNUM,
-    }
-)
-
-
 def _dynamic_tags(data: Buffer, layout: _Layout, dynamic: _Segment) -> tuple[dict[int, int], list[int]]:
     """The first value of each tag we read and the DT_NEEDED string offsets, up to DT_NULL.
 
     A segment without DT_NULL is malformed: ld.so would read past it.
     """
-    entry = layout.dyn.size
-    count = dynamic.filesz // entry
-    first: dict[int, int] = {}
-    needed: list[int] = []
-    start = dynamic.offset
-    for tag, value in layout.dyn.iter_unpack(data[start : start + count * entry]):
-        if tag == DT_NULL:
-            return first, needed
-        if tag == DT_NEEDED:
-            needed.append(value)
-        elif tag in _WANTED_TAGS and tag not in first:
-            first[tag] = value
-    raise _Stop(Problem.MALFORMED, f"dynamic segment at offset {dynamic.offset} has no DT_NULL")
+    count = dynamic.filesz // (16 if layout.word == "Q" else 8)
+    # One unpack of the whole array (tags as unsigned: every real tag is positive), then C-level scans.
+    words = struct.unpack_from(f"{layout.order}{2 * count}{layout.word}", data, dynamic.offset)
+    tags, values = words[0::2], words[1::2]
+    try:
+        end = tags.index(DT_NULL)
+    except ValueError:
+        raise _Stop(Problem.MALFORMED, f"dynamic segment at offset {dynamic.offset} has no DT_NULL") from None
+    needed = [value for tag, value in zip(tags[:end], values[:end], strict=True) if tag == DT_NEEDED]
+    # Reversed, so that the first occurrence of a tag is the one that stays in the dict.
+    first = dict(zip(reversed(tags[:end]), reversed(values[:end]), strict=True))
+    return first, needed
 
 
 def _file_offset(loads: list[_Segment], vaddr: int, what: str) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from elftools.elf.segments import InterpSegment, NoteSegment
 from glibc_doctor.core.elf import clear_cache, glibc_release, is_library_name, parse_elf, read_elf
 from glibc_doctor.core.model import DF_1_NODEFLIB, EM_AARCH64, EM_X86_64, ElfFacts, Problem, VersionNeed
 
+from tests.gcc import compile_elf
 from tests.synthetic import Synthetic
 
 SYSTEM_LIB = Path("/usr/lib/x86_64-linux-gnu")
@@ -280,6 +281,22 @@ def test_real_libc_is_an_x86_64_library_defining_glibc_versions() -> None:
     assert facts.machine == EM_X86_64
     assert facts.soname == "libc.so.6"
     assert "GLIBC_2.34" in facts.defines
+
+
+def test_relocatable_object_reads_without_dynamic_facts(tmp_path: Path) -> None:
+    obj = compile_elf(tmp_path / "plain.o", "int f(void) { return 1; }\n", shared=False, extra=["-c"])
+    facts = read_elf(str(obj))
+    assert facts.ok
+    assert (facts.elf_type, facts.needed, facts.is_dynamic) == (1, (), False)
+
+
+def test_static_program_is_not_dynamic(tmp_path: Path) -> None:
+    source = "void _start(void) { for (;;) {} }\n"
+    program = compile_elf(tmp_path / "static", source, shared=False, nostdlib=True, extra=["-static"])
+    facts = read_elf(str(program))
+    assert facts.ok
+    assert facts.interpreter is None
+    assert not facts.is_dynamic
 
 
 # ---------------------------------------------------------------------------------------------------

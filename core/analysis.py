@@ -18,8 +18,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import networkx as nx
-from glibc_doctor.core.elf import glibc_release
-from glibc_doctor.core.model import (
+
+from .elf import glibc_release
+from .model import (
     Conflict,
     ElfFacts,
     GlibcInfo,
@@ -31,7 +32,7 @@ from glibc_doctor.core.model import (
     StdenvInfo,
     VersionNeed,
 )
-from glibc_doctor.core.versions import VersionName, min_glibc_for
+from .versions import VersionName, min_glibc_for
 
 LIBC = "libc.so.6"
 # The libraries of one glibc build: they call each other through GLIBC_PRIVATE and must come together.
@@ -189,7 +190,7 @@ def _missing_version(context: _Context, requester: str, provider: str, need: Ver
 
 def _symbols(path: str, need: VersionNeed) -> tuple[str, ...]:
     """The symbols bound to the missing version; pyelftools is slow to import and to run, so only here."""
-    from glibc_doctor.core.symbols import symbols_for_version
+    from .symbols import symbols_for_version
 
     try:
         return symbols_for_version(path, need.library, need.version)

@@ -12,12 +12,13 @@ import os
 from typing import TYPE_CHECKING
 
 import networkx as nx
-from glibc_doctor.core.analysis import conflicting_nodes
-from glibc_doctor.core.model import ElfFacts, Resolution, Role
-from glibc_doctor.core.versions import newest
+
+from .analysis import conflicting_nodes
+from .model import ElfFacts, Resolution, Role
+from .versions import newest
 
 if TYPE_CHECKING:
-    from glibc_doctor.core.scan import ScanResult
+    from .scan import ScanResult
 
 
 def node_label(path: str, facts: ElfFacts) -> str:
@@ -74,13 +75,14 @@ def to_graphml(result: ScanResult) -> str:
     for node in _sorted_nodes(graph):
         plain.add_node(node, **_node_attributes(node, graph.nodes[node], node in bad))
     for source, target, data in _sorted_edges(graph):
-        resolution: Resolution | None = data.get("resolution")
+        resolution = data.get("resolution")
+        fallback = resolution.detail if isinstance(resolution, Resolution) else ""
         plain.add_edge(
             source,
             target,
             needed=str(data.get("needed", "")),
             via=str(data.get("via", "")),
-            detail=str(data.get("detail", "") or (resolution.detail if resolution else "")),
+            detail=str(data.get("detail", "") or fallback),
         )
     buffer = io.BytesIO()
     nx.write_graphml(plain, buffer, encoding="utf-8")

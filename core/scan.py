@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
-from glibc_doctor.core import scancache
-from glibc_doctor.core.analysis import analyze, glibc_info
-from glibc_doctor.core.errors import DoctorError, StdenvError
-from glibc_doctor.core.model import (
+
+from . import scancache
+from .analysis import analyze, glibc_info
+from .errors import DoctorError, StdenvError, TargetError
+from .model import (
     Conflict,
     ElfFacts,
     GlibcInfo,
@@ -30,10 +31,10 @@ from glibc_doctor.core.model import (
     StdenvInfo,
     Target,
 )
-from glibc_doctor.core.process import simulate
-from glibc_doctor.core.stdenv import find_stdenv
-from glibc_doctor.core.targets import resolve_target, target_from_pid
-from glibc_doctor.core.versions import newest
+from .process import simulate
+from .stdenv import find_stdenv
+from .targets import resolve_target, target_from_pid
+from .versions import newest
 
 
 class ScanCancelled(DoctorError):
@@ -114,6 +115,7 @@ def scan_steps(
         return
     yield ScanProgress(STAGES[1], f"resolving what {os.path.basename(target.executable)} loads", 1, total)
     graph = simulate(target, strict=False, env=environ)
+    _check_root(graph)
     strict_graph = None
     if strict and not cancelled():
         yield ScanProgress(STAGES[2], "resolving each dependency on its own (strict)", 2, total)
@@ -210,6 +212,17 @@ def _graph_dependencies(graph: nx.DiGraph, files: set[str], dirs: set[str]) -> N
     loader = graph.graph.get("loader")
     if loader:
         files.add(str(loader))
+
+
+def _check_root(graph: nx.DiGraph) -> None:
+    """A target the loader could not even start is bad input (exit 2), not a conflict to report."""
+    root = graph.graph.get("root")
+    if root is None or root not in graph:
+        return
+    facts: ElfFacts = graph.nodes[root]["facts"]
+    if facts.problem is not None:
+        detail = facts.detail or str(facts.problem)
+        raise TargetError(f"{root}: cannot be loaded: {detail}")
 
 
 def _stdenv(glibc: str | None, env: Mapping[str, str]) -> tuple[StdenvInfo | None, tuple[str, ...]]:

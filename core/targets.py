@@ -401,7 +401,8 @@ def _venv_executable(venv: str, version: str | None, base: str) -> str:
 
 
 def _venv_site_packages(venv: str, version: str | None) -> tuple[str, ...]:
-    versions = [version] if version else [v for v, _ in _stdlib_like(venv)]
+    """``VENV/lib/pythonX.Y/site-packages``; without a version in pyvenv.cfg, every ``pythonX.Y`` there."""
+    versions = [version] if version else _lib_versions(os.path.join(venv, "lib"))
     return _existing_dirs(
         os.path.join(venv, libdir, f"python{v}", "site-packages")
         for v in versions
@@ -409,15 +410,12 @@ def _venv_site_packages(venv: str, version: str | None) -> tuple[str, ...]:
     )
 
 
-def _stdlib_like(venv: str) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for name in (
-        sorted(os.listdir(os.path.join(venv, "lib"))) if os.path.isdir(os.path.join(venv, "lib")) else []
-    ):
-        match = re.fullmatch(r"python(\d+\.\d+)", name)
-        if match:
-            found.append((match[1], os.path.join(venv, "lib", name)))
-    return found
+def _lib_versions(lib: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(lib))
+    except OSError:
+        return []
+    return [name[len("python") :] for name in names if re.fullmatch(r"python\d+\.\d+", name)]
 
 
 def _resolve_venv(spec: str, venv: str, ext: Sequence[str], notes: Sequence[str] = ()) -> Target:

@@ -10,23 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from glibc_doctor.tui.messages import TargetChosen
-from glibc_doctor.tui.screens import engine
 from glibc_doctor.tui.screens.main import MainScreen
-from glibc_doctor.tui.screens.modals import ErrorScreen, HelpScreen
+from glibc_doctor.tui.screens.modals import HelpScreen
 from glibc_doctor.tui.screens.start import StartScreen
 from glibc_doctor.tui.widgets.render import PathNamer
 from textual.app import App
 from textual.binding import Binding
-from textual.worker import Worker, WorkerState
-
-WORKER_TITLES = {
-    "scan": "The scan failed",
-    "plan": "Could not plan the fix",
-    "fix": "The fix failed",
-    "rollback": "The rollback failed",
-    "explain": "Could not explain that",
-    "detect": "Could not look for interpreters",
-}
 
 
 class DoctorApp(App[int]):
@@ -70,13 +59,6 @@ class DoctorApp(App[int]):
     def on_target_chosen(self, message: TargetChosen) -> None:
         self.target = message.spec
         self.switch_screen(MainScreen(message.spec, ext=self.ext, glibc=self.glibc))
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A worker that raised: show its one-line cause in a modal (cancellation is not an error)."""
-        if event.state != WorkerState.ERROR or engine.is_cancellation(event.worker.error):
-            return
-        title = WORKER_TITLES.get(event.worker.group, "Something failed")
-        self.push_screen(ErrorScreen(title, self.namer.text(engine.one_line(event.worker.error))))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -88,6 +88,9 @@ def lab_path_aliases(lab: Any) -> Mapping[str, str]:
     """Short stable names for the lab's paths (``$LAB/venv``, ``$STORE/glibc-2.31``) for screenshots
     and snapshots: store entries are ``<hash>-<name>`` and the build directory is machine-specific."""
     aliases = {str(lab.root): "$LAB"}
+    current = Path(lab.root).parent.parent / "lab"  # cache_dir/lab -> builds/<id>, as a Nix profile
+    if current.is_symlink() and current.resolve() == Path(lab.root).resolve():
+        aliases[str(current)] = "$LAB"
     store = Path(lab.store)
     for entry in sorted(os.listdir(store)) if store.is_dir() else ():
         _, _, name = entry.partition("-")

@@ -64,21 +64,25 @@ def find_stdenv(glibc: str | None = None) -> Any:
 
 
 def plan_fix(result: Any, stdenv: Any) -> Any:
+    """Core's pure plan: which files, old -> new loader and RPATH, where the copy goes, what remains."""
+    from glibc_doctor.core import patch, store
+
+    return patch.plan_fix(result, stdenv, str(store.packages_dir()))
+
+
+def run_fix(
+    plan: Any, before: Sequence[Any], *, glibc: str | None = None, cancel: threading.Event | None = None
+) -> Iterator[object]:
+    """Core's fix: build, verify by real imports, activate; progress events then a ``FixResult``."""
     from glibc_doctor.core import patch
 
-    return patch.plan_fix(result, stdenv)
-
-
-def run_fix(plan: Any, cancel: threading.Event | None = None) -> Iterator[object]:
-    from glibc_doctor.core import patch
-
-    yield from patch.run_fix(plan, cancel=cancel)
+    yield from patch.run_fix(plan, tuple(before), glibc_dir=glibc, cancel=cancel)
 
 
 def rollback(target_spec: str) -> Any:
-    from glibc_doctor.core import patch
+    from glibc_doctor.core import store
 
-    return patch.rollback(target_spec)
+    return store.rollback(target_spec)
 
 
 def explain(text: str) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 from glibc_doctor.tui.messages import ExplainFinished
 from glibc_doctor.tui.screens import engine
+from glibc_doctor.tui.screens.modals import report_worker_error
 from glibc_doctor.tui.widgets.render import PathNamer, node_name
 from rich.text import Text
 from textual import on, work
@@ -20,6 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static, TextArea
+from textual.worker import Worker
 
 
 class ExplainScreen(Screen[tuple[str, ...]]):
@@ -114,3 +116,6 @@ class ExplainScreen(Screen[tuple[str, ...]]):
 
     def action_close(self) -> None:
         self.dismiss(self.involved)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_worker_error(self, event)

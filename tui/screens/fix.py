@@ -12,6 +12,7 @@ from typing import Any
 
 from glibc_doctor.tui.messages import FixFinished, FixProgressed
 from glibc_doctor.tui.screens import engine
+from glibc_doctor.tui.screens.modals import report_worker_error
 from glibc_doctor.tui.widgets.render import PathNamer
 from rich.text import Text
 from textual import work
@@ -84,9 +85,11 @@ class FixProgressScreen(Screen[Any]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel the fix", id="fixing.cancel")]
 
-    def __init__(self, plan: Any) -> None:
+    def __init__(self, plan: Any, before: tuple[Any, ...] = (), glibc: str | None = None) -> None:
         super().__init__()
         self.plan = plan
+        self.before = before
+        self.glibc = glibc
         self.cancel_event = threading.Event()
         self.finished = False
 
@@ -105,7 +108,7 @@ class FixProgressScreen(Screen[Any]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="fix")
     def run_fix(self) -> None:
         worker = get_current_worker()
-        for item in engine.run_fix(self.plan, cancel=self.cancel_event):
+        for item in engine.run_fix(self.plan, self.before, glibc=self.glibc, cancel=self.cancel_event):
             if worker.is_cancelled:
                 self.cancel_event.set()
             if engine.is_fix_result(item):
@@ -130,6 +133,7 @@ class FixProgressScreen(Screen[Any]):
         self.query_one(RichLog).write("Cancelled: the original is untouched. Press Escape to go back.")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_worker_error(self, event)
         if event.worker.group != "fix":
             return
         if event.state in (WorkerState.ERROR, WorkerState.CANCELLED):

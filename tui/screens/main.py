@@ -19,7 +19,7 @@ from glibc_doctor.tui.messages import (
     ScanProgressed,
 )
 from glibc_doctor.tui.screens import engine
-from glibc_doctor.tui.screens.modals import ConfirmScreen
+from glibc_doctor.tui.screens.modals import ConfirmScreen, report_worker_error
 from glibc_doctor.tui.widgets.graph_view import GraphView
 from glibc_doctor.tui.widgets.panes import ConflictsTable, DetailsPane, SummaryBar
 from glibc_doctor.tui.widgets.process_tree import ProcessTree
@@ -152,6 +152,7 @@ class MainScreen(Screen[None]):
                 return
             step = engine.step_of(item)
             self.post_message(ScanProgressed(step.text, step.done, step.total))
+        self.post_message(ScanCancelled())  # core ends the generator early when cancelled
 
     def on_scan_progressed(self, message: ScanProgressed) -> None:
         self.query_one("#scan-step", Label).update(self.namer.text(message.step))
@@ -162,6 +163,7 @@ class MainScreen(Screen[None]):
         self.query_one("#scan-step", Label).update("scan cancelled — press r to scan again")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_worker_error(self, event)
         if event.worker.group == "scan" and event.state == WorkerState.ERROR:
             self.query_one("#scan-step", Label).update("scan failed — press r to try again")
         if event.worker.group == "scan" and event.state == WorkerState.CANCELLED:
@@ -181,8 +183,9 @@ class MainScreen(Screen[None]):
         if self.selected is not None and self.selected in self.result.graph:
             return self.selected
         failing = errors(self.result.conflicts)
-        if failing:
-            return str(failing[0].object)
+        if failing:  # the shortest chain first: an extension itself before a library deep under one
+            nearest = min(enumerate(failing), key=lambda item: (len(item[1].chain) or 99, item[0]))
+            return str(nearest[1].object)
         root = root_of(self.result.graph)
         return str(root) if root is not None else None
 
@@ -319,7 +322,8 @@ class MainScreen(Screen[None]):
                 return
             self.app.push_screen(FixResultScreen(result), lambda _: self.scan())
 
-        self.app.push_screen(FixProgressScreen(plan), finished)
+        before = tuple(self.result.conflicts) if self.result is not None else ()
+        self.app.push_screen(FixProgressScreen(plan, before, self.glibc), finished)
 
     def action_rollback(self) -> None:
         def confirmed(answer: bool | None) -> None:

@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from glibc_doctor.tui.screens import engine
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label, Markdown
+from textual.worker import Worker, WorkerState
+
+WORKER_TITLES = {
+    "scan": "The scan failed",
+    "plan": "Could not plan the fix",
+    "fix": "The fix failed",
+    "rollback": "The rollback failed",
+    "explain": "Could not explain that",
+    "detect": "Could not look for interpreters",
+}
+
+
+def report_worker_error(screen: Screen[Any], event: Worker.StateChanged) -> None:
+    """A worker of ``screen`` raised: show its one-line cause in a modal (a cancellation is no error).
+
+    ``Worker.StateChanged`` does not bubble, so each screen that runs workers calls this from its handler.
+    """
+    if event.state != WorkerState.ERROR or engine.is_cancellation(event.worker.error):
+        return
+    namer = getattr(screen.app, "namer", None)
+    cause = engine.one_line(event.worker.error)
+    if namer is not None:
+        cause = namer.text(cause)
+    screen.app.push_screen(ErrorScreen(WORKER_TITLES.get(event.worker.group, "Something failed"), cause))
 
 
 class ErrorScreen(ModalScreen[None]):

@@ -7,6 +7,7 @@ import threading
 
 from glibc_doctor.tui.messages import CandidateGlibcFound, CandidatesFound, TargetChosen
 from glibc_doctor.tui.screens import engine
+from glibc_doctor.tui.screens.modals import report_worker_error
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,7 +15,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 INTRO = (
     "Which process should I examine? Pick a detected interpreter or environment, or type a path "
@@ -110,3 +111,6 @@ class StartScreen(Screen[None]):
 
     def action_focus_path(self) -> None:
         self.query_one("#path", Input).focus()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_worker_error(self, event)

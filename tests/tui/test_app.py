@@ -1,0 +1,373 @@
+"""Pilot tests of the TUI on the real lab: one per binding and per flow, asserting on what the app holds.
+
+The lab venv (an old python hard-wired to glibc 2.31, extensions built by this machine's gcc) is copied
+per test that changes it (fix, rollback), with XDG_DATA_HOME/XDG_CACHE_HOME in tmp_path, so the shared
+lab stays broken for the other tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from glibc_doctor.core.lab import Lab
+from glibc_doctor.tui.app import DoctorApp
+from glibc_doctor.tui.cli_demo import lab_path_aliases
+from glibc_doctor.tui.screens.explain import ExplainScreen
+from glibc_doctor.tui.screens.fix import FixPlanScreen, FixResultScreen
+from glibc_doctor.tui.screens.main import MainScreen
+from glibc_doctor.tui.screens.modals import ConfirmScreen, ErrorScreen, HelpScreen
+from glibc_doctor.tui.screens.start import StartScreen
+from glibc_doctor.tui.widgets.graph_view import GraphView
+from glibc_doctor.tui.widgets.panes import ConflictsTable, DetailsPane, SummaryBar
+from glibc_doctor.tui.widgets.process_tree import ProcessTree
+from textual.pilot import Pilot
+from textual.widgets import Input, Static, TextArea
+
+SIZE = (120, 40)
+pytestmark = pytest.mark.lab
+
+
+# --- helpers shared with test_snapshots.py --------------------------------------------------------
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let every worker finish and every message be handled (workers may start workers)."""
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def copy_venv(lab: Lab, where: Path) -> Path:
+    """A private copy of the lab venv (its python links stay absolute into the lab store)."""
+    venv = where / "venv"
+    shutil.copytree(lab.venv, venv, symlinks=True)
+    return venv
+
+
+def imports(venv: Path, module: str, lab: Lab) -> subprocess.CompletedProcess[str]:
+    """Import ``module`` with the venv's own python, for real."""
+    python = venv / "bin" / "python3.9"
+    return subprocess.run(
+        [str(python), "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=lab.environ(),
+        check=False,
+    )
+
+
+def aliases(lab: Lab, tmp_path: Path) -> dict[str, str]:
+    return {**lab_path_aliases(lab), str(tmp_path): "$TMP"}
+
+
+def text_of(widget: Static) -> str:
+    return str(widget.render())
+
+
+def main_screen(pilot: Pilot[Any]) -> MainScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, MainScreen), f"expected the main screen, got {screen!r}"
+    return screen
+
+
+def conflict_versions(screen: MainScreen) -> set[tuple[str, str | None]]:
+    return {(Path(c.object).name.split(".")[0], c.version) for c in screen.result.conflicts}
+
+
+@pytest.fixture
+def private_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lab: Lab) -> Path:
+    """XDG dirs in tmp_path (patched copies, manifests, caches) and a clean environment."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name in ("VIRTUAL_ENV", "LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONPATH", "PYTHONHOME"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+# --- the main screen on the lab venv ----------------------------------------------------------------
+
+
+async def test_the_lab_venv_opens_on_its_glibc_2_34_conflict(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        assert ("ext_pthread", "GLIBC_2.34") in conflict_versions(screen)
+        assert screen.query_one(SummaryBar).has_class("-bad")
+        assert "2.31" in text_of(screen.query_one(SummaryBar))
+        assert screen.query_one(ConflictsTable).row_count == len(screen.result.conflicts)
+
+
+async def test_the_nearest_failing_extension_is_selected_with_its_details(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        assert screen.selected is not None
+        assert Path(screen.selected).name.startswith("ext_pthread")
+        details = text_of(screen.query_one("#details-text", Static))
+        assert "GLIBC_2.34" in details
+        assert "pthread_create" in details
+        assert "$LAB/venv/lib/python3.9/site-packages/ext_pthread" in details
+
+
+async def test_moving_the_tree_cursor_shows_that_nodes_details(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        tree = screen.query_one(ProcessTree)
+        tree.focus()
+        tree.move_cursor(tree.root.children[0])
+        await settle(pilot)
+        assert screen.selected == str(lab.python)
+        details = text_of(screen.query_one("#details-text", Static))
+        assert "interpreter" in details
+        assert "$STORE/glibc-2.31/lib/ld-linux-x86-64.so.2" in details
+
+
+async def test_enter_on_a_conflict_row_jumps_to_its_object(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        await pilot.press("2")
+        table = screen.query_one(ConflictsTable)
+        assert table.has_focus
+        last = table.row_count - 1
+        table.move_cursor(row=last)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.selected == screen.result.conflicts[last].object
+        assert screen.query_one("#tabs").active == "tab-process"
+        assert screen.query_one(ProcessTree).cursor_node.data == screen.selected
+
+
+async def test_slash_filters_the_tree_by_text(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        everything = len(screen.query_one(ProcessTree).shown_nodes)
+        await pilot.press("slash")
+        assert screen.query_one("#filter", Input).has_focus
+        await pilot.press(*"strlcpy")
+        await settle(pilot)
+        shown = screen.query_one(ProcessTree).shown_nodes
+        assert any("ext_strlcpy" in node for node in shown)
+        assert len(shown) < everything
+        assert all("strlcpy" in node or node == str(lab.python) for node in shown)
+
+
+async def test_c_keeps_only_the_conflicting_objects_and_their_chains(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        shown = set(screen.query_one(ProcessTree).shown_nodes)
+        objects = {c.object for c in screen.result.conflicts}
+        assert objects <= shown
+        assert not any("ext_clean" in node for node in shown)
+        await pilot.press("c")
+        await settle(pilot)
+        assert any("ext_clean" in node for node in screen.query_one(ProcessTree).shown_nodes)
+
+
+async def test_g_draws_the_graph_with_the_conflicting_extension_boxed(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        assert screen.query_one("#tabs").active == "tab-graph"
+        drawing = text_of(screen.query_one(GraphView).query_one("#graph-drawing", Static))
+        assert "ext_pthread.so" in drawing
+        assert "glibc 2.31" in drawing
+        assert "✗ GLIBC_2.34" in drawing
+        assert "▼" in drawing
+
+
+async def test_r_rescans_and_keeps_the_selection(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        before, selected = screen.result, screen.selected
+        await pilot.press("r")
+        await settle(pilot)
+        assert screen.result is not before
+        assert screen.selected == selected
+        assert conflict_versions(screen) == {
+            (Path(c.object).name.split(".")[0], c.version) for c in before.conflicts
+        }
+
+
+async def test_question_mark_opens_the_help_and_escape_closes_it(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_ctrl_t_switches_between_light_and_dark(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        dark = app.theme
+        await pilot.press("ctrl+t")
+        assert app.theme != dark
+        await pilot.press("ctrl+t")
+        assert app.theme == dark
+
+
+async def test_q_quits(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_a_target_that_does_not_exist_shows_its_one_line_cause(tmp_path: Path) -> None:
+    app = DoctorApp(str(tmp_path / "nowhere"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorScreen)
+        assert "nowhere" in app.screen.cause
+        assert "\n" not in app.screen.cause
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+# --- start ---------------------------------------------------------------------------------------------
+
+
+async def test_the_start_screen_offers_the_venv_in_the_current_directory(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    venv = copy_venv(lab, tmp_path)
+    venv.rename(tmp_path / ".venv")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    app = DoctorApp(None, path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, StartScreen)
+        await settle(pilot)
+        options = app.screen.query_one("#candidates")
+        assert options.option_count == 1
+        assert "glibc 2.31" in str(options.get_option_at_index(0).prompt)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = main_screen(pilot)
+        assert ("ext_pthread", "GLIBC_2.34") in conflict_versions(screen)
+
+
+async def test_a_typed_path_opens_the_main_screen_on_it(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(None, path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash")
+        app.screen.query_one("#path", Input).value = str(lab.venv)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert main_screen(pilot).spec == str(lab.venv)
+
+
+# --- explain ---------------------------------------------------------------------------------------------
+
+
+async def test_explaining_a_pasted_message_highlights_the_objects_it_names(lab: Lab, tmp_path: Path) -> None:
+    failed = imports(lab.venv, "ext_pthread", lab)
+    assert failed.returncode != 0
+    assert "GLIBC_2.34" in failed.stderr
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        assert isinstance(app.screen, ExplainScreen)
+        app.screen.query_one("#message", TextArea).text = failed.stderr
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        explanation = text_of(app.screen.query_one("#explanation", Static))
+        assert "GLIBC_2.34" in explanation
+        assert "ext_pthread" in explanation
+        await pilot.press("escape")
+        await settle(pilot)
+        screen = main_screen(pilot)
+        assert any("ext_pthread" in node for node in screen.highlighted)
+        assert "ext_pthread" in screen.selected
+
+
+# --- fix, cancel, rollback ---------------------------------------------------------------------------
+
+
+async def test_escape_on_the_plan_cancels_and_changes_nothing(lab: Lab, private_env: Path) -> None:
+    venv = copy_venv(lab, private_env)
+    before = (venv / "pyvenv.cfg").read_text()
+    app = DoctorApp(str(venv), path_aliases=aliases(lab, private_env))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, FixPlanScreen)
+        plan = text_of(app.screen.query_one("#plan-text", Static))
+        assert "$STORE/glibc-2.31" in plan
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)
+    assert (venv / "pyvenv.cfg").read_text() == before
+    assert imports(venv, "ext_pthread", lab).returncode != 0
+    assert not (private_env / "data" / "glibc-doctor").exists() or not any(
+        (private_env / "data" / "glibc-doctor").rglob("*.so*")
+    )
+
+
+async def test_f_then_enter_fixes_the_venv_for_real_and_u_rolls_it_back(lab: Lab, private_env: Path) -> None:
+    venv = copy_venv(lab, private_env)
+    app = DoctorApp(str(venv), path_aliases=aliases(lab, private_env))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, FixPlanScreen)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, FixResultScreen), app.screen
+        result = text_of(app.screen.query_one("#fix-result-text", Static))
+        assert "verified" in result.lower()
+        assert imports(venv, "ext_pthread", lab).returncode == 0
+        await pilot.press("escape")
+        await settle(pilot)
+        screen = main_screen(pilot)
+        assert ("ext_pthread", "GLIBC_2.34") not in conflict_versions(screen)
+        await pilot.press("u")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert ("ext_pthread", "GLIBC_2.34") in conflict_versions(main_screen(pilot))
+    assert imports(venv, "ext_pthread", lab).returncode != 0
+
+
+async def test_the_details_pane_scrolls_back_to_the_top_for_each_node(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        pane = screen.query_one(DetailsPane)
+        pane.scroll_end(animate=False)
+        await pilot.press("2", "enter")
+        await settle(pilot)
+        assert pane.scroll_y == 0

@@ -391,7 +391,7 @@ class Loader:
         for key in (path, facts.soname, name):
             if key:
                 self._names.setdefault(key, path)
-        inode = _inode(path)
+        inode = _inode(self._absolute(path))
         if inode is not None:
             self._inodes.setdefault(inode, path)
 
@@ -513,7 +513,7 @@ class Loader:
         Without ``reuse`` (strict mode) the answer keeps how it was found but names the loaded object
         when it is the very same file, so one file never becomes two nodes.
         """
-        inode = _inode(path)
+        inode = _inode(self._absolute(path))
         same = self._inodes.get(inode) if inode is not None else None
         if same is not None:
             if same != path:
@@ -652,7 +652,7 @@ class Loader:
         return self._candidate_facts(path)
 
     def _candidate_facts(self, path: str) -> ElfFacts:
-        facts = self._reader(path)
+        facts = self._reader(self._absolute(path))
         return facts if facts.path == path else replace(facts, path=path)
 
     def _check(self, path: str, facts: ElfFacts) -> ElfFacts | Rejected | None:
@@ -679,11 +679,15 @@ class Loader:
             raise _Stop(path, "ELF file data encoding not little-endian")
         return facts
 
+    def _absolute(self, path: str) -> str:
+        """Where a relative name (an empty or relative search entry) is opened: ld.so's cwd."""
+        return path if path.startswith("/") else os.path.join(self._cwd, path)
+
     def _listing(self, folder: str) -> frozenset[str]:
         listing = self._listings.get(folder)
         if listing is None and folder not in self._listings:
             try:
-                listing = frozenset(os.listdir(folder))
+                listing = frozenset(os.listdir(self._absolute(folder)))
             except OSError:
                 listing = None
             self._listings[folder] = listing

@@ -345,6 +345,27 @@ def _private_cause(message: LoaderMessage) -> str:
     )
 
 
+_GLIBC_PART = re.compile(
+    r"^(ld-linux[-\w.]*\.so\.\d|libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1"
+    r"|libresolv\.so\.2|libutil\.so\.1|libanl\.so\.1|libmvec\.so\.1|libnss_\w+\.so\.2)$"
+)
+
+
+def is_glibc_part(path: str | None) -> bool:
+    """ld.so, libc, libm, libpthread … : the files of one glibc build, which must not be mixed."""
+    return _GLIBC_PART.match(os.path.basename(path or "")) is not None
+
+
+def _mismatch_cause(message: LoaderMessage) -> str:
+    by = message.required_by
+    return (
+        f"{by} and {message.provider} come from different glibc builds: {by} needs {message.version} from "
+        f"{message.library}, which the {message.provider} loaded here does not define; the loader "
+        "(PT_INTERP) and libc must come from one glibc, and something (LD_LIBRARY_PATH, an RPATH, "
+        "a copied libc) pulls in a libc of another glibc than the interpreter's loader"
+    )
+
+
 def _cxx_cause(message: LoaderMessage, gcc: str | None) -> str:
     by = message.required_by or "the object being loaded"
     newer = f"GCC {gcc} or newer" if gcc else "a newer GCC"
@@ -363,11 +384,10 @@ def _missing_version_cause(message: LoaderMessage) -> tuple[str, str | None, str
         return _private_cause(message), None, None
     if name.family == "GLIBC":
         needed = min_glibc_for([version])
-        return (
-            _glibc_cause(message, str(needed) if needed else version),
-            str(needed) if needed else None,
-            None,
-        )
+        shown = str(needed) if needed else None
+        if is_glibc_part(message.required_by) and is_glibc_part(message.provider):
+            return _mismatch_cause(message), shown, None
+        return _glibc_cause(message, shown or version), shown, None
     if name.family in ("GLIBCXX", "CXXABI", "GCC"):
         gcc = min_gcc_for(version)
         return _cxx_cause(message, gcc), None, gcc

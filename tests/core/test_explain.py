@@ -358,6 +358,16 @@ def test_missing_glibc_private_version_blames_mixed_glibc_builds() -> None:
     assert finding.min_glibc is None
 
 
+def test_newer_libc_with_an_older_loader_is_a_loader_mismatch() -> None:
+    text = (
+        "python3: /nix/store/a-glibc-2.31/lib/ld-linux-x86-64.so.2: version `GLIBC_2.35' not found "
+        "(required by /lib/x86_64-linux-gnu/libc.so.6)"
+    )
+    (finding,) = explain(text).findings
+    assert "come from different glibc builds" in finding.cause
+    assert finding.min_glibc == "2.35"
+
+
 def test_ruby_3_load_error_with_internal_frame_points_at_the_gem_ruby() -> None:
     text = (
         "<internal:/usr/lib/ruby/3.1.0/rubygems/core_ext/kernel_require.rb>:85:in `require': libpq.so.5: "

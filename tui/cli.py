@@ -54,6 +54,8 @@ examples:
   glibc-doctor scan myprog --ext plugins/   a program and the plugins it dlopen()s
   glibc-doctor scan ./.venv --format mermaid > graph.mmd
   python -c 'import psycopg2' 2>&1 | glibc-doctor explain -
+  glibc-doctor diagnose -- python -c 'import psycopg2'
+  glibc-doctor fix ./.venv --dry-run        what the fix would patch (a copy; your files stay as they are)
 
 exit codes: 0 no conflict / success, 1 conflicts found, 2 usage or input error"""
 

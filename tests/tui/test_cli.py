@@ -215,3 +215,57 @@ def test_no_cache_scans_again(synthetic: Synthetic, env: dict[str, str]) -> None
         env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
     )
     assert "networkx" in again.stderr
+
+
+# --- explain ---------------------------------------------------------------------------------------------
+
+MESSAGE = (
+    "ImportError: /nix/store/abc-glibc-2.31/lib/libc.so.6: version `GLIBC_2.38' not found "
+    "(required by /srv/app/lib/python3.9/site-packages/_psycopg.so)"
+)
+
+
+def test_explain_a_message_argument_prints_the_cause_and_exits_1(env: dict[str, str]) -> None:
+    result = run("explain", MESSAGE, env=env)
+    assert result.returncode == 1
+    assert "GLIBC_2.38" in result.stdout
+    assert "glibc 2.31" in result.stdout
+    assert "glibc-doctor fix" in result.stdout
+
+
+def test_explain_reads_the_message_from_stdin(env: dict[str, str]) -> None:
+    result = run("explain", "-", env=env, stdin=f"Traceback (most recent call last):\n{MESSAGE}\n")
+    assert result.returncode == 1
+    assert "GLIBC_2.38" in result.stdout
+
+
+def test_explain_json_lists_the_parsed_message(env: dict[str, str]) -> None:
+    result = run("explain", "--json", MESSAGE, env=env)
+    document = json.loads(result.stdout)
+    assert [m["version"] for m in document["messages"]] == ["GLIBC_2.38"]
+    assert document["scan"] is None
+
+
+def test_explain_text_without_a_loader_error_exits_0(env: dict[str, str]) -> None:
+    result = run("explain", "everything is fine", env=env)
+    assert result.returncode == 0
+    assert "No loader error" in result.stdout
+
+
+@pytest.mark.lab
+def test_explain_on_a_real_lab_error_scans_the_venv_it_names(lab: object, env: dict[str, str]) -> None:
+    from glibc_doctor.core.lab import Lab
+
+    assert isinstance(lab, Lab)
+    lab_env = {**lab.environ(), "XDG_CACHE_HOME": env["XDG_CACHE_HOME"]}
+    failed = subprocess.run(
+        [str(lab.venv_python), "-c", "import ext_pthread"],
+        capture_output=True,
+        text=True,
+        env=lab_env,
+        check=False,
+    )
+    result = run("explain", "-", env=lab_env, stdin=failed.stderr)
+    assert result.returncode == 1
+    assert f"scan of {lab.venv}" in result.stdout
+    assert lab.extensions["ext_strlcpy"].name in result.stdout  # a conflict ld.so never got to name

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -481,3 +482,10 @@ def test_glibc_release_of_an_unknown_file_is_none(synthetic: Synthetic) -> None:
 )
 def test_is_library_name(name: str, expected: bool) -> None:
     assert is_library_name(name) is expected
+
+
+@pytest.mark.parametrize("module", ["glibc_doctor.core.elf", "glibc_doctor.core.symbols"])
+def test_module_imports_no_terminal_library(module: str) -> None:
+    code = f"import sys, {module}; print(any(m in sys.modules for m in ('textual', 'rich')))"
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert result.stdout.strip() == "False"

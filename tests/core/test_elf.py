@@ -370,12 +370,28 @@ def test_fifo_is_unreadable_without_blocking(tmp_path: Path) -> None:
     assert read_elf(str(fifo)).problem == Problem.UNREADABLE
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def problem_as_unprivileged(path: Path) -> str:
+    """read_elf(path).problem in a process that permission bits apply to.
+
+    As root, the child runs without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (setpriv), so a mode-0 file
+    gives a real EACCES, not one faked by a mock.
+    """
+    code = f"from glibc_doctor.core.elf import read_elf; print(read_elf({str(path)!r}).problem)"
+    argv = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root without setpriv reads files whatever their mode")
+        drop = "-dac_override,-dac_read_search"
+        argv = [setpriv, "--bounding-set", drop, "--inh-caps", drop, *argv]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
 def test_file_without_read_permission_is_unreadable(synthetic: Synthetic, tmp_path: Path) -> None:
     locked = tmp_path / "liblocked.so"
     shutil.copy(synthetic.ext_clean, locked)
     locked.chmod(0)
-    assert read_elf(str(locked)).problem == Problem.UNREADABLE
+    assert problem_as_unprivileged(locked) == str(Problem.UNREADABLE)
 
 
 def test_every_truncation_of_an_extension_is_reported_not_raised(synthetic: Synthetic) -> None:

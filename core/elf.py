@@ -10,10 +10,11 @@ It is on the hot path: a scan reads every object of a venv (hundreds of files), 
 ``struct`` formats over one buffer: a single ``os.read`` for small files, an ``mmap`` for large ones
 (whose ``.dynamic`` lies megabytes in; reading them whole is ten times slower). Every offset is
 bounds-checked and every loop capped, so a hostile file yields an ``ElfFacts`` with a ``Problem``
-instead of an exception or a hang. One risk is left to the kernel: a large file truncated by another
-process during the microseconds it is mapped raises SIGBUS, as it would in ld.so. Results are cached
-by ``(st_dev, st_ino, st_size, st_mtime_ns)``; pyelftools stays the reference in the tests and does
-symbol detail in ``symbols.py``.
+instead of an exception or a hang. One risk is left to the kernel: a large file truncated in place
+during the microseconds it is mapped raises SIGBUS, as it does in every process that has the library
+loaded; package managers (dpkg, pip) unlink or rename instead of truncating for that reason.
+Results are cached by ``(st_dev, st_ino, st_size, st_mtime_ns)``; pyelftools stays the reference in
+the tests and does symbol detail in ``symbols.py``.
 """
 
 from __future__ import annotations

@@ -167,13 +167,38 @@ def scan(
 
 
 def result_text(result: ScanResult) -> str:
-    """The ``scan --json`` output, byte for byte what the cache replays."""
-    return json.dumps(result.as_json(), indent=2) + "\n"
+    """The ``scan --json`` output, byte for byte what the cache replays.
+
+    One object, edge and conflict per line: readable and diffable, and written by the C encoder
+    (``json.dumps(indent=...)`` falls back to the pure-Python one, slower than the whole scan's ELF
+    reading on a large venv).
+    """
+    return json_lines(result.as_json())
 
 
-def store_result(request: scancache.ScanRequest, env: Mapping[str, str], result: ScanResult) -> str | None:
+def json_lines(document: Mapping[str, object]) -> str:
+    """``document`` as JSON with each top-level key on its line and each list item on its own line."""
+    dumps = json.dumps
+    lines = ["{"]
+    last = len(document) - 1
+    for index, (key, value) in enumerate(document.items()):
+        comma = "," if index < last else ""
+        if isinstance(value, list) and value:
+            lines.append(f"  {dumps(key)}: [")
+            lines.append(",\n".join("    " + dumps(item) for item in value))
+            lines.append(f"  ]{comma}")
+        else:
+            lines.append(f"  {dumps(key)}: {dumps(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def store_result(
+    request: scancache.ScanRequest, env: Mapping[str, str], result: ScanResult, text: str | None = None
+) -> str | None:
+    """Store ``result`` (its ``result_text``, or ``text`` when the caller already has it) in the cache."""
     files, dirs = dependencies(result)
-    return scancache.store(request, env, result_text(result), result.exit_code, files, dirs)
+    return scancache.store(request, env, text or result_text(result), result.exit_code, files, dirs)
 
 
 def dependencies(result: ScanResult) -> tuple[set[str], set[str]]:

@@ -244,7 +244,8 @@ def _fast_scan_json(argv: list[str]) -> int | None:
         return None
     from glibc_doctor.core import scancache
 
-    hit = scancache.lookup(_request(args), os.environ)
+    request = scancache.ScanRequest(args.target, tuple(args.ext), args.glibc, bool(args.strict))
+    hit = scancache.lookup(request, os.environ)
     if hit is None:
         return None
     sys.stdout.write(hit.text)
@@ -256,16 +257,10 @@ def _wants_json(args: argparse.Namespace) -> bool:
     return bool(args.json) or args.format == "json"
 
 
-def _request(args: argparse.Namespace) -> object:
-    from glibc_doctor.core.scancache import ScanRequest
-
-    return ScanRequest(args.target, tuple(args.ext), args.glibc, bool(args.strict))
-
-
 def _run_scan(args: argparse.Namespace) -> int:
     if not args.target and args.pid is None:
         raise UsageError("scan needs a TARGET or --pid PID")
-    from glibc_doctor.core.scan import scan
+    from glibc_doctor.core.scan import result_text, scan, store_result
 
     result = scan(
         args.target or f"pid:{args.pid}",
@@ -273,20 +268,25 @@ def _run_scan(args: argparse.Namespace) -> int:
         glibc=args.glibc,
         pid=args.pid,
         strict=bool(args.strict),
-        progress=None,
-        use_cache=not args.no_cache,
+        use_cache=False,  # stored below, with the JSON text already made for the output
     )
+    text = result_text(result)
     fmt = "json" if args.json else args.format
-    _emit(result, fmt)
+    if fmt == "json":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        _emit(result, fmt)
+    if not args.no_cache and args.pid is None:
+        from glibc_doctor.core.scancache import ScanRequest
+
+        request = ScanRequest(args.target, tuple(args.ext), args.glibc, bool(args.strict))
+        store_result(request, os.environ, result, text)
     return result.exit_code
 
 
 def _emit(result: ScanResult, fmt: str) -> None:
-    if fmt == "json":
-        from glibc_doctor.core.scan import result_text
-
-        sys.stdout.write(result_text(result))
-    elif fmt in ("mermaid", "dot", "graphml"):
+    if fmt in ("mermaid", "dot", "graphml"):
         from glibc_doctor.core import export
 
         render = {"mermaid": export.to_mermaid, "dot": export.to_dot, "graphml": export.to_graphml}[fmt]

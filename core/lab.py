@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -447,12 +448,18 @@ def _extract(build: _Build) -> None:
         "ruby": ("bullseye", RUBY_PACKAGES),
         "deps": ("bullseye", DEPS_PACKAGES),
     }
+    jobs = []
     for group, (suite, packages) in groups.items():
-        target = build.unpacked / group
-        target.mkdir(parents=True)
-        for package in packages:
-            _run(["dpkg-deb", "-x", str(build.debs[suite][package]), str(target)], f"unpack {package}")
-        _fix_absolute_links(target)
+        (build.unpacked / group).mkdir(parents=True)
+        jobs += [(build.debs[suite][package], build.unpacked / group) for package in packages]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # dpkg-deb is I/O and gzip bound
+        list(
+            pool.map(
+                lambda job: _run(["dpkg-deb", "-x", str(job[0]), str(job[1])], f"unpack {job[0].name}"), jobs
+            )
+        )
+    for group in groups:
+        _fix_absolute_links(build.unpacked / group)
 
 
 def _fix_absolute_links(tree: Path) -> None:

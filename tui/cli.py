@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 if TYPE_CHECKING:
     from glibc_doctor.core.scan import ScanResult
@@ -88,7 +88,10 @@ def build_parser(*, optional: bool = True) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser),
+    )
     _add_scan(subparsers)
     _add_explain(subparsers)
     for register in _optional_registrars() if optional else ():
@@ -250,7 +253,7 @@ def _fast_scan_json(argv: list[str]) -> int | None:
         return None
     sys.stdout.write(hit.text)
     sys.stdout.flush()
-    return hit.exit_code
+    return int(hit.exit_code)
 
 
 def _wants_json(args: argparse.Namespace) -> bool:
@@ -282,7 +285,7 @@ def _run_scan(args: argparse.Namespace) -> int:
 
         request = ScanRequest(args.target, tuple(args.ext), args.glibc, bool(args.strict))
         store_result(request, os.environ, result, text)
-    return result.exit_code
+    return int(result.exit_code)
 
 
 def _emit(result: ScanResult, fmt: str) -> None:

@@ -229,7 +229,7 @@ def venv_scan(lab: Lab) -> ScanResult:
 
 @pytest.fixture(scope="module")
 def ruby_scan(lab: Lab) -> ScanResult:
-    return scan(str(lab.ruby), ext=[str(lab.ruby_ext)], env=lab.environ(), use_cache=False)
+    return scan(str(lab.ruby), env=lab.environ(), use_cache=False)  # finds rbext in the vendor archdir
 
 
 @pytest.fixture(scope="module", params=["python", "ruby"])

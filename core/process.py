@@ -3,9 +3,11 @@
 ld.so maps the main program's dependencies breadth-first, so the first object to need a soname
 decides which file the whole process gets; every later request for that soname reuses it, whatever
 the later requester's RPATH/RUNPATH says. Extensions come afterwards, each dlopen()ed by its caller
-(libpython, libruby or the executable), and their dependencies search through their own chain
-(extension -> caller -> … -> main program). The result is one ``networkx.DiGraph`` that the analysis,
-the exports and the TUI all read (``docs/CONTRACTS.md``).
+(libpython, libruby or the executable). The caller's RPATH/RUNPATH serve the dlopen name only: glibc
+maps the new object with ``l_loader`` = NULL (``__RTLD_CALLMAP``), so its dependencies search its own
+tags, then the main program's DT_RPATH, never the caller's (checked against the real loader in
+tests). The result is one ``networkx.DiGraph`` that the analysis, the exports and the TUI all read
+(``docs/CONTRACTS.md``).
 
 Exact mode follows that order. Strict mode resolves every edge on its own, as if nothing were loaded
 yet, so a requirement that today's load order happens to satisfy (or hide) still shows.
@@ -163,7 +165,11 @@ class _Process:
         is_new = node not in self.graph
         facts = self.loader.reader_facts(node) if is_new else self._facts(node)
         if is_new:
-            self._add_node(node, facts, role, resolution, parent=requester)
+            # dlopen() maps with __RTLD_CALLMAP: the caller's search path serves the dlopen name only,
+            # and the new object's l_loader is NULL, so its own needs do not inherit the caller's RPATH
+            # (the main program's RPATH still applies; the Loader adds it at the end of the chain).
+            parent = None if role is Role.EXTENSION else requester
+            self._add_node(node, facts, role, resolution, parent=parent)
         self.loader.mark_loaded(node, facts, name)
         self._add_edge(requester, node, name, edge_via, resolution)
         return node if is_new and facts.ok else None
@@ -235,9 +241,7 @@ class _Process:
             return
         facts = loader.reader_facts(first.path)
         loader.mark_loaded(first.path, facts, extension.path)
-        queue: deque[tuple[str, ElfFacts, tuple[ElfFacts, ...]]] = deque(
-            [(first.path, facts, (facts, *self._chain(caller)))]
-        )
+        queue: deque[tuple[str, ElfFacts, tuple[ElfFacts, ...]]] = deque([(first.path, facts, (facts,))])
         while queue:
             _path, facts, chain = queue.popleft()
             for name in facts.needed:

@@ -206,6 +206,8 @@ def dependencies(result: ScanResult) -> tuple[set[str], set[str]]:
     files = {result.target.executable}
     files.update(extension.path for extension in result.target.extensions)
     dirs = set(result.target.searched_dirs)
+    if os.sep not in result.target.spec:  # a bare name was looked up on PATH: a new one may shadow it
+        dirs.update(entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry)
     if result.target.environment:
         dirs.add(result.target.environment)
         files.add(os.path.join(result.target.environment, "pyvenv.cfg"))

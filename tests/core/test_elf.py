@@ -335,6 +335,12 @@ def test_hostile_file_gives_its_problem_quickly(synthetic: Synthetic, field: str
     assert "\n" not in facts.detail
 
 
+def test_a_problem_keeps_the_fields_read_before_it(synthetic: Synthetic) -> None:
+    facts = read_elf(str(synthetic.vn_aux_wild))
+    assert facts.problem == Problem.MALFORMED
+    assert (facts.elf_class, facts.machine, facts.needed) == (64, EM_X86_64, ("libc.so.6",))
+
+
 def test_random_bytes_after_a_valid_ident_are_truncated_or_malformed(synthetic: Synthetic) -> None:
     assert read_elf(str(synthetic.random_after_ident)).problem in (Problem.TRUNCATED, Problem.MALFORMED)
 

@@ -450,8 +450,9 @@ def _order_dependent(context: _Context) -> Iterator[Conflict]:
             library=soname,
             chain=_chain(graph, context.root, first),
             cause=(
-                f"Several copies of {soname} can be found ({', '.join(copies) or 'see the graph'}); the "
-                "first extension imported decides which one every later extension gets."
+                f"Extensions find different files for {soname} through their own RPATH/RUNPATH; the "
+                "first one imported loads its copy, and every later extension gets that one. "
+                f"In this import order: {', '.join(copies) or 'none of them loads'}."
             ),
             fixes=(f"make every extension find the same {soname} (one RPATH/RUNPATH directory)",),
             severity=Severity.WARNING,

@@ -72,13 +72,13 @@ def process_tree(result: ScanResult) -> Tree:
         return tree
     parents = _first_parents(graph, root)
     branches = {root: tree}
-    for node in sorted(parents, key=lambda n: (graph.nodes[n].get("order", 0), n)):
-        branches[node] = branches[parents[node]].add(_node_text(graph, node, badges))
+    for node, parent in parents.items():  # breadth-first: every parent is added before its children
+        branches[node] = branches[parent].add(_node_text(graph, node, badges))
     return tree
 
 
 def _first_parents(graph: nx.DiGraph, root: str) -> dict[str, str]:
-    """node -> the node it hangs under: breadth-first from the root, children in load order."""
+    """node -> the node it hangs under, in breadth-first order from the root, children in load order."""
     parents: dict[str, str] = {}
     queue = [root]
     seen = {root}

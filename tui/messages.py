@@ -68,10 +68,9 @@ class NodeChosen(Message):
 
 @dataclass
 class PlanReady(Message):
-    """The fix plan (``core.patch.FixPlan``) is computed and can be shown for confirmation."""
+    """The fix plan is computed (``engine.FixRequest``: core's ``FixPlan`` and what the run needs)."""
 
-    plan: Any
-    stdenv: Any
+    request: Any
 
 
 @dataclass

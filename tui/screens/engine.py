@@ -8,6 +8,7 @@ edit here, not a hunt through the screens.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,26 +58,40 @@ def scan_steps(
     yield from scan.scan_steps(spec, ext=tuple(ext), glibc=glibc, cancel=cancel)
 
 
-def find_stdenv(glibc: str | None = None) -> Any:
-    from glibc_doctor.core import stdenv
+@dataclass(frozen=True)
+class FixRequest:
+    """A plan to confirm, and what ``run_fix`` needs with it: the conflicts before, the current root.
 
-    return stdenv.find_stdenv(glibc)
+    When the target already runs a patched copy, core's ``source_snapshot`` gives the unpatched
+    original to plan from (as ``glibc-doctor fix`` does), and ``current_root`` is the copy in use.
+    """
+
+    plan: Any
+    before: tuple[Any, ...]
+    current_root: str | None
 
 
-def plan_fix(result: Any, stdenv: Any) -> Any:
-    """Core's pure plan: which files, old -> new loader and RPATH, where the copy goes, what remains."""
+def prepare_fix(result: Any, glibc: str | None = None) -> FixRequest:
+    """The stdenv as the compiler sees it now, and core's pure plan against it."""
     from glibc_doctor.core import patch, store
+    from glibc_doctor.core.stdenv import find_stdenv
 
-    return patch.plan_fix(result, stdenv, str(store.packages_dir()))
+    stdenv = find_stdenv(glibc)
+    found = store.source_snapshot(result.target)
+    source, current_root = (found[0], found[1]) if found is not None else (result, None)
+    plan = patch.plan_fix(source, stdenv, str(store.data_dir()))
+    return FixRequest(plan, tuple(source.conflicts), current_root)
 
 
 def run_fix(
-    plan: Any, before: Sequence[Any], *, glibc: str | None = None, cancel: threading.Event | None = None
+    request: FixRequest, *, glibc: str | None = None, cancel: threading.Event | None = None
 ) -> Iterator[object]:
     """Core's fix: build, verify by real imports, activate; progress events then a ``FixResult``."""
     from glibc_doctor.core import patch
 
-    yield from patch.run_fix(plan, tuple(before), glibc_dir=glibc, cancel=cancel)
+    yield from patch.run_fix(
+        request.plan, request.before, current_root=request.current_root, glibc_dir=glibc, cancel=cancel
+    )
 
 
 def rollback(target_spec: str) -> Any:
@@ -172,27 +187,41 @@ class Line:
     style: str = ""
 
 
-def _conflict_line(item: object) -> str:
+def _remaining_line(item: Any) -> str:
     conflict = getattr(item, "conflict", item)
     reason = getattr(item, "reason", "")
-    message = getattr(conflict, "message", str(conflict))
-    return f"  {message}" + (f" — {reason}" if reason else "")
+    name = re.sub(r"\.(cpython-[^.]+|abi3)(?=\.so$)", "", os.path.basename(conflict.object))
+    return f"  ✗ {name} {conflict.version or conflict.kind}" + (f": {reason}" if reason else "")
 
 
-def fix_result_lines(result: object) -> list[Line]:
-    """The parts of a ``FixResult`` worth reading: imports that work now, what remains, what changed."""
+def fix_result_lines(result: Any) -> list[Line]:
+    """A ``FixResult`` for people: the imports that work now (run for real by the patched interpreter),
+    the ones that still fail and why, what was switched."""
     lines: list[Line] = []
-    works = getattr(result, "imports", None) or getattr(result, "working", None) or ()
-    if works:
-        lines.append(Line("\nWorks now (imported for real by the patched interpreter):", "bold green"))
-        lines.extend(Line(f"  ✓ {getattr(item, 'name', item)}", "green") for item in works)
-    activated = getattr(result, "activated", ()) or ()
-    if activated:
-        lines.append(Line("\nSwitched:", "bold"))
-        lines.extend(Line(f"  {item}") for item in activated)
+    checks = getattr(getattr(result, "verification", None), "checks", ()) or ()
+    working = [check for check in checks if check.ok]
+    failing = [check for check in checks if not check.ok]
+    if working:
+        lines.append(Line("\nWorks now (imported for real by the patched interpreter)", "bold green"))
+        lines.extend(Line(f"  ✓ import {check.name}", "green") for check in working)
+    if failing:
+        lines.append(Line("\nStill fails to import", "bold yellow"))
+        for check in failing:
+            first = check.detail.strip().splitlines()[-1] if check.detail.strip() else ""
+            lines.append(Line(f"  ✗ {check.name}" + (f": {first}" if first else ""), "yellow"))
     remaining = getattr(result, "remaining", ()) or ()
-    lines.append(Line(f"\nStill broken: {len(remaining)}", "bold yellow" if remaining else "bold"))
-    lines.extend(Line(_conflict_line(item), "yellow") for item in remaining)
+    if remaining:
+        lines.append(Line("\nWhat the stdenv cannot fix", "bold yellow"))
+        lines.extend(Line(_remaining_line(item), "yellow") for item in remaining)
+    activation = getattr(result, "activation", None)
+    if activation is not None:
+        lines.append(Line("\nSwitched", "bold"))
+        lines.extend(Line(f"  {path}") for path in activation.changed)
+        lines.extend(Line(f"  {hint}", "cyan") for hint in activation.hints)
+    else:
+        lines.append(Line("\nNothing was switched: the patched copy did not verify.", "bold red"))
+        problems = result.verification.failures() if hasattr(result, "verification") else []
+        lines.extend(Line(f"  {problem}", "red") for problem in problems)
     return lines
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from glibc_doctor.tui.messages import FixFinished, FixProgressed
 from glibc_doctor.tui.screens import engine
 from glibc_doctor.tui.screens.modals import report_worker_error
-from glibc_doctor.tui.widgets.render import PathNamer
+from glibc_doctor.tui.widgets.render import PathNamer, short_name
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -30,18 +30,59 @@ def _namer(screen: Screen[Any]) -> PathNamer:
 
 
 def plan_text(plan: Any, name: PathNamer) -> Text:
-    """The plan as the user reads it before saying yes: core's own description, paths aliased."""
+    """The plan as the user reads it before saying yes: what gets fixed, what does not and why, the
+    interpreter's new loader and RPATH, where the copy goes, what is retargeted; then core's full list."""
     text = Text()
-    lines = plan.describe() if hasattr(plan, "describe") else [str(plan)]
-    for line in lines:
-        shown = name.text(str(line))
-        if shown.startswith(("conflicts remaining", "note:")):
-            text.append(shown + "\n", style="yellow")
-        elif shown.startswith(("conflicts fixed", "glibc ")) or not shown.startswith(" "):
-            text.append(shown + "\n", style="bold")
-        else:
-            text.append(shown + "\n")
+    old, new = plan.old_glibc, plan.stdenv
+    text.append(f"glibc {old.version or '?'} → {new.version or '?'}", style="bold")
+    text.append(f"   (the stdenv's, from {new.source})\n")
+    _versions_section(text, "Fixes", plan.fixes, "green")
+    remaining = list(plan.remaining)
+    if remaining:
+        text.append("Still broken after the fix\n", style="bold yellow")
+        for item in remaining:
+            conflict = item.conflict
+            who = short_name(conflict.object)
+            text.append(
+                f"  ✗ {who} {conflict.version or conflict.kind}: {name.text(item.reason)}\n", style="yellow"
+            )
+    main = next((patch for patch in plan.elf_patches if patch.relpath == plan.interpreter), None)
+    if main is not None:
+        text.append(f"\nInterpreter {plan.interpreter}\n", style="bold")
+        if main.new_interpreter is not None:
+            text.append(f"  loader  {name(main.old_interpreter)}\n       → {name(main.new_interpreter)}\n")
+        before = f"RUNPATH {main.old_runpath}" if main.old_runpath else f"RPATH {main.old_rpath or '(none)'}"
+        text.append(f"  {name.text(before)}\n  → RPATH {name.text(main.new_rpath)}\n")
+        for needed in main.add_needed:
+            text.append(f"  + DT_NEEDED {needed}\n")
+    others = len(plan.elf_patches) - (1 if main is not None else 0)
+    text.append("\nCopy ", style="bold")
+    text.append(f"{name(plan.source_package)}\n  → {name(plan.destination)}\n")
+    text.append(
+        f"  {others} more ELF files, {len(plan.text_rewrites)} text files, {len(plan.links)} links adjusted\n"
+    )
+    text.append("\nRetarget ", style="bold")
+    environment = plan.target.environment
+    if environment:
+        text.append(f"the venv {name(environment)}: its bin/python* and pyvenv.cfg point at the copy\n")
+    else:
+        text.append("a profile link in the data dir points at the copy (put its bin on PATH)\n")
+    text.append("The original stays untouched; u (rollback) switches back.\n", style="dim")
+    text.append("\nFull plan\n", style="bold underline")
+    for line in plan.describe():
+        text.append(name.text(str(line)) + "\n", style="dim")
     return text
+
+
+def _versions_section(text: Text, title: str, conflicts: Any, style: str) -> None:
+    by_object: dict[str, list[str]] = {}
+    for conflict in conflicts:
+        by_object.setdefault(short_name(conflict.object), []).append(conflict.version or str(conflict.kind))
+    if not by_object:
+        return
+    text.append(f"{title}\n", style=f"bold {style}")
+    for who, versions in by_object.items():
+        text.append(f"  ✓ {who}: {', '.join(versions)}\n", style=style)
 
 
 class FixPlanScreen(ModalScreen[bool]):
@@ -62,8 +103,8 @@ class FixPlanScreen(ModalScreen[bool]):
             with VerticalScroll(id="plan-body"):
                 yield Static(plan_text(self.plan, _namer(self)), id="plan-text")
             with Horizontal(id="dialog-buttons"):
-                yield Button("Apply (Enter)", id="apply", variant="success")
-                yield Button("Cancel (Esc)", id="cancel")
+                yield Button("Apply (Enter)", id="apply", variant="success", compact=True)
+                yield Button("Cancel (Esc)", id="cancel", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -85,10 +126,9 @@ class FixProgressScreen(Screen[Any]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel the fix", id="fixing.cancel")]
 
-    def __init__(self, plan: Any, before: tuple[Any, ...] = (), glibc: str | None = None) -> None:
+    def __init__(self, request: engine.FixRequest, glibc: str | None = None) -> None:
         super().__init__()
-        self.plan = plan
-        self.before = before
+        self.request = request
         self.glibc = glibc
         self.cancel_event = threading.Event()
         self.finished = False
@@ -108,7 +148,7 @@ class FixProgressScreen(Screen[Any]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="fix")
     def run_fix(self) -> None:
         worker = get_current_worker()
-        for item in engine.run_fix(self.plan, self.before, glibc=self.glibc, cancel=self.cancel_event):
+        for item in engine.run_fix(self.request, glibc=self.glibc, cancel=self.cancel_event):
             if worker.is_cancelled:
                 self.cancel_event.set()
             if engine.is_fix_result(item):
@@ -154,17 +194,20 @@ def result_text(result: Any, name: PathNamer) -> Text:
     """What works now (verified by real imports), what remains and why, and how to undo."""
     text = Text()
     verified = bool(getattr(result, "verified", False))
-    text.append(
-        "✓ Fixed and verified\n" if verified else "✗ Not verified: nothing was switched\n",
-        style="bold green" if verified else "bold red",
-    )
-    interpreter = getattr(result, "interpreter", None)
-    if interpreter:
-        text.append(f"Patched interpreter  {name(str(interpreter))}\n")
+    activated = getattr(result, "activation", None) is not None
+    if verified and activated:
+        text.append("✓ Fixed, verified and switched\n", style="bold green")
+    else:
+        text.append("✗ The patched copy did not verify: nothing was switched\n", style="bold red")
+    plan = getattr(result, "plan", None)
+    if plan is not None:
+        text.append(f"Patched interpreter  {name(plan.patched_interpreter)}\n")
+        text.append(f"glibc                {plan.old_glibc.version} → {plan.stdenv.version}\n")
     for line in engine.fix_result_lines(result):
         text.append(name.text(line.text) + "\n", style=line.style)
     text.append("\nUndo: press u on the main screen, or run ", style="bold")
     text.append("glibc-doctor rollback TARGET\n")
+    text.append("\nEscape goes back to the graph, rescanned.", style="dim")
     return text
 
 

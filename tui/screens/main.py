@@ -300,20 +300,18 @@ class MainScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
     def _plan_worker(self, result: Any) -> None:
-        stdenv = result.stdenv if result.stdenv is not None else engine.find_stdenv(self.glibc)
-        plan = engine.plan_fix(result, stdenv)
-        self.post_message(PlanReady(plan, stdenv))
+        self.post_message(PlanReady(engine.prepare_fix(result, self.glibc)))
 
     def on_plan_ready(self, message: PlanReady) -> None:
         from glibc_doctor.tui.screens.fix import FixPlanScreen
 
         def confirmed(answer: bool | None) -> None:
             if answer:
-                self._start_fix(message.plan)
+                self._start_fix(message.request)
 
-        self.app.push_screen(FixPlanScreen(message.plan), confirmed)
+        self.app.push_screen(FixPlanScreen(message.request.plan), confirmed)
 
-    def _start_fix(self, plan: Any) -> None:
+    def _start_fix(self, request: engine.FixRequest) -> None:
         from glibc_doctor.tui.screens.fix import FixProgressScreen, FixResultScreen
 
         def finished(result: Any) -> None:
@@ -322,8 +320,7 @@ class MainScreen(Screen[None]):
                 return
             self.app.push_screen(FixResultScreen(result), lambda _: self.scan())
 
-        before = tuple(self.result.conflicts) if self.result is not None else ()
-        self.app.push_screen(FixProgressScreen(plan, before, self.glibc), finished)
+        self.app.push_screen(FixProgressScreen(request, self.glibc), finished)
 
     def action_rollback(self) -> None:
         def confirmed(answer: bool | None) -> None:

@@ -53,7 +53,7 @@ class ErrorScreen(ModalScreen[None]):
             yield Label(self.title_text, id="dialog-title")
             yield Label(self.cause, id="dialog-body")
             with Horizontal(id="dialog-buttons"):
-                yield Button("Close", id="close", variant="error")
+                yield Button("Close", id="close", variant="error", compact=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -82,8 +82,8 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.detail:
                 yield Label(self.detail, id="dialog-body")
             with Horizontal(id="dialog-buttons"):
-                yield Button("Yes", id="yes", variant="primary")
-                yield Button("No", id="no")
+                yield Button("Yes", id="yes", variant="primary", compact=True)
+                yield Button("No", id="no", compact=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -85,12 +85,17 @@ def role_of(graph: Any, node: str) -> Role | None:
 PY_ABI_TAG = re.compile(r"\.(cpython-[^.]+|abi3|pypy[^.]*)(?=\.so$)")
 
 
+def short_name(path: str) -> str:
+    """A file name without the Python ABI tag: ``ext_pthread.so``."""
+    return PY_ABI_TAG.sub("", os.path.basename(path)) or path
+
+
 def node_name(graph: Any, node: str) -> str:
     """The short name people know an object by: its file name without the Python ABI tag
     (``ext_pthread.so``), or the needed name when it was not found."""
     if node.startswith("not-found:"):
         return node.removeprefix("not-found:")
-    return PY_ABI_TAG.sub("", os.path.basename(node)) or node
+    return short_name(node)
 
 
 def max_glibc_need(facts: ElfFacts | None) -> str | None:
@@ -177,6 +182,8 @@ def verdict(result: ScanLike) -> tuple[bool, str]:
     head = f"✗ {objects} object{'s' * (objects != 1)} cannot load"
     if loaded and stdenv and stdenv > loaded:
         return False, f"{head} on glibc {loaded}; the stdenv has {stdenv}: press f to fix"
+    if loaded and stdenv and stdenv == loaded:
+        return False, f"{head}: they need a newer glibc than the stdenv's {stdenv}"
     return False, f"{head}: see Conflicts (2)"
 
 
@@ -214,7 +221,7 @@ def _found_line(found: Resolution | None, name: PathNamer) -> str:
     if found.detail:
         where += f" ({name.text(found.detail)})"
     if found.requester and found.requester != found.path:
-        where += f", asked for {found.name!r} by {name(found.requester)}"
+        where += f", asked for {name.text(found.name)!r} by {name(found.requester)}"
     return where
 
 

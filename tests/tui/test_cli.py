@@ -269,3 +269,16 @@ def test_explain_on_a_real_lab_error_scans_the_venv_it_names(lab: object, env: d
     assert result.returncode == 1
     assert f"scan of {lab.venv}" in result.stdout
     assert lab.extensions["ext_strlcpy"].name in result.stdout  # a conflict ld.so never got to name
+
+
+# --- a running process ----------------------------------------------------------------------------------
+
+
+def test_the_text_report_of_a_running_process_shows_every_object_it_maps(env: dict[str, str]) -> None:
+    result = run("scan", "--pid", os.getpid(), "--json", env=env)
+    assert result.returncode in (0, 1), result.stderr
+    objects = [o for o in json.loads(result.stdout)["objects"] if o["role"] != "missing"]
+    text = run("scan", "--pid", os.getpid(), env=env)
+    assert "Traceback" not in text.stderr
+    names = {Path(o["path"]).name for o in objects}
+    assert all(name in text.stdout for name in names)

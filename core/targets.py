@@ -311,7 +311,7 @@ def _python_target(
     for root in roots:
         walk.walk(root, accept)
     extensions = [Extension(path, _module_name(path, root), layout.caller) for path, root in walk.found]
-    extensions += _explicit_extensions(ext, walk, layout.caller)
+    extensions += _explicit_extensions(ext, walk, layout.caller, _module_name)
     all_notes = list(notes) + walk.notes
     if layout.prefix is None:
         all_notes.append(
@@ -324,7 +324,7 @@ def _python_target(
         kind="python",
         spec=spec,
         executable=executable or layout.executable,
-        extensions=tuple(extensions),
+        extensions=_unique_extensions(extensions),
         environment=environment,
         searched_dirs=tuple(walk.dirs),
         notes=tuple(all_notes),
@@ -519,12 +519,12 @@ def _resolve_ruby(spec: str, real: str, ext: Sequence[str], notes: Sequence[str]
             walk.walk(root, lambda name: name.endswith(".so"))
             for path, _ in walk.found[start:]:
                 extensions.append(Extension(path, _ruby_feature_name(path, root, naming), caller))
-    extensions += _explicit_extensions(ext, walk, caller)
+    extensions += _explicit_extensions(ext, walk, caller, lambda p, r: _module_name(p, r, "/"))
     return Target(
         kind="ruby",
         spec=spec,
         executable=real,
-        extensions=tuple(extensions),
+        extensions=_unique_extensions(extensions),
         searched_dirs=tuple(walk.dirs),
         notes=tuple(all_notes + walk.notes),
     )
@@ -535,7 +535,16 @@ def _resolve_ruby(spec: str, real: str, ext: Sequence[str], notes: Sequence[str]
 # ---------------------------------------------------------------------------------------------------
 
 
-def _explicit_extensions(ext: Sequence[str], walk: _Walk, caller: str | None) -> list[Extension]:
+Namer = Callable[[str, str], str]  # (file path, root it was found under) -> the name users know
+
+
+def _relative_name(path: str, root: str) -> str:
+    return os.path.relpath(path, root)
+
+
+def _explicit_extensions(
+    ext: Sequence[str], walk: _Walk, caller: str | None, namer: Namer = _relative_name
+) -> list[Extension]:
     """``--ext FILE_OR_DIR``: a file is one extension; a directory gives every library name inside it."""
     extensions: list[Extension] = []
     for entry in ext:
@@ -544,12 +553,20 @@ def _explicit_extensions(ext: Sequence[str], walk: _Walk, caller: str | None) ->
         if stat.S_ISDIR(info.st_mode):
             start = len(walk.found)
             walk.walk(path, is_library_name)
-            extensions += [Extension(p, os.path.relpath(p, path), caller) for p, _ in walk.found[start:]]
+            extensions += [Extension(p, namer(p, path), caller) for p, _ in walk.found[start:]]
         elif _is_elf_file(path):
-            extensions.append(Extension(path, os.path.basename(path), caller))
+            extensions.append(Extension(path, namer(path, os.path.dirname(path)), caller))
         else:
             raise NotElf(f"{path}: --ext file is not an ELF shared object; give a .so file or a directory")
     return extensions
+
+
+def _unique_extensions(extensions: Iterable[Extension]) -> tuple[Extension, ...]:
+    """One extension per path, the first kept (a --ext entry may repeat a walked directory's file)."""
+    by_path: dict[str, Extension] = {}
+    for extension in extensions:
+        by_path.setdefault(extension.path, extension)
+    return tuple(by_path.values())
 
 
 def _resolve_generic(spec: str, real: str, ext: Sequence[str], notes: Sequence[str] = ()) -> Target:
@@ -559,7 +576,7 @@ def _resolve_generic(spec: str, real: str, ext: Sequence[str], notes: Sequence[s
         kind="generic",
         spec=spec,
         executable=real,
-        extensions=tuple(extensions),
+        extensions=_unique_extensions(extensions),
         searched_dirs=tuple(walk.dirs),
         notes=tuple(list(notes) + walk.notes),
     )
@@ -780,7 +797,7 @@ def target_from_pid(pid: int) -> Target:
         kind=static.kind,
         spec=f"pid {pid}",
         executable=exe,
-        extensions=tuple(extensions),
+        extensions=_unique_extensions(extensions),
         environment=static.environment,
         searched_dirs=static.searched_dirs,
         loaded=frozenset(loaded),

@@ -394,6 +394,16 @@ def test_generic_program_takes_extensions_from_ext_dirs_and_files(tmp_path: Path
     ]
 
 
+def test_python_ext_dir_gets_module_names_and_no_duplicates(tmp_path: Path, plain_so: Path) -> None:
+    venv = make_venv(tmp_path, plain_so)
+    (tmp_path / "extra" / "pkg").mkdir(parents=True)
+    shutil.copy(plain_so, tmp_path / "extra" / "pkg" / f"_fast.cpython-{PY_TAG}-x86_64-linux-gnu.so")
+    module = site_of(venv) / "cffi_backend.abi3.so"
+    target = resolve_target(str(venv), ext=[str(tmp_path / "extra"), str(module)])
+    assert [e.name for e in target.extensions if e.path == str(module)] == ["cffi_backend"]
+    assert "pkg._fast" in {e.name for e in target.extensions}
+
+
 def test_ext_path_that_does_not_exist_is_a_target_error(tmp_path: Path) -> None:
     program = compile_elf(tmp_path / "host", "int main(void){return 0;}\n", shared=False)
     with pytest.raises(TargetError, match="no such file"):

@@ -351,7 +351,8 @@ def _program_headers(
     end = phoff + phnum * phentsize
     if end > size:
         raise _Stop(
-            Problem.TRUNCATED, f"{phnum} program headers at offset {phoff} end past the end ({size} bytes)"
+            Problem.TRUNCATED,
+            f"{phnum} program headers at offset {phoff} end past the end of the file ({size} bytes)",
         )
     segments = []
     is64 = elf_class == 2
@@ -365,7 +366,8 @@ def _program_headers(
                 name = _SEGMENTS_READ[kind]
                 raise _Stop(
                     Problem.TRUNCATED,
-                    f"{name} at offset {p_offset} (+{filesz} bytes) ends past the end ({size} bytes)",
+                    f"{name} at offset {p_offset} (+{filesz} bytes) ends past the end of the file"
+                    f" ({size} bytes)",
                 )
             segments.append(_Segment(kind, p_offset, vaddr, filesz, align))
     return segments

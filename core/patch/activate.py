@@ -9,7 +9,10 @@ record holds the previous state; ``undo`` restores it.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,16 +160,42 @@ def retarget_cfg(text: str, current_root: str, new_root: str) -> str:
 
 
 def activate_profile(profile_dir: str, new_root: str) -> Activation:
-    """``profile_dir/bin`` -> ``new_root/bin``: a PATH entry that always runs the current build."""
+    """``profile_dir/bin`` -> a generation dir of links to ``new_root/bin/*``: a PATH entry that
+    always runs the current build.
+
+    The generation holds one symlink per executable (not a link to the build's ``bin`` itself) because
+    interpreters find their prefix by resolving the symlink of their own file, never of a directory.
+    """
     os.makedirs(profile_dir, exist_ok=True)
     link = os.path.join(profile_dir, "bin")
     old = os.readlink(link) if os.path.islink(link) else None
     if os.path.exists(link) and old is None:
         raise PatchError(f"{link} exists and is not a symlink; remove it to let glibc-doctor manage it")
-    target = os.path.join(new_root, "bin")
-    swap_symlink(link, target)
+    generation = _generation(profile_dir, new_root)
+    swap_symlink(link, os.path.basename(generation))
     hint = f'export PATH="{link}:$PATH"'
-    return Activation("profile", (LinkChange(link, old, target),), hints=(hint,))
+    return Activation("profile", (LinkChange(link, old, os.path.basename(generation)),), hints=(hint,))
+
+
+def _generation(profile_dir: str, new_root: str) -> str:
+    """``profile_dir/gen-<hash of the build>``: links to every entry of the build's bin (made once)."""
+    name = "gen-" + hashlib.sha256(new_root.encode()).hexdigest()[:12]
+    generation = os.path.join(profile_dir, name)
+    if os.path.isdir(generation):
+        return generation
+    staging = tempfile.mkdtemp(prefix=f".{name}-", dir=profile_dir)
+    bin_dir = os.path.join(new_root, "bin")
+    try:
+        for entry in sorted(os.listdir(bin_dir)):
+            os.symlink(os.path.join(bin_dir, entry), os.path.join(staging, entry))
+        os.chmod(staging, 0o755)
+        os.rename(staging, generation)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if os.path.isdir(generation):
+            return generation
+        raise PatchError(f"cannot make the profile {generation}: {error.strerror}") from error
+    return generation
 
 
 def undo(activation: Activation) -> None:

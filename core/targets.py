@@ -62,6 +62,16 @@ def _os_reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
+def _check_listable(directory: str) -> None:
+    """A directory we may not list would look empty (no pyvenv.cfg); say the real reason instead."""
+    try:
+        os.listdir(directory)
+    except PermissionError:
+        raise TargetError(f"{directory}: permission denied; run as a user who can read it") from None
+    except OSError as error:
+        raise TargetError(f"{directory}: cannot list: {_os_reason(error)}") from None
+
+
 def _read_head(path: str, size: int = 256) -> bytes:
     try:
         with open(path, "rb") as handle:
@@ -623,6 +633,7 @@ def resolve_target(spec: str, ext: Sequence[str] = ()) -> Target:
         notes.append(f"{spec} found on PATH: {path}")
     info = _stat_or_raise(path, _WHAT)
     if stat.S_ISDIR(info.st_mode):
+        _check_listable(path)
         return _resolve_directory(spec, path, ext)
     if not stat.S_ISREG(info.st_mode):  # opening a FIFO would block; a device is never a program
         raise TargetError(f"{path}: not a regular file (a FIFO, socket or device); {_WHAT}")

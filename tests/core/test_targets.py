@@ -7,7 +7,9 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -465,14 +467,50 @@ def test_plain_directory_says_what_it_expected(tmp_path: Path) -> None:
         resolve_target(str(tmp_path))
 
 
-def test_unreadable_file_is_a_target_error(tmp_path: Path) -> None:
-    secret = tmp_path / "secret"
-    secret.write_bytes(b"\x7fELF")
-    secret.chmod(0)
-    if os.access(secret, os.R_OK):
-        pytest.skip("running as root: permissions do not stop reads")
-    with pytest.raises(TargetError, match="permission denied"):
-        resolve_target(str(secret))
+def run_as_nobody(call: str, prepare: Callable[[Path], None] | None = None) -> str:
+    """Run ``call`` (on targets' functions) as user ``nobody`` with the system python; return what it
+    printed: the TargetError's message. Root reads everything, so permission errors need another user."""
+    python, setpriv = "/usr/bin/python3", shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None or not os.path.exists(python):
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to become another user")
+    shim = Path(tempfile.mkdtemp(prefix="gd-nobody-"))
+    try:
+        shim.chmod(0o755)
+        (shim / "glibc_doctor").mkdir(mode=0o755)
+        (shim / "glibc_doctor" / "core").symlink_to(Path(__file__).resolve().parents[2] / "core")
+        if prepare is not None:
+            prepare(shim)
+        code = (
+            f"import sys; sys.path.insert(0, {str(shim)!r}); shim = {str(shim)!r}\n"
+            "from glibc_doctor.core.targets import resolve_target, target_from_pid\n"
+            "from glibc_doctor.core.errors import TargetError\n"
+            f"try:\n    {call}\nexcept TargetError as error:\n    print(error)\n"
+        )
+        argv = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", python, "-c", code]
+        return subprocess.run(argv, capture_output=True, text=True, cwd="/").stdout.strip()
+    finally:
+        shutil.rmtree(shim)
+
+
+def test_unreadable_file_is_permission_denied() -> None:
+    def prepare(shim: Path) -> None:
+        (shim / "python3").write_bytes(b"\x7fELF")
+        (shim / "python3").chmod(0)
+
+    assert run_as_nobody("resolve_target(shim + '/python3')", prepare).endswith(
+        "/python3: permission denied; run as a user who can read it"
+    )
+
+
+def test_unlistable_venv_directory_is_permission_denied_not_empty() -> None:
+    def prepare(shim: Path) -> None:
+        (shim / "venv").mkdir()
+        (shim / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+        (shim / "venv").chmod(0)
+
+    assert run_as_nobody("resolve_target(shim + '/venv')", prepare).endswith(
+        "/venv: permission denied; run as a user who can read it"
+    )
 
 
 def test_self_looping_symlink_in_site_packages_does_not_hide_its_siblings(
@@ -540,6 +578,12 @@ def test_pid_of_a_finished_process_is_no_such_process() -> None:
     process.wait()
     with pytest.raises(TargetError, match=f"pid {process.pid}: no such process"):
         target_from_pid(process.pid)
+
+
+def test_pid_of_another_users_process_is_permission_denied() -> None:
+    assert run_as_nobody("target_from_pid(1)") == (
+        "pid 1: permission denied reading /proc/1/exe; run as its user or root"
+    )
 
 
 @pytest.mark.parametrize("pid", [0, -5])

@@ -21,9 +21,11 @@ from glibc_doctor.core.model import (
     Resolution,
     Role,
     Severity,
+    StdenvInfo,
     Via,
 )
 
+from tests.gcc import compile_elf
 from tests.synthetic import Synthetic
 
 Link = tuple[Path | str, str, Path | str | None]  # requester, needed name, provider (None: not found)
@@ -385,3 +387,36 @@ def test_a_provider_without_version_definitions_is_not_checked(synthetic: Synthe
         extensions=[s.ext_needs_234],
     )
     assert errors(analyze(graph)) == []
+
+
+# --- libstdc++ -------------------------------------------------------------------------------------------
+
+CXX_SCRIPT = "GLIBCXX_3.4 {{ global: cxx_base; local: *; }};\n{extra}"
+
+
+def fake_libstdcxx(path: Path, newest: str) -> Path:
+    """A libstdc++.so.6 defining GLIBCXX_3.4 and ``newest`` (one function each)."""
+    source = "void cxx_base(void) {}\nvoid cxx_new(void) {}\n"
+    script = CXX_SCRIPT.format(extra=f"{newest} {{ global: cxx_new; }} GLIBCXX_3.4;\n")
+    return compile_elf(path, source, soname="libstdc++.so.6", version_script=script, nostdlib=True)
+
+
+def test_a_libstdcxx_version_missing_is_reported_with_the_stdenvs_libstdcxx(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+
+    from tests.gcc import compile_elf
+
+    new = fake_libstdcxx(tmp_path / "new" / "libstdc++.so.6", "GLIBCXX_3.4.30")
+    old = fake_libstdcxx(tmp_path / "old" / "libstdc++.so.6", "GLIBCXX_3.4.28")
+    ext = compile_elf(
+        tmp_path / "ext_cxx.so", "void cxx_new(void);\nvoid f(void) { cxx_new(); }\n", libs=[new]
+    )
+    s = synthetic
+    graph = process(s.app, [(s.app, "ext_cxx.so", ext), (ext, "libstdc++.so.6", old)], extensions=[ext])
+    stdenv = StdenvInfo("2.38", str(s.new_loader), str(s.new_libc), (), "test", "x", libstdcxx=str(new))
+    (conflict,) = [c for c in analyze(graph, stdenv=stdenv) if c.library == "libstdc++.so.6"]
+    assert (conflict.object, conflict.version, conflict.provider) == (str(ext), "GLIBCXX_3.4.30", str(old))
+    assert conflict.symbols == ("cxx_new",)
+    assert "libstdc++" in conflict.cause
+    assert str(new) in conflict.cause

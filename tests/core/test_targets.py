@@ -573,6 +573,35 @@ def test_pid_target_also_lists_extensions_not_yet_imported(sleeping_python) -> N
     assert any(e.name == "_ctypes" for e in not_loaded)
 
 
+def test_pid_of_a_plain_program_is_generic_with_its_mapped_libraries() -> None:
+    sleep = os.path.realpath(shutil.which("sleep") or "/bin/sleep")
+    process = subprocess.Popen([sleep, "30"])
+    try:
+        time.sleep(0.2)  # let ld.so map libc before reading maps
+        target = target_from_pid(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    assert (target.kind, target.executable, target.extensions) == ("generic", sleep, ())
+    assert any(os.path.basename(path) == "libc.so.6" for path in target.loaded)
+
+
+def test_pid_whose_program_was_deleted_still_reports_what_it_mapped(tmp_path: Path) -> None:
+    program = tmp_path / "sleeper"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
+    process = subprocess.Popen([str(program), "30"])
+    try:
+        time.sleep(0.2)
+        program.unlink()
+        target = target_from_pid(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    assert target.executable == str(program)
+    assert str(program) in target.loaded
+    assert any("static view unavailable" in note for note in target.notes)
+
+
 def test_pid_of_a_finished_process_is_no_such_process() -> None:
     process = subprocess.Popen(["true"])
     process.wait()
@@ -639,6 +668,12 @@ def test_candidates_follow_a_pyenv_shim_on_path(tmp_path: Path) -> None:
 def test_candidates_skip_a_pyenv_shim_set_to_system(tmp_path: Path) -> None:
     shim = make_pyenv(tmp_path / "pyenv")
     assert detect_candidates(str(tmp_path), {"PATH": str(shim.parent), "PYENV_VERSION": "system"}) == []
+
+
+def test_candidates_find_ruby_on_path(tmp_path: Path, plain_so: Path) -> None:
+    ruby = make_fake_ruby(tmp_path / "ruby", plain_so)
+    found = detect_candidates(str(tmp_path), {"PATH": str(ruby.parent)})
+    assert [(c.path, c.kind, c.why) for c in found] == [(str(ruby), "ruby", "ruby on PATH")]
 
 
 def test_candidates_include_the_devbox_profile_python(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ terminals; the CLI, the JSON output, the exports and the TUI all render these sa
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -175,7 +176,7 @@ class Conflict:
     mode: str = "exact"  # "exact" (what ld.so does now) or "strict" (each edge on its own)
     min_glibc: str | None = None  # the oldest glibc release that satisfies ``object``'s GLIBC needs
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, builtins.object]:
         return {
             "kind": str(self.kind),
             "object": self.object,

@@ -573,11 +573,18 @@ def test_pid_target_also_lists_extensions_not_yet_imported(sleeping_python) -> N
     assert any(e.name == "_ctypes" for e in not_loaded)
 
 
+def wait_until_mapped(pid: int, name: str) -> None:
+    """ld.so maps libraries before main(): wait (briefly) until ``name`` shows in /proc/PID/maps."""
+    deadline = time.monotonic() + 10
+    while name not in Path(f"/proc/{pid}/maps").read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_pid_of_a_plain_program_is_generic_with_its_mapped_libraries() -> None:
     sleep = os.path.realpath(shutil.which("sleep") or "/bin/sleep")
     process = subprocess.Popen([sleep, "30"])
     try:
-        time.sleep(0.2)  # let ld.so map libc before reading maps
+        wait_until_mapped(process.pid, "libc.so.6")
         target = target_from_pid(process.pid)
     finally:
         process.kill()
@@ -591,7 +598,7 @@ def test_pid_whose_program_was_deleted_still_reports_what_it_mapped(tmp_path: Pa
     shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
     process = subprocess.Popen([str(program), "30"])
     try:
-        time.sleep(0.2)
+        wait_until_mapped(process.pid, "libc.so.6")
         program.unlink()
         target = target_from_pid(process.pid)
     finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -137,7 +138,6 @@ _NOT_FOUND = re.compile(
 )
 _UNDEFINED = re.compile(
     r"(?P<object>[^\s:]+): undefined symbol: (?P<symbol>[^\s,]+)(?:, version (?P<version>[^\s(]+))?"
-    r"(?:\s+-\s+(?P<by>\S+))?"
 )
 _RELOCATION = re.compile(
     r"relocation error: (?P<object>[^\s:]+): symbol (?P<symbol>[^\s,]+),? version (?P<version>\S+) "
@@ -194,81 +194,72 @@ def _basename(path: str | None) -> str | None:
     return os.path.basename(path) if path else None
 
 
+Builder = Callable[["re.Match[str]", str | None, str], LoaderMessage]  # (match, program, raw line)
+
+
+def _missing_version(match: re.Match[str], program: str | None, raw: str) -> LoaderMessage:
+    return LoaderMessage(
+        MessageKind.MISSING_VERSION,
+        provider=match["provider"],
+        version=match["version"],
+        library=_basename(match["provider"]),
+        required_by=_clean_by(match["by"]),
+        raw=raw,
+        program=program or _program_before(match.string, match.start()),
+    )
+
+
+def _not_found(match: re.Match[str], program: str | None, raw: str) -> LoaderMessage:
+    required_by = _clean_by(match["by"]) or program
+    detail = match["detail"].strip()
+    return LoaderMessage(
+        MessageKind.NOT_FOUND, library=match["library"], required_by=required_by, raw=raw, program=program,
+        detail=detail,
+    )  # fmt: skip
+
+
+def _relocation(match: re.Match[str], program: str | None, raw: str) -> LoaderMessage:
+    return LoaderMessage(
+        MessageKind.UNDEFINED_SYMBOL, version=match["version"], library=match["library"],
+        required_by=_clean_by(match["object"]), symbol=match["symbol"], raw=raw, program=program,
+    )  # fmt: skip
+
+
+def _undefined(match: re.Match[str], program: str | None, raw: str) -> LoaderMessage:
+    return LoaderMessage(
+        MessageKind.UNDEFINED_SYMBOL, version=match["version"], required_by=_clean_by(match["object"]),
+        symbol=match["symbol"], raw=raw, program=program,
+    )  # fmt: skip
+
+
+def _object_problem(kind: MessageKind) -> Builder:
+    """Messages about one file itself (wrong class, not ELF, executable stack): the file and why."""
+
+    def build(match: re.Match[str], program: str | None, raw: str) -> LoaderMessage:
+        return LoaderMessage(
+            kind, library=_basename(match["object"]), required_by=_clean_by(match["object"]), raw=raw,
+            program=program, detail=match["detail"].strip(),
+        )  # fmt: skip
+
+    return build
+
+
+_PATTERNS: tuple[tuple[re.Pattern[str], Builder], ...] = (
+    (_MISSING_VERSION, _missing_version),
+    (_NOT_FOUND, _not_found),
+    (_RELOCATION, _relocation),
+    (_UNDEFINED, _undefined),
+    (_WRONG_ELF, _object_problem(MessageKind.WRONG_ELF)),
+    (_UNREADABLE, _object_problem(MessageKind.UNREADABLE)),
+    (_EXEC_STACK, _object_problem(MessageKind.EXEC_STACK)),
+)
+
+
 def _parse_line(line: str) -> list[LoaderMessage]:
     """Every loader error on one line (a Ruby LoadError line can carry the dlopen text and the file)."""
-    found: list[LoaderMessage] = []
     program = _ld_program(line)
-    for match in _MISSING_VERSION.finditer(line):
-        found.append(
-            LoaderMessage(
-                kind=MessageKind.MISSING_VERSION,
-                provider=match["provider"],
-                version=match["version"],
-                library=_basename(match["provider"]),
-                required_by=_clean_by(match["by"]),
-                raw=line.strip(),
-                program=program or _program_before(line, match.start()),
-            )
-        )
-    found += _parse_others(line, program)
-    return found
-
-
-def _parse_others(line: str, program: str | None) -> list[LoaderMessage]:
-    found: list[LoaderMessage] = []
     raw = line.strip()
-    for match in _NOT_FOUND.finditer(line):
-        by = _clean_by(match["by"]) or program
-        found.append(
-            LoaderMessage(
-                MessageKind.NOT_FOUND,
-                library=match["library"],
-                required_by=by,
-                raw=raw,
-                program=program,
-                detail=match["detail"].strip(),
-            )
-        )
-    for match in _RELOCATION.finditer(line):
-        found.append(
-            LoaderMessage(
-                MessageKind.UNDEFINED_SYMBOL,
-                version=match["version"],
-                library=match["library"],
-                required_by=_clean_by(match["object"]),
-                symbol=match["symbol"],
-                raw=raw,
-                program=program,
-            )
-        )
-    for match in _UNDEFINED.finditer(line):
-        found.append(
-            LoaderMessage(
-                MessageKind.UNDEFINED_SYMBOL,
-                version=match["version"],
-                required_by=_clean_by(match["object"]),
-                symbol=match["symbol"],
-                raw=raw,
-                program=program,
-            )
-        )
-    for pattern, kind in (
-        (_WRONG_ELF, MessageKind.WRONG_ELF),
-        (_UNREADABLE, MessageKind.UNREADABLE),
-        (_EXEC_STACK, MessageKind.EXEC_STACK),
-    ):
-        for match in pattern.finditer(line):
-            found.append(
-                LoaderMessage(
-                    kind,
-                    library=_basename(match["object"]),
-                    required_by=_clean_by(match["object"]),
-                    raw=raw,
-                    program=program,
-                    detail=match["detail"].strip(),
-                )
-            )
-    return found
+    return [build(match, program, raw) for pattern, build in _PATTERNS for match in pattern.finditer(line)]
 
 
 def _key(message: LoaderMessage) -> tuple[object, ...]:

@@ -463,6 +463,13 @@ def test_a_cancelled_build_stops_without_a_lab_and_leaves_no_build(tmp_path: Pat
         ensure_lab(tmp_path, cancel)
 
 
+def test_abandoning_a_build_midway_removes_its_directory(tmp_path: Path) -> None:
+    events = build_lab(tmp_path)
+    assert next(events).step == "check tools"
+    events.close()  # what a consumer's exception (Ctrl-C in the demo) does to the generator
+    assert list((tmp_path / "builds").iterdir()) == []
+
+
 # --- where things are --------------------------------------------------------------------------------
 
 

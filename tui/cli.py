@@ -198,13 +198,15 @@ def _dispatch(argv: list[str]) -> int:
 
 
 def _is_tui_target(argv: list[str]) -> bool:
-    """``glibc-doctor PATH``: one argument that is neither an option nor a command name."""
+    """``glibc-doctor TARGET``: one argument, not an option or a command, naming a path or a program."""
     first = argv[0]
     if first.startswith("-") or first in _BUILTIN_COMMANDS:
         return False
-    if len(argv) == 1 and (os.sep in first or os.path.exists(first)):
-        return first not in _registered_commands()
-    return False
+    if len(argv) != 1 or first in _registered_commands():
+        return False
+    import shutil
+
+    return os.sep in first or os.path.exists(first) or shutil.which(first) is not None
 
 
 def _registered_commands() -> set[str]:

@@ -282,3 +282,9 @@ def test_the_text_report_of_a_running_process_shows_every_object_it_maps(env: di
     assert "Traceback" not in text.stderr
     names = {Path(o["path"]).name for o in objects}
     assert all(name in text.stdout for name in names)
+
+
+def test_a_tui_target_path_that_does_not_exist_is_one_line_and_exit_2(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert_one_line_error(run(tmp_path / "no-venv-here", env=env))

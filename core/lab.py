@@ -34,9 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from glibc_doctor.core.errors import LabError
 from glibc_doctor.core.model import GlibcInfo
+
+_T = TypeVar("_T")
 
 # Bump when anything below changes what a build produces: a lab with another recipe is rebuilt.
 LAB_RECIPE = "2"
@@ -322,8 +325,12 @@ def build_lab(cache_dir: Path | None = None, cancel: threading.Event | None = No
     apt-get, the network, gcc or a check fails; a failed build leaves nothing behind but the downloads.
     """
     cache_dir = (default_cache_dir() if cache_dir is None else cache_dir).absolute()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with (cache_dir / "lab.lock").open("a") as lock:
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        lock = (cache_dir / "lab.lock").open("a")
+    except OSError as error:
+        raise LabError(f"cannot use {cache_dir} for the lab: {error.strerror or error}") from error
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         lab = Lab.load(cache_dir)
         if lab is not None:
@@ -344,13 +351,22 @@ def _build_locked(cache_dir: Path, cancel: threading.Event | None) -> Iterator[L
                 shutil.rmtree(build.root, ignore_errors=True)
                 return
             yield LabProgress(name, done, total)
-            step(build)
-        lab = _activate(build)
+            _run_step(name, step, build)
+        lab = _run_step("activate", _activate, build)
     except BaseException:
         shutil.rmtree(build.root, ignore_errors=True)
         raise
     _remove_old_builds(builds, keep=build.root)
     yield LabProgress("lab ready", total, total, lab)
+
+
+def _run_step(name: str, step: Callable[[_Build], _T], build: _Build) -> _T:
+    """One step; a file-system failure (disk full, permissions) becomes one line naming the step."""
+    try:
+        return step(build)
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise LabError(f"the lab build failed at '{name}': {error.strerror or error}{where}") from error
 
 
 def _check_tools(build: _Build) -> None:

@@ -533,3 +533,10 @@ def test_the_lab_environment_drops_what_would_redirect_loads(lab: Lab) -> None:
     )
     assert sorted(env) == ["PATH", "RUBYLIB"]
     assert env["RUBYLIB"].split(":")[0] == str(lab.ruby_archdir)
+
+
+def test_an_unwritable_cache_dir_is_a_lab_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(LabError, match=r"^cannot use .*/file/lab for the lab: "):
+        ensure_lab(blocker / "lab")

@@ -210,6 +210,7 @@ def dependencies(result: ScanResult) -> tuple[set[str], set[str]]:
         dirs.update(entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry)
     if result.target.environment:
         dirs.add(result.target.environment)
+        dirs.add(os.path.join(result.target.environment, "bin"))  # a fix retargets the venv's python here
         files.add(os.path.join(result.target.environment, "pyvenv.cfg"))
     for graph in (result.graph, result.strict_graph):
         if graph is not None:

@@ -136,13 +136,22 @@ def run_fix_command(args: argparse.Namespace) -> int:
             if isinstance(event, FixResult):
                 fixed = event
             elif not args.json:
-                err.print(f"[dim]{event.step}[/dim] {event.detail}", markup=True)
+                _show_progress(err, event)
     except PatchError as error:
         print(f"glibc-doctor: fix failed, nothing was changed: {error}", file=sys.stderr)
         return CONFLICTS
     assert fixed is not None
     _show_fix(args, fixed)
     return OK if fixed.ok else CONFLICTS
+
+
+def _show_progress(err: Console, event: Any) -> None:
+    """One line per step; per-file patch events only as a count, every tenth and the last."""
+    if event.step in ("patched", "rewrote"):
+        if event.total and (event.done % 10 == 0 or event.done == event.total):
+            err.print(f"[dim]patched[/dim] {event.done}/{event.total} ELF files", markup=True)
+        return
+    err.print(f"[dim]{event.step}[/dim] {event.detail}", markup=True, highlight=False)
 
 
 def _nothing_to_fix(args: argparse.Namespace, plan: FixPlan) -> int:
@@ -226,7 +235,7 @@ def run_ensure(args: argparse.Namespace) -> int:
     quiet = bool(args.quiet)
 
     def progress(event: Any) -> None:
-        if not quiet:
+        if not quiet and event.step not in ("patched", "rewrote"):
             print(f"{event.step} {event.detail}", file=sys.stderr)
 
     report = store.ensure(progress=progress)

@@ -107,14 +107,11 @@ def loader_config(interpreter: str, env: Mapping[str, str] | None = None) -> Loa
     the system loader of the interpreter's class and machine stands in, and ``notes`` says so.
     """
     environ = os.environ if env is None else env
-    loader, notes = _pick_loader(interpreter)
+    loader, notes, program = _pick_loader(interpreter)
     info = _read_loader(loader)
     if info is None:
-        notes.append(f"cannot read the loader {loader}; assuming a Debian-style x86-64 ld.so")
-        info = _LoaderFile(
-            ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib"),
-            "/etc/ld.so.cache", "lib/x86_64-linux-gnu", None, 64, EM_X86_64, True, False, False, None,
-        )  # fmt: skip
+        notes.append(f"cannot read the loader {loader}; assuming a Debian-style ld.so")
+        info = _assumed_loader(program)
     if info.release is None:
         notes.append(f"glibc release of {loader} unknown; hwcaps support read from its strings")
     platform, hwcap_names = _platform(info)
@@ -134,17 +131,31 @@ def loader_config(interpreter: str, env: Mapping[str, str] | None = None) -> Loa
     )
 
 
-def _pick_loader(interpreter: str) -> tuple[str, list[str]]:
+def _pick_loader(interpreter: str) -> tuple[str, list[str], ElfFacts]:
     facts = read_elf(interpreter)
     if facts.interpreter:
         if os.path.exists(facts.interpreter):
-            return facts.interpreter, []
+            return facts.interpreter, [], facts
         fallback = _system_loader(facts)
-        return fallback, [f"PT_INTERP {facts.interpreter} of {interpreter} is missing; using {fallback}"]
+        return (
+            fallback,
+            [f"PT_INTERP {facts.interpreter} of {interpreter} is missing; using {fallback}"],
+            facts,
+        )
     if facts.ok and _LOADER_NAME.match(os.path.basename(facts.soname or interpreter)):
-        return interpreter, []
+        return interpreter, [], facts
     fallback = _system_loader(facts)
-    return fallback, [f"{interpreter} has no PT_INTERP; using the system loader {fallback}"]
+    return fallback, [f"{interpreter} has no PT_INTERP; using the system loader {fallback}"], facts
+
+
+def _assumed_loader(program: ElfFacts) -> _LoaderFile:
+    """A Debian-style loader of the program's class and machine, when no ld.so file can be read."""
+    elf_class = program.elf_class or 64
+    machine = program.machine or EM_X86_64
+    triplet = {EM_X86_64: "x86_64-linux-gnu", EM_386: "i386-linux-gnu", EM_AARCH64: "aarch64-linux-gnu"}
+    lib = f"lib/{triplet.get(machine, 'x86_64-linux-gnu')}"
+    dirs = (f"/{lib}", f"/usr/{lib}", "/lib", "/usr/lib")
+    return _LoaderFile(dirs, "/etc/ld.so.cache", lib, None, elf_class, machine, True, False, False, None)
 
 
 def _system_loader(facts: ElfFacts) -> str:

@@ -29,6 +29,7 @@ from glibc_doctor.core.loader import (
 from glibc_doctor.core.model import EM_X86_64, ElfFacts, Via
 
 from tests.gcc import compile_elf
+from tests.synthetic import Synthetic
 
 SYSTEM_LOADER = "/lib64/ld-linux-x86-64.so.2"
 DT_DEBUG = 21
@@ -522,3 +523,28 @@ def test_the_cache_answers_after_the_tags_and_before_the_default_dirs(tmp_path: 
     predicted, vias, _ = predicted_closure(prog)
     assert vias["libc.so.6"] is Via.CACHE
     assert os.path.samefile(str(predicted["libc.so.6"]), str(real_closure(prog)["libc.so.6"]))
+
+
+def test_hostile_files_never_break_loader_config(synthetic: Synthetic) -> None:
+    for path in synthetic.hostile:
+        config = loader_config(str(path), {})
+        assert config.default_dirs
+        assert config.notes
+
+
+def test_hostile_candidates_never_break_a_search(synthetic: Synthetic, tmp_path: Path) -> None:
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    for path in synthetic.hostile:
+        os.symlink(path, folder / path.name)
+    asker_lib = build_lib(tmp_path / "libasker.so", runpath=[str(folder)])
+    asker = read_elf(str(asker_lib))
+    loader = Loader(loader_config(SYSTEM_LOADER, {}))
+    for path in synthetic.hostile:
+        resolution = loader.resolve(path.name, asker, (asker,), reuse=False)
+        assert resolution.path is None or resolution.path.startswith(str(folder))
+
+
+def test_a_32_bit_program_without_its_loader_is_configured_for_32_bit(synthetic: Synthetic) -> None:
+    config = loader_config(str(synthetic.ext32_needs_234), {})
+    assert config.elf_class == 32

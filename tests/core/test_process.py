@@ -280,6 +280,16 @@ def test_an_extension_built_for_the_new_glibc_gets_the_old_libc_already_loaded(s
     assert graph.edges[str(synthetic.ext_needs_234), str(synthetic.old_libc)]["via"] is Via.LOADED
 
 
+def test_hostile_extensions_and_programs_never_break_a_simulation(synthetic: Synthetic) -> None:
+    extensions = tuple(Extension(str(path), path.name) for path in synthetic.hostile)
+    graph = simulate(Target("generic", str(synthetic.app), str(synthetic.app), extensions), env={})
+    for path in synthetic.hostile:
+        assert str(path) in graph or MISSING_PREFIX + str(path) in graph
+    for path in synthetic.hostile:
+        lone = simulate(Target("generic", str(path), str(path)), strict=True, env={})
+        assert lone.graph["root"] == str(path)
+
+
 # --- speed ----------------------------------------------------------------------------------------
 
 

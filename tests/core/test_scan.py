@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -150,3 +152,34 @@ def test_a_pid_scan_is_never_cached(env: dict[str, str]) -> None:
     result = scan("self", pid=os.getpid(), env=env)
     assert result.target.pid == os.getpid()
     assert not os.path.isdir(scancache.cache_dir(env)) or os.listdir(scancache.cache_dir(env)) == []
+
+
+@pytest.fixture
+def venv(tmp_path: Path) -> Path:
+    path = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    return path
+
+
+def site_packages(venv: Path) -> Path:
+    (found,) = venv.glob("lib/python*/site-packages")
+    return found
+
+
+def test_an_unchanged_venv_is_a_hit(venv: Path, env: dict[str, str]) -> None:
+    scan(str(venv), env=env)
+    assert cached(venv, env) is not None
+
+
+def test_a_new_extension_in_the_venv_invalidates_the_entry(venv: Path, env: dict[str, str]) -> None:
+    scan(str(venv), env=env)
+    compile_elf(site_packages(venv) / "newext.cpython-311-x86_64-linux-gnu.so", "int f(void) { return 0; }\n")
+    assert cached(venv, env) is None
+
+
+def test_retargeting_the_venvs_python_invalidates_the_entry(venv: Path, env: dict[str, str]) -> None:
+    scan(str(venv), env=env)
+    link = venv / "bin" / "python-new"
+    link.symlink_to(sys.executable)
+    link.rename(venv / "bin" / "python")
+    assert cached(venv, env) is None

@@ -254,23 +254,44 @@ def test_legacy_subdirs_follow_glibc_important_hwcaps_order() -> None:
     ]  # fmt: skip
 
 
-@pytest.mark.lab
-def test_bullseye_loader_searches_legacy_subdirs_exactly_as_it_reports(lab: Lab, tmp_path: Path) -> None:
-    loader = str(lab.glibc_old_lib / "ld-linux-x86-64.so.2")
-    config = loader_config(loader, {"LD_LIBRARY_PATH": str(tmp_path)})
-    assert config.release == "2.31"
-    assert config.glibc_hwcaps == ()
+def search_path_reported(loader: str, directory: Path) -> list[str]:
+    """The LD_LIBRARY_PATH search path the real ``loader`` prints, duplicates removed."""
     run = subprocess.run(
-        [loader, "--library-path", str(tmp_path), "/bin/true"],
+        [loader, "--library-path", str(directory), "/bin/true"],
         env=clean_env({"LD_DEBUG": "libs"}),
         capture_output=True,
         text=True,
     )
-    searched = re.search(r"search path=(\S+)\s+\(LD_LIBRARY_PATH\)", run.stderr)
+    searched = re.search(r"search path=(\S+)\s+\((?:LD_LIBRARY_PATH|--library-path)\)", run.stderr)
     assert searched is not None, run.stderr
-    real = list(dict.fromkeys(searched[1].split(":")))
+    return list(dict.fromkeys(searched[1].split(":")))
+
+
+def test_the_system_loader_searches_subdirs_exactly_as_it_reports(tmp_path: Path) -> None:
+    config = loader_config(SYSTEM_LOADER, {})
     model = [f"{tmp_path}/{sub}" for sub in config.hwcaps] + [str(tmp_path)]
-    assert model == real
+    assert model == search_path_reported(SYSTEM_LOADER, tmp_path)
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(("glibc", "release", "legacy"), [("old", "2.31", True), ("new", "2.41", False)])
+def test_other_glibc_loaders_search_subdirs_exactly_as_they_report(
+    lab: Lab, tmp_path: Path, glibc: str, release: str, legacy: bool
+) -> None:
+    lib_dir = lab.glibc_old_lib if glibc == "old" else lab.glibc_new_lib
+    loader = str(lib_dir / "ld-linux-x86-64.so.2")
+    config = loader_config(loader, {})
+    assert config.release == release
+    assert any(sub.startswith("tls") for sub in config.hwcaps) is legacy
+    model = [f"{tmp_path}/{sub}" for sub in config.hwcaps] + [str(tmp_path)]
+    assert model == search_path_reported(loader, tmp_path)
+
+
+@pytest.mark.lab
+def test_a_newer_loaders_default_dirs_are_the_ones_its_help_lists(lab: Lab) -> None:
+    loader = str(lab.glibc_new_lib / "ld-linux-x86-64.so.2")
+    listed = re.findall(r"^\s+(\S+) \(system search path\)$", ld_so_help(loader), re.MULTILINE)
+    assert loader_config(loader, {}).default_dirs == tuple(listed)
 
 
 # --- the search, rule by rule, against the real loader ------------------------------------------

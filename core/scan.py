@@ -25,6 +25,7 @@ from .model import (
     Conflict,
     ElfFacts,
     GlibcInfo,
+    Kind,
     Resolution,
     Role,
     Severity,
@@ -69,8 +70,13 @@ class ScanResult:
 
     @property
     def exit_code(self) -> int:
-        """1 when the process would fail to load something (an error record), else 0."""
-        return 1 if self.errors else 0
+        """1 when the process would fail to load something (an error record), else 0.
+
+        A strict scan was asked for the conflicts that load order hides today, so its LATENT records
+        count too (a CI job running ``scan --strict`` should fail on them).
+        """
+        latent = self.strict_graph is not None and any(c.kind == Kind.LATENT for c in self.conflicts)
+        return 1 if self.errors or latent else 0
 
     def as_json(self) -> dict[str, object]:
         return {

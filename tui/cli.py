@@ -68,7 +68,7 @@ examples:
 
 TARGET is a python interpreter, a venv directory, a ruby, or any program (give its plugins with --ext).
 Nothing is run: the loader's decisions are computed from the files. --strict also resolves every
-dependency on its own, to find conflicts hidden today by the load order (reported as warnings).
+dependency on its own, to find conflicts hidden today by the load order (latent warnings, exit 1).
 exit codes: 0 no conflict, 1 conflicts found, 2 usage or input error"""
 
 EXPLAIN_EPILOG = """\
@@ -116,7 +116,11 @@ def _add_scan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     output.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     scan.add_argument("--glibc", metavar="DIR", help="the stdenv glibc to compare with (default: probe cc)")
     scan.add_argument("--pid", type=int, metavar="PID", help="scan a running process (reads /proc/PID/maps)")
-    scan.add_argument("--strict", action="store_true", help="also report conflicts hidden by load order")
+    scan.add_argument(
+        "--strict",
+        action="store_true",
+        help="also report conflicts hidden by load order (and exit 1 on them)",
+    )
     scan.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     scan.set_defaults(func=_run_scan)
 

@@ -10,9 +10,10 @@ import threading
 import time
 from pathlib import Path
 
+import networkx as nx
 import pytest
 from glibc_doctor.core import scancache
-from glibc_doctor.core.model import Kind, Severity
+from glibc_doctor.core.model import Conflict, GlibcInfo, Kind, Severity, Target
 from glibc_doctor.core.scan import ScanProgress, ScanResult, scan, scan_steps
 from glibc_doctor.core.scancache import ScanRequest
 
@@ -183,3 +184,25 @@ def test_retargeting_the_venvs_python_invalidates_the_entry(venv: Path, env: dic
     link.symlink_to(sys.executable)
     link.rename(venv / "bin" / "python")
     assert cached(venv, env) is None
+
+
+def latent_result(strict: bool) -> ScanResult:
+    latent = Conflict(
+        kind=Kind.LATENT, object="/x/ext.so", message="m", version="GLIBC_2.34", severity=Severity.WARNING
+    )
+    return ScanResult(
+        target=Target(kind="generic", spec="/x/app", executable="/x/app"),
+        graph=nx.DiGraph(),
+        strict_graph=nx.DiGraph() if strict else None,
+        conflicts=(latent,),
+        glibc=GlibcInfo(None, None, None),
+        stdenv=None,
+    )
+
+
+def test_a_strict_scan_exits_1_on_latent_conflicts() -> None:
+    assert latent_result(strict=True).exit_code == 1
+
+
+def test_warnings_alone_exit_0_without_strict() -> None:
+    assert latent_result(strict=False).exit_code == 0

@@ -218,7 +218,7 @@ def _python_version_hint(executable: str, needed: Sequence[str]) -> str | None:
         match = _LIBPYTHON.match(name)
         if match:
             return match["version"]
-    match = _PYTHON_NAME.match(os.path.basename(executable))
+    match = _PYTHON_NAME.match(_program_name(executable))
     if match and match["version"] and "." in match["version"]:
         return match["version"]
     return None
@@ -341,9 +341,11 @@ def _python_target(
     )
 
 
-def _resolve_python(spec: str, real: str, ext: Sequence[str], notes: Sequence[str] = ()) -> Target:
+def _resolve_python(
+    spec: str, real: str, ext: Sequence[str], notes: Sequence[str] = (), extra: WrapperPaths | None = None
+) -> Target:
     layout = python_layout(real)
-    roots = list(layout.lib_dynload) + list(layout.site_packages)
+    roots = list(layout.lib_dynload) + list(extra.python_paths if extra else ()) + list(layout.site_packages)
     if layout.version:
         user_site = os.path.expanduser(f"~/.local/lib/python{layout.version}/site-packages")
         roots += list(_existing_dirs([user_site]))
@@ -462,7 +464,7 @@ def _ruby_version(executable: str, needed: Sequence[str], prefix: str) -> str | 
         match = _LIBRUBY.match(name)
         if match and (match["v1"] or match["v2"]):
             return match["v1"] or match["v2"]
-    match = _RUBY_NAME.match(os.path.basename(executable))
+    match = _RUBY_NAME.match(_program_name(executable))
     if match and match["version"]:
         return match["version"]
     try:
@@ -473,7 +475,7 @@ def _ruby_version(executable: str, needed: Sequence[str], prefix: str) -> str | 
     return max(versions, key=lambda v: tuple(int(p) for p in v.split(".")), default=None)
 
 
-def _ruby_roots(prefix: str, abi: str) -> list[tuple[str, str]]:
+def _ruby_roots(prefix: str, abi: str, gem_paths: Sequence[str] = ()) -> list[tuple[str, str]]:
     """``(directory, naming)`` pairs: archdirs name by relative path; gem trees strip their own prefix."""
     roots: list[tuple[str, str]] = []
     lib_ruby = os.path.join(prefix, "lib", "ruby")
@@ -491,17 +493,24 @@ def _ruby_roots(prefix: str, abi: str) -> list[tuple[str, str]]:
     local = os.path.join(prefix, "local") if prefix == "/usr" else prefix
     roots.append((os.path.join(local, "lib", "x86_64-linux-gnu", "site_ruby"), "arch"))
     gem_homes = [
+        *gem_paths,
         os.path.join(lib_ruby, "gems", abi),
-        os.path.join(prefix, "lib", "x86_64-linux-gnu", "rubygems-integration", abi),
+        os.path.join(multiarch, "rubygems-integration", abi),
     ]
     if prefix == "/usr":
         gem_homes.append(os.path.join("/var/lib/gems", abi))
     for home in gem_homes:
-        roots.append((os.path.join(home, "extensions"), "extensions"))
-        gems = os.path.join(home, "gems")
-        if os.path.isdir(gems):
-            roots += [(os.path.join(gems, n, "lib"), "arch") for n in sorted(os.listdir(gems))]
+        roots += _gem_home_roots(home)
     return [(path, naming) for path, naming in roots if os.path.isdir(path)]
+
+
+def _gem_home_roots(home: str) -> list[tuple[str, str]]:
+    """A gem home's compiled extensions and each installed gem's ``lib``."""
+    roots = [(os.path.join(home, "extensions"), "extensions")]
+    gems = os.path.join(home, "gems")
+    if os.path.isdir(gems):
+        roots += [(os.path.join(gems, n, "lib"), "arch") for n in sorted(os.listdir(gems))]
+    return roots
 
 
 def _ruby_feature_name(path: str, root: str, naming: str) -> str:
@@ -513,7 +522,9 @@ def _ruby_feature_name(path: str, root: str, naming: str) -> str:
     return name
 
 
-def _resolve_ruby(spec: str, real: str, ext: Sequence[str], notes: Sequence[str] = ()) -> Target:
+def _resolve_ruby(
+    spec: str, real: str, ext: Sequence[str], notes: Sequence[str] = (), extra: WrapperPaths | None = None
+) -> Target:
     needed = _dynamic_needed(real)
     caller = next((name for name in needed if _LIBRUBY.match(name)), None)
     prefix = os.path.dirname(os.path.dirname(real))
@@ -524,7 +535,8 @@ def _resolve_ruby(spec: str, real: str, ext: Sequence[str], notes: Sequence[str]
     if version is None:
         all_notes.append(f"no Ruby library directory found under {prefix}; name extension dirs with --ext")
     else:
-        for root, naming in _ruby_roots(prefix, f"{version}.0"):
+        gem_paths = extra.gem_paths if extra else ()
+        for root, naming in _ruby_roots(prefix, f"{version}.0", gem_paths):
             start = len(walk.found)
             walk.walk(root, lambda name: name.endswith(".so"))
             for path, _ in walk.found[start:]:
@@ -601,7 +613,7 @@ _WHAT = "give an interpreter (python3, ruby), a venv directory, or a program wit
 
 def interpreter_kind(path: str, needed: Sequence[str]) -> str:
     """``python``, ``ruby`` or ``generic``: by file name, DT_NEEDED, or a sibling ``../lib/pythonX.Y``."""
-    name = os.path.basename(path)
+    name = _program_name(path)
     if _PYTHON_NAME.match(name) or any(_LIBPYTHON.match(n) for n in needed):
         return "python"
     if _RUBY_NAME.match(name) or any(_LIBRUBY.match(n) for n in needed):
@@ -640,37 +652,82 @@ def resolve_target(spec: str, ext: Sequence[str] = ()) -> Target:
     return _resolve_file(spec, path, ext, notes)
 
 
-def _resolve_file(spec: str, path: str, ext: Sequence[str], notes: Sequence[str]) -> Target:
+def _resolve_file(
+    spec: str, path: str, ext: Sequence[str], notes: Sequence[str], extra: WrapperPaths | None = None
+) -> Target:
     real = os.path.realpath(path)
     head = _read_head(real)
     if not head.startswith(ELF_MAGIC):
         return _resolve_script(spec, path, head, ext, notes)
     needed = _dynamic_needed(real)
     kind = interpreter_kind(real, needed)
-    if kind == "python" or _PYTHON_NAME.match(os.path.basename(path)):
+    if kind == "python" or _PYTHON_NAME.match(_program_name(path)):
         venv = _venv_of_executable(path)
         if venv is not None:
             return _resolve_venv(spec, venv, ext, notes)
-        return _resolve_python(spec, real, ext, notes)
+        return _resolve_python(spec, real, ext, notes, extra)
     if kind == "ruby":
-        return _resolve_ruby(spec, real, ext, notes)
+        return _resolve_ruby(spec, real, ext, notes, extra)
     return _resolve_generic(spec, real, ext, notes)
 
 
+_SCRIPT_HOP = " is a script that runs "
+
+
 def _resolve_script(spec: str, path: str, head: bytes, ext: Sequence[str], notes: Sequence[str]) -> Target:
-    """A pyenv shim or a ``#!/abs/python`` script leads to its interpreter; anything else is NotElf."""
+    """A pyenv shim, a Nix wrapper or a ``#!/abs/python`` script leads to its interpreter; else NotElf."""
     shim = _pyenv_shim_target(path)
     if shim is not None:
         return _resolve_file(spec, shim, ext, [*notes, f"{path} is a pyenv shim for {shim}"])
     line = _shebang(head)
+    followed = any(_SCRIPT_HOP in note for note in notes)  # one hop: no script chains
+    wrapper = None if followed else read_wrapper(path)
+    if wrapper is not None:
+        return _resolve_file(
+            spec, wrapper.program, ext, [*notes, f"{path}{_SCRIPT_HOP}{wrapper.program}"], wrapper
+        )
     interpreter = line.split()[0] if line else ""
     runnable = interpreter.startswith("/") and os.path.exists(interpreter) and interpreter != path
-    followed = any(" is a script run by " in note for note in notes)  # one hop: no script chains
     if runnable and os.path.basename(interpreter) != "env" and not followed:
-        return _resolve_file(spec, interpreter, ext, [*notes, f"{path} is a script run by {interpreter}"])
+        return _resolve_file(spec, interpreter, ext, [*notes, f"{path}{_SCRIPT_HOP}{interpreter}"])
     if line is not None:
         raise NotElf(f"{path}: a script (#!{line}), not an ELF program; give the interpreter it runs")
     raise NotElf(f"{path}: not an ELF file (no \\x7fELF header); {_WHAT}")
+
+
+@dataclass(frozen=True, slots=True)
+class WrapperPaths:
+    """What a wrapper script (Nix ``makeWrapper``) execs, and the module paths it exports first."""
+
+    program: str
+    python_paths: tuple[str, ...] = ()  # NIX_PYTHONPATH / PYTHONPATH entries
+    gem_paths: tuple[str, ...] = ()  # GEM_PATH / GEM_HOME entries
+
+
+_WRAPPER_EXEC = re.compile(r"^\s*exec\s+(?:-a\s+\S+\s+)?[\"']?(?P<program>/[^\"'\s]+)", re.MULTILINE)
+_WRAPPER_EXPORT = re.compile(
+    r"^\s*export\s+(?P<name>NIX_PYTHONPATH|PYTHONPATH|GEM_PATH|GEM_HOME)=[\"']?(?P<value>[^\"'\n]*)",
+    re.MULTILINE,
+)
+
+
+def read_wrapper(path: str) -> WrapperPaths | None:
+    """Read a shell wrapper's ``exec /abs/program`` and its exported module paths; None if not one."""
+    text = _read_head_quiet(path, 65536).decode("utf-8", "replace")
+    found = _WRAPPER_EXEC.search(text)
+    if found is None or found["program"] == path or not _is_elf_file(os.path.realpath(found["program"])):
+        return None  # not a wrapper, or one that execs another script (pyenv's libexec): not followed
+    python: list[str] = []
+    gems: list[str] = []
+    for export in _WRAPPER_EXPORT.finditer(text):
+        dirs = [d for d in export["value"].split(":") if d.startswith("/") and os.path.isdir(d)]
+        (gems if export["name"].startswith("GEM_") else python).extend(dirs)
+    return WrapperPaths(found["program"], tuple(dict.fromkeys(python)), tuple(dict.fromkeys(gems)))
+
+
+def _program_name(path: str) -> str:
+    """``.python3.11-wrapped`` (what Nix wrappers exec) is ``python3.11``."""
+    return os.path.basename(path).lstrip(".").removesuffix("-wrapped")
 
 
 def _pyenv_shim_target(path: str, env: Mapping[str, str] | None = None) -> str | None:

@@ -307,6 +307,38 @@ def test_python_symlink_is_followed_to_its_real_prefix(tmp_path: Path, plain_so:
     assert str(tmp_path / "store" / "lib" / "python3.9" / "lib-dynload") in target.searched_dirs
 
 
+def test_nix_wrapper_script_leads_to_the_wrapped_python_and_its_env(tmp_path: Path, plain_so: Path) -> None:
+    python = make_fake_python(tmp_path / "store" / "python3", plain_so, shared=True)
+    wrapped = python.with_name(".python3.9-wrapped")
+    python.rename(wrapped)
+    env_site = tmp_path / "store" / "env" / "lib" / "python3.9" / "site-packages"
+    (env_site / "yaml").mkdir(parents=True)
+    shutil.copy(plain_so, env_site / "yaml" / "_yaml.cpython-39-x86_64-linux-gnu.so")
+    wrapper = tmp_path / "profile" / "bin" / "python3"
+    wrapper.parent.mkdir(parents=True)
+    wrapper.write_text(
+        "#! /bin/bash -e\n"
+        f"export NIX_PYTHONPATH='{env_site}'\n"
+        "export PYTHONNOUSERSITE='true'\n"
+        f'exec -a "$0" "{wrapped}"  "$@"\n'
+    )
+    target = resolve_target(str(wrapper))
+    assert (target.kind, target.executable) == ("python", str(wrapped))
+    assert [e.name for e in target.extensions] == ["_ssl", "yaml._yaml", "numpy.core._multiarray"]
+
+
+def test_wrapper_with_gem_path_adds_that_gem_home(tmp_path: Path, plain_so: Path) -> None:
+    ruby = make_fake_ruby(tmp_path / "ruby", plain_so)
+    home = tmp_path / "gemhome"
+    (home / "gems" / "pg-1.5.4" / "lib").mkdir(parents=True)
+    shutil.copy(plain_so, home / "gems" / "pg-1.5.4" / "lib" / "pg_ext.so")
+    wrapper = tmp_path / "bin" / "ruby"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f"#!/bin/sh\nexport GEM_PATH='{home}:/nonexistent'\nexec {ruby} \"$@\"\n")
+    target = resolve_target(str(wrapper))
+    assert "pg_ext" in [e.name for e in target.extensions]
+
+
 def test_prefix_directory_uses_its_bin_python(tmp_path: Path, plain_so: Path) -> None:
     python = make_fake_python(tmp_path, plain_so, shared=True)
     assert resolve_target(str(tmp_path)).executable == str(python)

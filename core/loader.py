@@ -391,6 +391,7 @@ class Loader:
         self._inodes: dict[tuple[int, int], str] = {}
         self._loaded: dict[str, ElfFacts] = {}
         self.main: ElfFacts | None = None
+        self._main_path: str | None = None  # the main program of the request being answered
 
     # -- the namespace --
 
@@ -435,12 +436,14 @@ class Loader:
         """
         if reuse and name in self._names:
             return self._reused(name, requester, self._names[name], f"{name} is already loaded")
+        objects = self._chain(requester, chain)
+        self._main_path = (self.main or objects[-1]).path
         expanded = self._expand(name, requester) if "$" in name else name
         if expanded is None:
             return Resolution(name, requester.path, None, Via.NOT_FOUND, f"cannot expand {name}")
         if "/" in expanded:
             return self._open_path(name, expanded, requester, reuse)
-        return self._search(name, requester, self._chain(requester, chain), reuse)
+        return self._search(name, requester, objects, reuse)
 
     def _reused(self, name: str, requester: ElfFacts, path: str, why: str) -> Resolution:
         return Resolution(name, requester.path, path, Via.LOADED, f"{why} as {path}")
@@ -613,7 +616,7 @@ class Loader:
         path = obj.path
         if not path:
             return None
-        if self.main is not None and path == self.main.path:
+        if path == self._main_path:
             path = os.path.realpath(path)
         elif not path.startswith("/"):
             path = os.path.join(self._cwd, path)

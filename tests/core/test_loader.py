@@ -569,3 +569,13 @@ def test_hostile_candidates_never_break_a_search(synthetic: Synthetic, tmp_path:
 def test_a_32_bit_program_without_its_loader_is_configured_for_32_bit(synthetic: Synthetic) -> None:
     config = loader_config(str(synthetic.ext32_needs_234), {})
     assert config.elf_class == 32
+
+
+def test_a_bare_loader_takes_the_end_of_the_chain_as_the_main_program(tmp_path: Path) -> None:
+    lib = build_lib(tmp_path / "real" / "lib" / "libx.so.1")
+    prog = build_prog(tmp_path / "real" / "prog", needed=[lib], rpath=["$ORIGIN/lib"])
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "prog").symlink_to(prog)
+    facts = read_elf(str(tmp_path / "bin" / "prog"))
+    resolution = Loader(loader_config(str(prog), {})).resolve("libx.so.1", facts, (facts,))
+    assert resolution.path == f"{tmp_path}/real/lib/libx.so.1"

@@ -15,10 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +117,8 @@ def find_compiler(env: Mapping[str, str]) -> Compiler | None:
     search_path = env.get("PATH", os.defpath)
     choices: list[list[str]] = []
     if env.get("CC", "").strip():
+        import shlex
+
         choices.append(shlex.split(env["CC"]))
     choices += [["cc"], ["gcc"]]
     for argv in choices:
@@ -131,6 +130,8 @@ def find_compiler(env: Mapping[str, str]) -> Compiler | None:
 
 def probe_stdenv(compiler: Compiler, env: Mapping[str, str]) -> StdenvInfo:
     """Link a tiny program with ``compiler`` and read which loader and libc the linker gave it."""
+    import tempfile
+
     from glibc_doctor.core.elf import read_elf
 
     with tempfile.TemporaryDirectory(prefix="glibc-doctor-probe-") as scratch:
@@ -152,6 +153,8 @@ def probe_stdenv(compiler: Compiler, env: Mapping[str, str]) -> StdenvInfo:
 
 
 def _run_compiler(argv: Sequence[str], env: Mapping[str, str], name: str) -> str:
+    import subprocess  # only when probing: ``ensure``'s fast path never runs anything
+
     try:
         done = subprocess.run(
             list(argv), env=dict(env), capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False

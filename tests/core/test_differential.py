@@ -167,3 +167,21 @@ def test_the_lab_python_hard_wired_to_glibc_2_31_maps_what_core_predicts(lab: La
     assert_same(result)
     glibc_old = {inode(str(lab.glibc_old_lib / "libc.so.6"))}
     assert glibc_old <= result.predicted
+
+
+@pytest.mark.lab
+def test_the_lab_pythons_version_error_names_the_libc_core_predicts(lab: Lab) -> None:
+    extension = lab.extensions["ext_pthread"]
+    target = Target("python", str(lab.python), str(lab.python), (Extension(str(extension), "ext_pthread"),))
+    graph = simulate(target, env=lab.environ())
+    libc = next(
+        node
+        for node in graph.successors(str(extension))
+        if graph.edges[str(extension), node]["needed"] == "libc.so.6"
+    )
+    code = f"import sys; sys.path.insert(0, {str(lab.site_packages)!r}); import ext_pthread"
+    run = subprocess.run(
+        [str(lab.python), "-I", "-c", code], env=lab.environ(), capture_output=True, text=True
+    )
+    assert run.returncode != 0
+    assert f"{libc}: version `GLIBC_2.34' not found (required by {extension})" in run.stderr

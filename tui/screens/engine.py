@@ -106,8 +106,9 @@ def explain(text: str) -> Any:
     return core_explain.explain(text)
 
 
-def diagnose(argv: Sequence[str], cancel: threading.Event | None = None) -> Any:
-    """Run the user's command (they typed it and asked for it to run) and explain its loader errors."""
+def diagnose(argv: Sequence[str]) -> Any:
+    """Run the user's command (they typed it and asked for it to run) and explain its loader errors;
+    core's ``Diagnosis`` also carries the scan conflicts that match what the loader said."""
     from glibc_doctor.core import diagnose as core_diagnose
 
     return core_diagnose.diagnose(list(argv))

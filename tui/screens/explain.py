@@ -49,7 +49,7 @@ class ExplainScreen(Screen[tuple[str, ...]]):
             )
             yield TextArea(id="message", soft_wrap=True, show_line_numbers=False)
             with Horizontal(id="explain-buttons"):
-                yield Button("Explain (ctrl+s)", id="explain-button", variant="primary")
+                yield Button("Explain (ctrl+s)", id="explain-button", variant="primary", compact=True)
             yield Label("…or type a command to run and map its loader errors (Enter):", classes="prompt")
             yield Input(placeholder="python -c 'import psycopg2'", id="command")
             with VerticalScroll(id="explanation-box"):
@@ -88,11 +88,14 @@ class ExplainScreen(Screen[tuple[str, ...]]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="explain")
     def _diagnose_worker(self, argv: list[str]) -> None:
-        outcome = engine.diagnose(argv)
-        explanation = getattr(outcome, "explanation", outcome)
-        output = getattr(outcome, "output", "") or getattr(outcome, "stderr", "") or ""
+        found = engine.diagnose(argv)
+        involved = engine.involved_nodes(self.graph, found.explanation)
+        nodes = set(self.graph.nodes) if self.graph is not None else set()
+        matched = tuple(conflict.object for conflict in found.matched if conflict.object in nodes)
+        status = "timed out" if found.returncode is None else f"exit status {found.returncode}"
+        output = f"$ {shlex.join(found.argv)}   ({status})\n" + "\n".join(found.output)
         self.post_message(
-            ExplainFinished(explanation, engine.involved_nodes(self.graph, explanation), str(output))
+            ExplainFinished(found.explanation, tuple(dict.fromkeys(involved + matched)), output)
         )
 
     def on_explain_finished(self, message: ExplainFinished) -> None:

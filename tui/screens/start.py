@@ -8,6 +8,7 @@ import threading
 from glibc_doctor.tui.messages import CandidateGlibcFound, CandidatesFound, TargetChosen
 from glibc_doctor.tui.screens import engine
 from glibc_doctor.tui.screens.modals import report_worker_error
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -84,19 +85,25 @@ class StartScreen(Screen[None]):
             options.add_option(Option(self._prompt(candidate), id=str(getattr(candidate, "path", ""))))
         options.highlighted = highlighted if highlighted is not None else 0
 
-    def _prompt(self, candidate: object) -> str:
+    def _prompt(self, candidate: object) -> Text:
         path = str(getattr(candidate, "path", ""))
-        label = getattr(candidate, "label", None) or os.path.basename(path)
-        kind = getattr(candidate, "kind", "")
-        why = getattr(candidate, "why", "")
-        glibc = self._glibc.get(path)
+        label = self.app_name(str(getattr(candidate, "label", None) or os.path.basename(path)))
         shown = self.app_name(path)
-        glibc_text = f"  glibc {glibc}" if glibc else ""
-        return f"[b]{label}[/b]  [dim]{kind}[/]{glibc_text}\n  {shown}  [dim]{why}[/]"
+        glibc = self._glibc.get(path)
+        prompt = Text()
+        prompt.append(label, style="bold")
+        prompt.append(f"  {getattr(candidate, 'kind', '')}", style="dim")
+        if glibc:
+            prompt.append(f"  glibc {glibc}", style="cyan")
+        prompt.append("\n  ")
+        if shown not in label:
+            prompt.append(f"{shown}  ")
+        prompt.append(str(getattr(candidate, "why", "")), style="dim")
+        return prompt
 
     def app_name(self, path: str) -> str:
         namer = getattr(self.app, "name_path", None)
-        return namer(path) if callable(namer) else path
+        return str(namer(path)) if callable(namer) else path
 
     @on(OptionList.OptionSelected, "#candidates")
     def candidate_chosen(self, event: OptionList.OptionSelected) -> None:

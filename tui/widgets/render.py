@@ -220,7 +220,7 @@ def _found_line(found: Resolution | None, name: PathNamer) -> str:
     where = f"{found.via}"
     if found.detail:
         where += f" ({name.text(found.detail)})"
-    if found.requester and found.requester != found.path:
+    if found.requester and found.requester != found.path and found.name != found.path:
         where += f", asked for {name.text(found.name)!r} by {name(found.requester)}"
     return where
 

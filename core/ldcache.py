@@ -16,7 +16,9 @@ new header. glibc >= 2.33 adds an extension directory whose ``glibc-hwcaps`` sec
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -125,6 +127,8 @@ class LdCache:
 def read_ld_cache(path: str) -> LdCache | None:
     """Parse the cache at ``path``; None when it is absent, unreadable or not a cache."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None  # a FIFO or device would block or never end
         with open(path, "rb") as handle:
             data = handle.read(_MAX_CACHE_BYTES + 1)
     except OSError:

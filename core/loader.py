@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from stat import S_ISREG
 
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.ldcache import LdCache, default_cache_id, read_ld_cache
@@ -167,6 +168,8 @@ def _read_loader(path: str) -> _LoaderFile | None:
         stat = os.stat(path)
     except OSError:
         return None
+    if not S_ISREG(stat.st_mode):
+        return None
     return _read_loader_cached(os.path.realpath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
@@ -209,6 +212,8 @@ def _release(data: bytes, real: str) -> str | None:
                 return found.group(1)
     libc = os.path.join(os.path.dirname(real), "libc.so.6")
     try:
+        if not S_ISREG(os.stat(libc).st_mode):
+            return None
         with open(libc, "rb") as handle:
             found_bytes = re.search(rb"release version (\d+\.\d+)", handle.read(8 * 1024 * 1024))
     except OSError:
@@ -343,6 +348,8 @@ def _preloads(value: str, preload_file: str | None) -> tuple[str, ...]:
     names = [name for name in re.split(r"[ :]", value) if name]
     if preload_file:
         try:
+            if not S_ISREG(os.stat(preload_file).st_mode):
+                raise OSError("not a regular file")
             with open(preload_file, encoding="utf-8", errors="replace") as handle:
                 names += [name for name in re.split(r"[\s:]", handle.read()) if name]
         except OSError:

@@ -177,6 +177,11 @@ def test_a_directory_is_none(tmp_path: Path) -> None:
     assert read_ld_cache(str(tmp_path)) is None
 
 
+def test_a_fifo_is_none_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "cache")
+    assert read_ld_cache(str(tmp_path / "cache")) is None
+
+
 @pytest.mark.parametrize(
     "data",
     [b"", b"hello world", OLD_MAGIC, NEW_MAGIC, OLD_MAGIC + b"\0" + struct.pack("<I", 10**6)],

@@ -579,3 +579,12 @@ def test_a_bare_loader_takes_the_end_of_the_chain_as_the_main_program(tmp_path: 
     facts = read_elf(str(tmp_path / "bin" / "prog"))
     resolution = Loader(loader_config(str(prog), {})).resolve("libx.so.1", facts, (facts,))
     assert resolution.path == f"{tmp_path}/real/lib/libx.so.1"
+
+
+def test_a_fifo_as_pt_interp_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "ld.so.fifo"
+    os.mkfifo(fifo)
+    prog = build_prog(tmp_path / "prog", extra=[f"-Wl,--dynamic-linker={fifo}"])
+    config = loader_config(str(prog), {})
+    assert config.default_dirs
+    assert config.notes

@@ -12,10 +12,8 @@ against the stat of the files it found: ``ensure`` must be fast when nothing mov
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from glibc_doctor.core.model import StdenvInfo
 LOADER_NAME = "ld-linux-x86-64.so.2"
 LIBC_NAME = "libc.so.6"
 LIBSTDCXX_NAME = "libstdc++.so.6"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 PROBE_TIMEOUT = 60.0
 
 # Where a distribution's ld.so looks when nothing else says (Debian x86-64 order); used only when the
@@ -122,9 +120,18 @@ def find_compiler(env: Mapping[str, str]) -> Compiler | None:
         choices.append(shlex.split(env["CC"]))
     choices += [["cc"], ["gcc"]]
     for argv in choices:
-        found = shutil.which(argv[0], path=search_path) if "/" not in argv[0] else argv[0]
+        found = which(argv[0], search_path) if "/" not in argv[0] else argv[0]
         if found and os.access(found, os.X_OK):
             return Compiler((found, *argv[1:]), os.path.realpath(found), argv[0])
+    return None
+
+
+def which(name: str, search_path: str) -> str | None:
+    """``shutil.which`` without importing shutil (and its compression modules) on the fast path."""
+    for directory in search_path.split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
     return None
 
 
@@ -213,7 +220,7 @@ def _libstdcxx_for(compiler: Compiler | None, env: Mapping[str, str], prefer_dir
     candidates: list[tuple[str, ...]] = []
     if compiler is not None:
         candidates.append(compiler.argv)
-    gxx = shutil.which("g++", path=env.get("PATH", os.defpath))
+    gxx = which("g++", env.get("PATH", os.defpath))
     if gxx:
         candidates.append((gxx,))
     for argv in candidates:
@@ -246,6 +253,8 @@ def make_stdenv(loader: str, libc: str, libstdcxx: str | None, source: str) -> S
 
 def fingerprint(paths: Sequence[str | None]) -> str:
     """sha256 over the real path and build-id of each file: what "the stdenv changed" means."""
+    import hashlib
+
     from glibc_doctor.core.elf import read_elf
 
     digest = hashlib.sha256()
@@ -261,6 +270,8 @@ def fingerprint(paths: Sequence[str | None]) -> str:
 
 def _content_hash(path: str) -> str:
     """Stand-in for a missing build-id: the file's bytes say whether it changed."""
+    import hashlib
+
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
@@ -284,7 +295,7 @@ def _cache_key(compiler: Compiler | None, env: Mapping[str, str], extra: str = "
     argv = " ".join(compiler.argv) if compiler is not None else "-"
     parts = [str(CACHE_FORMAT), extra, real, str(mtime), argv]
     parts += [env.get(name, "") for name in ("PATH", "CC", "NIX_CC", "NIX_LDFLAGS", "LDFLAGS")]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return "\0".join(parts)  # a plain key: hashing it would cost an import on the fast path
 
 
 def _file_stamp(path: str | None) -> list[int] | None:

@@ -16,21 +16,22 @@ when one differs does it import the ELF machinery and rebuild.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from glibc_doctor.core.errors import DoctorError, PatchError
 from glibc_doctor.core.model import StdenvInfo
 
+# typing costs an import on ensure's fast path; mypy treats this name as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from glibc_doctor.core.model import Target
     from glibc_doctor.core.patch import FixProgress, FixResult
     from glibc_doctor.core.patch.activate import Activation
@@ -191,6 +192,8 @@ class Manifest:
 
 def manifest_id(target_key: str, name: str) -> str:
     """``<readable name>-<8 hex of the target>``: one manifest per venv or bare interpreter."""
+    import hashlib
+
     digest = hashlib.sha256(target_key.encode()).hexdigest()[:8]
     return f"{re.sub(r'[^A-Za-z0-9._+-]', '_', name)[:50]}-{digest}"
 
@@ -425,6 +428,8 @@ def gc(env: Mapping[str, str] | None = None) -> list[str]:
             if entry.path in keep or not entry.is_dir(follow_symlinks=False):
                 continue
             _make_writable(entry.path)
+            import shutil
+
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.path)
         return removed

@@ -125,32 +125,39 @@ class Explanation:
 
 _OPEN = "[`'‘\"]"
 _CLOSE = "['’\"`]"
+# A path or name starts after a blank, a colon, a quote or a bracket, never inside another word: the
+# anchor keeps every search linear (an unanchored ``[^\s:]+`` retried at each offset of a 10 kB
+# token is quadratic).
+_START = "(?<![^\\s:\"'`(\\[=])"
+_TOKEN = "[^\\s:\"'`(]+"  # a path or soname: no blanks, colons, quotes or an opening parenthesis
 _LD_DEBUG_PREFIX = re.compile(r"^\s*\d+:\s+")
 _EXCEPTION_NAME = re.compile(r"^[\w.]*(Error|Exception|Warning)$")
 
 _MISSING_VERSION = re.compile(
-    r"(?P<provider>[^\s:]+): (?:error: version lookup error: )?version "
+    rf"{_START}(?P<provider>{_TOKEN}): (?:error: version lookup error: )?version "
     rf"{_OPEN}(?P<version>[^`'’\"\s]+){_CLOSE} not found \(required by (?P<by>[^)]+)\)"
 )
 _NOT_FOUND = re.compile(
-    r"(?P<library>[^\s:]+): cannot open shared object file: (?P<detail>[^-\n(]*[^\s\-(])"
+    rf"{_START}(?P<library>{_TOKEN}): cannot open shared object file: (?P<detail>\w[\w ]*\w)"
     r"(?:\s+-\s+(?P<by>\S+))?"
 )
 _UNDEFINED = re.compile(
-    r"(?P<object>[^\s:]+): undefined symbol: (?P<symbol>[^\s,]+)(?:, version (?P<version>[^\s(]+))?"
+    rf"{_START}(?P<object>{_TOKEN}): undefined symbol: (?P<symbol>[^\s,]+)"
+    r"(?:, version (?P<version>[^\s(]+))?"
 )
 _RELOCATION = re.compile(
     r"relocation error: (?P<object>[^\s:]+): symbol (?P<symbol>[^\s,]+),? version (?P<version>\S+) "
     r"not defined in file (?P<library>\S+?)(?: with link time reference)"
 )
-_WRONG_ELF = re.compile(r"(?P<object>[^\s:]+): wrong ELF class: (?P<detail>ELFCLASS\d+)")
+_WRONG_ELF = re.compile(rf"{_START}(?P<object>{_TOKEN}): wrong ELF class: (?P<detail>ELFCLASS\d+)")
 _UNREADABLE = re.compile(
-    r"(?P<object>[^\s:]+): (?P<detail>invalid ELF header|file too short|ELF file OS ABI invalid"
+    rf"{_START}(?P<object>{_TOKEN}): (?P<detail>invalid ELF header|file too short|ELF file OS ABI invalid"
     r"|ELF file version does not match current one|ELF load command (?:address/offset|alignment) not"
     r" page-aligned|ELF file data encoding not little-endian|ELF file data encoding not big-endian)"
 )
 _EXEC_STACK = re.compile(
-    r"(?P<object>[^\s:]+): cannot enable executable stack as shared object requires: (?P<detail>[^\n-]+)"
+    rf"{_START}(?P<object>{_TOKEN}): cannot enable executable stack as shared object requires: "
+    r"(?P<detail>[^\n-]+)"
 )
 
 
@@ -244,22 +251,26 @@ def _object_problem(kind: MessageKind) -> Builder:
     return build
 
 
-_PATTERNS: tuple[tuple[re.Pattern[str], Builder], ...] = (
-    (_MISSING_VERSION, _missing_version),
-    (_NOT_FOUND, _not_found),
-    (_RELOCATION, _relocation),
-    (_UNDEFINED, _undefined),
-    (_WRONG_ELF, _object_problem(MessageKind.WRONG_ELF)),
-    (_UNREADABLE, _object_problem(MessageKind.UNREADABLE)),
-    (_EXEC_STACK, _object_problem(MessageKind.EXEC_STACK)),
+_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], Builder], ...] = (
+    # (words one of which every match contains: a cheap test that skips the regex on LD_DEBUG's lines)
+    (("not found (required by",), _MISSING_VERSION, _missing_version),
+    (("cannot open shared object file",), _NOT_FOUND, _not_found),
+    (("relocation error",), _RELOCATION, _relocation),
+    (("undefined symbol",), _UNDEFINED, _undefined),
+    (("wrong ELF class",), _WRONG_ELF, _object_problem(MessageKind.WRONG_ELF)),
+    (("ELF", "file too short"), _UNREADABLE, _object_problem(MessageKind.UNREADABLE)),
+    (("executable stack",), _EXEC_STACK, _object_problem(MessageKind.EXEC_STACK)),
 )
 
 
 def _parse_line(line: str) -> list[LoaderMessage]:
     """Every loader error on one line (a Ruby LoadError line can carry the dlopen text and the file)."""
+    patterns = [(pattern, build) for words, pattern, build in _PATTERNS if any(w in line for w in words)]
+    if not patterns:
+        return []
     program = _ld_program(line)
     raw = line.strip()
-    return [build(match, program, raw) for pattern, build in _PATTERNS for match in pattern.finditer(line)]
+    return [build(match, program, raw) for pattern, build in patterns for match in pattern.finditer(line)]
 
 
 def _key(message: LoaderMessage) -> tuple[object, ...]:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
@@ -409,6 +410,26 @@ def test_several_glibc_needs_summarize_to_the_highest_minimum() -> None:
 def test_existing_paths_named_in_messages_are_reported(future_import: tuple[Path, str]) -> None:
     module, stderr = future_import
     assert str(module) in explain(stderr).paths
+
+
+def test_a_megabyte_token_near_a_keyword_is_parsed_in_linear_time() -> None:
+    start = time.perf_counter()
+    explanation = explain("x" * 1_000_000 + ": undefined symbol")
+    assert explanation.messages == ()
+    assert time.perf_counter() - start < 1.0
+
+
+def test_ld_debug_flood_of_a_hundred_thousand_lines_is_fast() -> None:
+    noise = "     1234:\tsymbol=foo;  lookup in file=/lib/x86_64-linux-gnu/libc.so.6 [0]\n" * 100_000
+    start = time.perf_counter()
+    assert explain(noise).messages == ()
+    assert time.perf_counter() - start < 3.0
+
+
+def test_message_quoted_inside_a_repr_is_found() -> None:
+    text = "RuntimeError: OSError('libfoo.so.1: cannot open shared object file: No such file or directory')"
+    (message,) = parse_messages(text)
+    assert (message.library, message.detail) == ("libfoo.so.1", "No such file or directory")
 
 
 @pytest.mark.parametrize(

@@ -298,3 +298,12 @@ def test_diagnose_maps_the_import_error_onto_the_graph_and_offers_the_fix(env: E
     assert done.returncode == 1
     assert [conflict["version"] for conflict in report["matched"]] == ["GLIBC_2.34"]
     assert report["suggestion"] == f"glibc-doctor fix {env.venv}"
+
+
+def test_fixing_an_already_fixed_venv_again_reuses_the_build(env: Env) -> None:
+    _, first = _fix_json(env)
+    _, again = _fix_json(env)
+    assert again["package"] == first["package"]
+    assert env.imports("ext_pthread").returncode == 0
+    manifests = list((env.tmp / "data" / "glibc-doctor" / "manifests").glob("*.json"))
+    assert len(manifests) == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +154,16 @@ def test_a_wrapper_pointing_at_the_labs_trixie_glibc_gives_glibc_2_41(lab, tmp_p
     info = find_stdenv(env=_env(tmp_path, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}"))
     assert info.version == "2.41"
     assert info.libc == str(lab.glibc_new_lib / "libc.so.6")
+
+
+def test_the_stdenv_command_prints_the_record_as_json(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "glibc_doctor.tui", "stdenv", "--json"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(done.stdout)
+    assert set(data) >= {"version", "loader", "libc", "lib_dirs", "source", "fingerprint", "libstdcxx"}
+    assert data["version"] == os.confstr("CS_GNU_LIBC_VERSION").split()[-1]

@@ -211,3 +211,25 @@ def test_the_manifest_id_is_readable_and_stable() -> None:
     )
     assert store.manifest_id("/a/.venv", ".venv").startswith(".venv-")
     assert json.dumps(store.manifest_id("/a b/ü", "ü x")).isascii()
+
+
+def test_the_hook_command_prints_the_snippet(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "glibc_doctor.tui", "hook", "zsh"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == store.hook_snippet("zsh")
+
+
+def test_ensure_on_an_empty_store_says_so_and_succeeds(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "glibc_doctor.tui", "ensure"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "0 fixed target(s), all up to date"

@@ -17,7 +17,7 @@ from glibc_doctor.core.lab import Lab
 from glibc_doctor.tui.app import DoctorApp
 from glibc_doctor.tui.cli_demo import lab_path_aliases
 from glibc_doctor.tui.screens.explain import ExplainScreen
-from glibc_doctor.tui.screens.fix import FixPlanScreen, FixResultScreen
+from glibc_doctor.tui.screens.fix import FixPlanScreen, FixProgressScreen, FixResultScreen
 from glibc_doctor.tui.screens.main import MainScreen
 from glibc_doctor.tui.screens.modals import ConfirmScreen, ErrorScreen, HelpScreen
 from glibc_doctor.tui.screens.start import StartScreen
@@ -25,7 +25,7 @@ from glibc_doctor.tui.widgets.graph_view import GraphView
 from glibc_doctor.tui.widgets.panes import ConflictsTable, DetailsPane, SummaryBar
 from glibc_doctor.tui.widgets.process_tree import ProcessTree
 from textual.pilot import Pilot
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import Input, Label, RichLog, Static, TextArea
 
 SIZE = (120, 40)
 pytestmark = pytest.mark.lab
@@ -371,3 +371,56 @@ async def test_the_details_pane_scrolls_back_to_the_top_for_each_node(lab: Lab, 
         await pilot.press("2", "enter")
         await settle(pilot)
         assert pane.scroll_y == 0
+
+
+async def test_escape_while_the_fix_runs_cancels_it_and_leaves_the_venv_broken(
+    lab: Lab, private_env: Path
+) -> None:
+    venv = copy_venv(lab, private_env)
+    before = (venv / "pyvenv.cfg").read_text()
+    app = DoctorApp(str(venv), path_aliases=aliases(lab, private_env))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        app.simulate_key("enter")  # Enter then Escape at once, before the build gets far
+        await pilot.press("escape")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, FixProgressScreen)
+        assert screen.finished
+        log = "\n".join(str(line.text) for line in screen.query_one(RichLog).lines)
+        assert "Cancelled: nothing was changed" in log
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)
+    assert (venv / "pyvenv.cfg").read_text() == before
+    assert imports(venv, "ext_pthread", lab).returncode != 0
+
+
+async def test_the_command_palette_offers_the_fix(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"conflicts only")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = main_screen(pilot)
+        assert screen.conflicts_only
+        assert not any("ext_clean" in node for node in screen.query_one(ProcessTree).shown_nodes)
+
+
+async def test_escape_during_a_scan_cancels_it(lab: Lab, tmp_path: Path) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("escape")
+        await settle(pilot)
+        screen = main_screen(pilot)
+        if screen.result is None:  # the scan was still running when Escape arrived
+            assert "cancelled" in str(screen.query_one("#scan-step", Label).render())
+        await pilot.press("r")
+        await settle(pilot)
+        assert screen.result is not None

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
-from textual.widgets import Input, TextArea
-
 from glibc_doctor.core.lab import Lab
 from glibc_doctor.tui.app import DoctorApp
 from glibc_doctor.tui.screens import engine
+from textual.pilot import Pilot
+from textual.widgets import Input, TextArea
+
 from tests.tui.test_app import aliases, copy_venv, imports, settle
 
 pytestmark = pytest.mark.lab
@@ -66,7 +66,7 @@ def test_start_screen(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert snap_compare(app, terminal_size=SIZE, run_before=just_settle)
 
 
-def test_main_screen_with_the_conflicting_extension_selected(lab: Lab, tmp_path: Path, snap_compare: Any) -> None:
+def test_main_screen_with_the_failing_extension_selected(lab: Lab, tmp_path: Path, snap_compare: Any) -> None:
     assert snap_compare(lab_app(lab, tmp_path), terminal_size=SIZE, run_before=just_settle)
 
 

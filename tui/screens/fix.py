@@ -173,14 +173,16 @@ class FixProgressScreen(Screen[Any]):
         self.query_one(RichLog).write("Cancelled: the original is untouched. Press Escape to go back.")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        report_worker_error(self, event)
-        if event.worker.group != "fix":
+        if event.worker.group != "fix" or event.state not in (WorkerState.ERROR, WorkerState.CANCELLED):
             return
-        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
-            self.finished = True
-            cause = engine.one_line(event.worker.error) if event.worker.error else "cancelled"
-            self.query_one(RichLog).write(f"Stopped: {cause}")
-            self.query_one(RichLog).write("The original is untouched. Press Escape to go back.")
+        self.finished = True
+        log = self.query_one(RichLog)
+        if self.cancel_event.is_set():  # core stops with an error at its next check: that is the cancel
+            log.write("Cancelled: nothing was changed. Press Escape to go back.")
+            return
+        report_worker_error(self, event)
+        log.write(f"Stopped: {_namer(self).text(engine.one_line(event.worker.error))}")
+        log.write("The original is untouched. Press Escape to go back.")
 
     def action_cancel(self) -> None:
         if self.finished:

@@ -233,3 +233,14 @@ def test_ensure_on_an_empty_store_says_so_and_succeeds(env: dict[str, str]) -> N
         check=True,
     )
     assert done.stdout.strip() == "0 fixed target(s), all up to date"
+
+
+def test_the_cli_fast_path_runs_ensure_and_leaves_other_commands_alone(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glibc_doctor.tui.cli_fix import fast_ensure
+
+    monkeypatch.setenv("XDG_DATA_HOME", env["XDG_DATA_HOME"])
+    assert fast_ensure(["ensure", "--quiet"]) == 0
+    assert fast_ensure(["ensure", "--json"]) is None
+    assert fast_ensure(["status"]) is None

@@ -19,7 +19,7 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -256,7 +256,12 @@ def _target_key(plan: FixPlan) -> tuple[str, str, bool]:
 
 
 def activate_and_record(
-    plan: FixPlan, built: BuildResult, current_root: str, glibc_dir: str | None, env: Mapping[str, str]
+    plan: FixPlan,
+    built: BuildResult,
+    current_root: str,
+    glibc_dir: str | None,
+    env: Mapping[str, str],
+    ext: Sequence[str] = (),
 ) -> tuple[Activation, str]:
     """Activate a verified build and write the manifest (the caller holds the lock)."""
     from glibc_doctor.core.patch.activate import Activation, activate_profile, activate_venv
@@ -283,7 +288,7 @@ def activate_and_record(
         id=identifier,
         kind=plan.target.kind,
         spec=key if is_venv else plan.target.spec,
-        ext=existing.ext if existing is not None else _ext_of(plan),
+        ext=tuple(ext) or (existing.ext if existing is not None else ()),
         environment=key if is_venv else None,
         source_package=plan.source_package,
         source_interpreter=os.path.join(plan.source_package, plan.interpreter),
@@ -293,14 +298,6 @@ def activate_and_record(
         remaining=tuple(item.as_json() for item in plan.remaining),
     )
     return activation, str(save_manifest(manifest, env))
-
-
-def _ext_of(plan: FixPlan) -> tuple[str, ...]:
-    return tuple(
-        dict.fromkeys(
-            os.path.dirname(ext.path) for ext in plan.target.extensions if plan.target.kind == "generic"
-        )
-    )
 
 
 # --- what the target uses now ---------------------------------------------------------------------
@@ -509,18 +506,28 @@ def rebuild(
     """Fix ``manifest``'s target again from its source package against ``stdenv``."""
     from glibc_doctor.core.patch import FixResult, run_fix
     from glibc_doctor.core.patch.plan import plan_fix
+    from glibc_doctor.core.patch.verify import snapshot
     from glibc_doctor.core.targets import resolve_target
 
     target = resolve_target(manifest.spec, manifest.ext)
     found = source_snapshot(target, env)
-    if found is None:
+    if found is not None:
+        source, current_root = found
+    elif manifest.environment is None:  # a bare interpreter: its spec names the source itself
+        source, current_root = snapshot(target, env), manifest.current.package
+    else:
         raise PatchError(f"{manifest.spec} no longer runs a glibc-doctor build; run `glibc-doctor fix` again")
-    source, current_root = found
     plan = plan_fix(source, stdenv, str(data_dir(env)))
     result: FixResult | None = None
-    for event in run_fix(
-        plan, source.conflicts, current_root=current_root, glibc_dir=manifest.glibc_dir, env=env
-    ):
+    events = run_fix(
+        plan,
+        source.conflicts,
+        current_root=current_root,
+        glibc_dir=manifest.glibc_dir,
+        ext=manifest.ext,
+        env=env,
+    )
+    for event in events:
         if isinstance(event, FixResult):
             result = event
         elif progress is not None:

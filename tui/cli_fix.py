@@ -140,7 +140,10 @@ def run_fix_command(args: argparse.Namespace) -> int:
         _confirm(plan, err)
     fixed: FixResult | None = None
     try:
-        for event in run_fix(plan, source.conflicts, current_root=current_root, glibc_dir=args.glibc):
+        events = run_fix(
+            plan, source.conflicts, current_root=current_root, glibc_dir=args.glibc, ext=args.ext
+        )
+        for event in events:
             if isinstance(event, FixResult):
                 fixed = event
             elif not args.json:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from glibc_doctor.core.model import Conflict
@@ -87,13 +87,15 @@ def run_fix(
     *,
     current_root: str | None = None,
     glibc_dir: str | None = None,
+    ext: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     cancel: threading.Event | None = None,
 ) -> Iterator[FixProgress | FixResult]:
     """Build, verify and (when verified) activate ``plan``; record it in the store's manifest.
 
     ``before`` are the conflicts of the unpatched process (a fix that adds one is not activated);
-    ``current_root`` is the package the target uses now (the source, or an older build).
+    ``current_root`` is the package the target uses now (the source, or an older build); ``glibc_dir``
+    and ``ext`` (the ``--glibc`` and ``--ext`` given) are recorded so ``ensure`` rebuilds the same way.
     """
     from glibc_doctor.core import store
     from glibc_doctor.core.patch.build import build
@@ -115,7 +117,7 @@ def run_fix(
         if verification.ok:
             yield FixProgress("activating", plan.destination)
             activation, manifest = store.activate_and_record(
-                plan, built, current_root or plan.source_package, glibc_dir, environ
+                plan, built, current_root or plan.source_package, glibc_dir, environ, ext
             )
         yield FixResult(plan, built, verification, activation, manifest)
 

@@ -307,3 +307,32 @@ def test_fixing_an_already_fixed_venv_again_reuses_the_build(env: Env) -> None:
     assert env.imports("ext_pthread").returncode == 0
     manifests = list((env.tmp / "data" / "glibc-doctor" / "manifests").glob("*.json"))
     assert len(manifests) == 1
+
+
+def test_ensure_rebuilds_a_bare_ruby_profile_when_the_stdenv_moves(env: Env, lab: Lab) -> None:
+    report = json.loads(env.cli("fix", str(lab.ruby), "--yes", "--json").stdout)
+    profile_ruby = Path(report["activated"][0]) / lab.ruby.name
+    first_build = os.path.realpath(profile_ruby)
+    env.use_trixie_wrapper()
+    done = env.cli("ensure")
+    assert "rebuilt" in done.stdout, done.stderr
+    assert "glibc 2.41" in done.stdout
+    after = subprocess.run(
+        [str(profile_ruby), "-e", f'require "{lab.ruby_ext}"; puts :loaded'],
+        env=env.environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert after.stdout.strip() == "loaded", after.stderr
+    assert os.path.realpath(profile_ruby) != first_build
+    assert os.path.realpath(profile_ruby).startswith(f"{env.packages}/")
+
+
+def test_ensure_keeps_the_ext_dirs_given_to_fix(env: Env, lab: Lab) -> None:
+    done = env.cli("fix", str(lab.python), "--ext", str(env.site), "--yes", "--json")
+    assert json.loads(done.stdout)["verified"] is True
+    env.use_trixie_wrapper()
+    env.cli("ensure")
+    (python,) = (env.tmp / "data" / "glibc-doctor" / "profiles").glob("*/bin/python3.9")
+    assert env.imports("ext_strlcpy", python=python).returncode == 0

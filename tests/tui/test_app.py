@@ -21,9 +21,10 @@ from glibc_doctor.tui.screens.fix import FixPlanScreen, FixProgressScreen, FixRe
 from glibc_doctor.tui.screens.main import MainScreen
 from glibc_doctor.tui.screens.modals import ConfirmScreen, ErrorScreen, HelpScreen
 from glibc_doctor.tui.screens.start import StartScreen
-from glibc_doctor.tui.widgets.graph_view import GraphView
+from glibc_doctor.tui.widgets.graph_view import Box, GraphView, Picture, draw
 from glibc_doctor.tui.widgets.panes import ConflictsTable, DetailsPane, SummaryBar
 from glibc_doctor.tui.widgets.process_tree import ProcessTree
+from glibc_doctor.tui.widgets.render import PathNamer
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, RichLog, Static, TextArea
 
@@ -424,3 +425,38 @@ async def test_escape_during_a_scan_cancels_it(lab: Lab, tmp_path: Path) -> None
         await pilot.press("r")
         await settle(pilot)
         assert screen.result is not None
+
+
+# --- pure rendering ----------------------------------------------------------------------------------
+
+
+def test_the_drawing_boxes_every_node_and_points_an_arrow_at_each_target() -> None:
+    boxes = {name: Box((name,)) for name in ("python", "ext", "libz", "glibc")}
+    edges = (("python", "ext", ""), ("python", "libz", ""), ("ext", "glibc", "red"), ("libz", "glibc", ""))
+    lines = draw(Picture(boxes, edges, "python")).plain.splitlines()
+    rows = {name: next(i for i, line in enumerate(lines) if f"│ {name} │" in line) for name in boxes}
+    assert rows["python"] < rows["ext"] == rows["libz"] < rows["glibc"]
+    arrows = sum(line.count("▼") for line in lines)
+    assert arrows == 3  # ext, libz, glibc (two edges into glibc share one arrow)
+
+
+def test_a_long_edge_passes_beside_the_middle_layer_instead_of_through_a_box() -> None:
+    boxes = {name: Box((name,)) for name in ("python", "ext", "glibc")}
+    edges = (("python", "ext", ""), ("ext", "glibc", ""), ("python", "glibc", ""))
+    lines = draw(Picture(boxes, edges, "python")).plain.splitlines()
+    middle = next(line for line in lines if "│ ext │" in line)
+    assert middle.count("│") == 3  # the ext box's two sides and the python -> glibc line beside it
+
+
+def test_a_cycle_still_draws_every_box() -> None:
+    boxes = {name: Box((name,)) for name in ("a", "b")}
+    text = draw(Picture(boxes, (("a", "b", ""), ("b", "a", "")), "a")).plain
+    assert "│ a │" in text
+    assert "│ b │" in text
+
+
+def test_a_path_under_two_aliased_roots_takes_the_longest() -> None:
+    namer = PathNamer({"/lab": "$LAB", "/lab/store/abc-glibc": "$STORE/glibc"})
+    assert namer("/lab/store/abc-glibc/lib/libc.so.6") == "$STORE/glibc/lib/libc.so.6"
+    assert namer("/lab/venv") == "$LAB/venv"
+    assert namer("/lab2/x") == "/lab2/x"

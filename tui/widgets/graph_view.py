@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 from glibc_doctor.core.model import Role
@@ -101,6 +102,7 @@ def picture(result: ScanLike, highlighted: Collection[str] = ()) -> Picture:
         if len(members) > 1:
             for member in members:
                 group[member] = f"quiet:{caller}"
+    _fold_private_libraries(graph, group, hot)
     boxes: dict[str, Box] = {}
     for node in graph.nodes:
         box_id = group.get(node, node)
@@ -122,6 +124,21 @@ def picture(result: ScanLike, highlighted: Collection[str] = ()) -> Picture:
     )
 
 
+def _fold_private_libraries(graph: Any, group: dict[str, str], hot: set[str]) -> None:
+    """A library only the collapsed extensions need joins their box (to a fixpoint): a box that stands
+    for 46 modules should not fan out to the 15 libraries behind them."""
+    changed = True
+    while changed:
+        changed = False
+        for node in graph.nodes:
+            if node in group or node in hot:
+                continue
+            owners = {group.get(pred) for pred in graph.predecessors(node)}
+            if len(owners) == 1 and (owner := owners.pop()) is not None and owner.startswith("quiet:"):
+                group[node] = owner
+                changed = True
+
+
 def _box(
     result: ScanLike,
     box_id: str,
@@ -135,7 +152,7 @@ def _box(
         return Box((f"glibc {result.glibc.version or '?'}", "libc.so.6 + ld.so"), "cyan")
     if box_id.startswith("quiet:"):
         count = len(quiet[box_id.removeprefix("quiet:")])
-        return Box((f"{count} more extensions", "no conflict"), "dim")
+        return Box((f"{count} more extensions", "and their libraries: ok"), "dim")
     need = max_glibc_need(facts_of(graph, node))
     mine = conflicts.get(node, [])
     if mine:
@@ -321,24 +338,60 @@ def _draw_box(canvas: Canvas, x: int, y: int, width: int, height: int, box: Box)
 def _draw_channel(
     canvas: Canvas, graph: nx.DiGraph, row: list[str], center: dict[str, int], bottom: int
 ) -> int:
-    """Route the edges leaving ``row``; return the y of the next layer's top."""
+    """Route the edges leaving ``row``; return the y of the next layer's top.
+
+    Each net gets a track row: a fan-out net is one source with its targets (python -> its libraries),
+    a fan-in net one target with its sources (everything -> glibc). Whichever grouping packs into fewer
+    rows wins, so a channel stays as short as the picture allows.
+    """
     edges = [(u, v, graph.edges[u, v]["style"]) for u in row for v in graph.successors(u)]
-    targets = sorted({v for _, v, _ in edges}, key=lambda v: center[v])
-    bent = [v for v in targets if any(center[u] != center[v] for u, w, _ in edges if w == v)]
-    track = {v: bottom + 1 + i for i, v in enumerate(bent)}
-    arrow_row = bottom + len(bent) + 1
+    bent = [(u, v, s) for u, v, s in edges if center[u] != center[v]]
+    by_target = _pack_tracks(_nets(bent, center, key=1))
+    by_source = _pack_tracks(_nets(bent, center, key=0))
+    fan_in = len(set(by_target.values())) <= len(set(by_source.values()))
+    tracks = by_target if fan_in else by_source
+    arrow_row = bottom + 1 + (max(tracks.values()) + 1 if tracks else 0)
     for u, v, style in sorted(edges, key=lambda e: e[2] == "red"):
-        if v in track:
-            canvas.vline(center[u], bottom, track[v], style)
-            canvas.hline(track[v], center[u], center[v], style)
-            canvas.vline(center[v], track[v], arrow_row, style)
+        net = v if fan_in else u
+        if net in tracks and center[u] != center[v]:
+            y = bottom + 1 + tracks[net]
+            canvas.vline(center[u], bottom, y, style)
+            canvas.hline(y, center[u], center[v], style)
+            canvas.vline(center[v], y, arrow_row, style)
         else:
             canvas.vline(center[u], bottom, arrow_row, style)
-    for v in targets:
+    for v in {v for _, v, _ in edges}:
         if not v.startswith("\0"):
             red = any(s == "red" for _, w, s in edges if w == v)
             canvas.put(center[v], arrow_row, "▼", "red" if red else "")
     return arrow_row + 1
+
+
+def _nets(edges: list[tuple[str, str, str]], center: dict[str, int], key: int) -> dict[str, tuple[int, int]]:
+    """The horizontal span of each net: edges grouped by source (key 0) or by target (key 1)."""
+    spans: dict[str, tuple[int, int]] = {}
+    for edge in edges:
+        net = edge[key]
+        xs = (center[edge[0]], center[edge[1]])
+        low, high = spans.get(net, (min(xs), max(xs)))
+        spans[net] = (min(low, *xs), max(high, *xs))
+    return spans
+
+
+def _pack_tracks(spans: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """Left-edge channel routing: nets whose horizontal spans do not touch share a track row."""
+    rows: list[int] = []  # the right end of the last span on each track
+    placed: dict[str, int] = {}
+    for (left, right), net in sorted((span, net) for net, span in spans.items()):
+        for row, end in enumerate(rows):
+            if end + 1 < left:
+                rows[row] = right
+                placed[net] = row
+                break
+        else:
+            rows.append(right)
+            placed[net] = len(rows) - 1
+    return placed
 
 
 class GraphView(ScrollableContainer):

@@ -433,9 +433,10 @@ def make_plan(
     notes = [
         f"{d} also holds other libraries the process loads; it stays last in RPATH" for d in sorted(keep)
     ]
-    if runtimes:
+    added = [name for patch in patches if patch.relpath == interpreter_relpath for name in patch.add_needed]
+    if added:
         notes.append(
-            "loaded first by the interpreter (RUNPATH lookups cannot see its RPATH): " + ", ".join(runtimes)
+            "added DT_NEEDED (RUNPATH lookups cannot see the interpreter's RPATH): " + ", ".join(added)
         )
     return FixPlan(
         target=result.target,

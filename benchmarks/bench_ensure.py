@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from glibc_doctor.core import store
+from glibc_doctor.core.patch.manifest import BuildRecord, Manifest
 from glibc_doctor.core.stdenv import find_stdenv
 
 GOAL_SECONDS = 0.050
@@ -57,8 +58,8 @@ def fill_store(env: dict[str, str], count: int) -> None:
     fingerprint = find_stdenv(env=env).fingerprint
     for index in range(count):
         package = str(store.packages_dir(env) / f"python3.9-bench{index:04d}")
-        record = store.BuildRecord(package, f"{package}/bin/python3.9", fingerprint, {"version": "bench"})
-        manifest = store.Manifest(
+        record = BuildRecord(package, f"{package}/bin/python3.9", fingerprint, {"version": "bench"})
+        manifest = Manifest(
             id=f"bench-{index:04d}",
             kind="python",
             spec=f"/bench/venv{index}",

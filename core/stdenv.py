@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from glibc_doctor.core.errors import StdenvError
-from glibc_doctor.core.model import StdenvInfo
+
+# The record types cost imports that ``ensure``'s fast path does without; mypy treats this name as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from glibc_doctor.core.model import StdenvInfo
 
 LOADER_NAME = "ld-linux-x86-64.so.2"
 LIBC_NAME = "libc.so.6"
@@ -40,13 +43,19 @@ _DEFAULT_DIRS = (
 _GLIBC_SUBDIRS = ("", "lib", "lib64", "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "usr/lib64")
 
 
-@dataclass(frozen=True, slots=True)
 class Compiler:
-    """The compiler command (``$CC`` may carry flags) and the real file it runs."""
+    """The compiler command (``$CC`` may carry flags) and the real file it runs.
 
-    argv: tuple[str, ...]
-    real_path: str
-    name: str
+    A plain class, not a dataclass: ``ensure``'s no-op path finds the compiler (to key the probe
+    cache) and must not pay for importing ``dataclasses``.
+    """
+
+    __slots__ = ("argv", "name", "real_path")
+
+    def __init__(self, argv: tuple[str, ...], real_path: str, name: str) -> None:
+        self.argv = argv
+        self.real_path = real_path
+        self.name = name
 
 
 def find_stdenv(glibc_dir: str | None = None, env: Mapping[str, str] | None = None) -> StdenvInfo:
@@ -56,26 +65,40 @@ def find_stdenv(glibc_dir: str | None = None, env: Mapping[str, str] | None = No
     """
     environ = dict(os.environ if env is None else env)
     compiler = find_compiler(environ)
+    key = _request_key(glibc_dir, compiler, environ)
+    entry = _cached_entry(key, glibc_dir, environ) if key is not None else None
+    if entry is not None:
+        return _from_entry(entry)
     if glibc_dir is not None:
-        key = _cache_key(compiler, environ, f"--glibc {os.path.realpath(glibc_dir)}")
-        cached = _load_cached(key, environ)
-        if cached is not None and cached.source == f"--glibc {glibc_dir}":
-            return cached
         info = stdenv_from_dir(glibc_dir, environ)
-        _store_cached(key, info, environ)
-        return info
-    if compiler is None:
+    elif compiler is None:
         nix = stdenv_from_nix_cc(environ)
         if nix is not None:
             return nix
         raise StdenvError("no C compiler found ($CC, cc, gcc): cannot tell which glibc new extensions use")
-    key = _cache_key(compiler, environ)
-    cached = _load_cached(key, environ)
-    if cached is not None:
-        return cached
-    info = probe_stdenv(compiler, environ)
-    _store_cached(key, info, environ)
+    else:
+        info = probe_stdenv(compiler, environ)
+    if key is not None:
+        _store_cached(key, info, environ)
     return info
+
+
+def cached_fingerprint(glibc_dir: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """The stdenv's fingerprint from the probe cache when it is still valid, else None.
+
+    ``ensure``'s no-op path: a JSON file and a few stat calls, no record types, no ELF, no compiler.
+    """
+    environ = os.environ if env is None else env
+    key = _request_key(glibc_dir, find_compiler(environ), environ)
+    entry = _cached_entry(key, glibc_dir, environ) if key is not None else None
+    fingerprint = entry.get("fingerprint") if entry is not None else None
+    return fingerprint if isinstance(fingerprint, str) else None
+
+
+def _request_key(glibc_dir: str | None, compiler: Compiler | None, env: Mapping[str, str]) -> str | None:
+    if glibc_dir is not None:
+        return _cache_key(compiler, env, f"--glibc {os.path.realpath(glibc_dir)}")
+    return _cache_key(compiler, env) if compiler is not None else None
 
 
 def stdenv_from_dir(glibc_dir: str, env: Mapping[str, str]) -> StdenvInfo:
@@ -236,6 +259,7 @@ def _libstdcxx_for(compiler: Compiler | None, env: Mapping[str, str], prefer_dir
 def make_stdenv(loader: str, libc: str, libstdcxx: str | None, source: str) -> StdenvInfo:
     """Assemble the record: release from the libc, lib dirs (glibc first), fingerprint of the files."""
     from glibc_doctor.core.elf import glibc_release
+    from glibc_doctor.core.model import StdenvInfo
 
     lib_dirs = [os.path.dirname(libc)]
     if libstdcxx is not None and os.path.dirname(libstdcxx) not in lib_dirs:
@@ -312,23 +336,37 @@ def _stamps(info: StdenvInfo) -> list[list[int] | None]:
     return [_file_stamp(path) for path in (info.loader, info.libc, info.libstdcxx)]
 
 
-def _load_cached(key: str, env: Mapping[str, str]) -> StdenvInfo | None:
-    """The cached probe answer for ``key``, when the files it found are unchanged (a few stat calls)."""
+def _cached_entry(key: str, glibc_dir: str | None, env: Mapping[str, str]) -> dict[str, object] | None:
+    """The cached answer for ``key`` when the files it names are unchanged (a few stat calls)."""
     try:
-        data = json.loads((cache_dir(env) / "stdenv.json").read_text())
-        entry = data[key]
-        info = StdenvInfo(
-            version=entry["version"],
-            loader=entry["loader"],
-            libc=entry["libc"],
-            lib_dirs=tuple(entry["lib_dirs"]),
-            source=entry["source"],
-            fingerprint=entry["fingerprint"],
-            libstdcxx=entry["libstdcxx"],
-        )
+        entry = json.loads((cache_dir(env) / "stdenv.json").read_text())[key]
+        files = [entry["loader"], entry["libc"], entry["libstdcxx"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return info if _stamps(info) == entry.get("stamps") else None
+    if not isinstance(entry, dict) or [_file_stamp(path) for path in files] != entry.get("stamps"):
+        return None
+    if glibc_dir is not None and entry.get("source") != f"--glibc {glibc_dir}":
+        return None
+    return entry
+
+
+def _from_entry(entry: Mapping[str, object]) -> StdenvInfo:
+    from glibc_doctor.core.model import StdenvInfo
+
+    dirs = entry["lib_dirs"]
+    return StdenvInfo(
+        version=_opt_str(entry["version"]),
+        loader=str(entry["loader"]),
+        libc=str(entry["libc"]),
+        lib_dirs=tuple(str(d) for d in dirs) if isinstance(dirs, list) else (),
+        source=str(entry["source"]),
+        fingerprint=str(entry["fingerprint"]),
+        libstdcxx=_opt_str(entry["libstdcxx"]),
+    )
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _store_cached(key: str, info: StdenvInfo, env: Mapping[str, str]) -> None:

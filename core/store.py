@@ -21,25 +21,21 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from glibc_doctor.core.errors import DoctorError, PatchError
-from glibc_doctor.core.model import StdenvInfo
 
-# typing costs an import on ensure's fast path; mypy treats this name as true.
+# typing and the record types cost imports on ensure's fast path; mypy treats this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
-    from glibc_doctor.core.model import Target
-    from glibc_doctor.core.patch import FixProgress, FixResult
+    from glibc_doctor.core.model import StdenvInfo, Target
     from glibc_doctor.core.patch.activate import Activation
     from glibc_doctor.core.patch.build import BuildResult
+    from glibc_doctor.core.patch.manifest import Manifest, StatusEntry
     from glibc_doctor.core.patch.plan import FixPlan
+    from glibc_doctor.core.patch.run import FixProgress, FixResult
     from glibc_doctor.core.patch.verify import Snapshot
 
-MANIFEST_FORMAT = 1
 _held = {"depth": 0}
 
 
@@ -103,93 +99,6 @@ def write_json_atomic(path: Path, data: object) -> None:
 # --- manifests ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BuildRecord:
-    """One build of a manifest: where it is, for which stdenv, what it changed, how it was activated."""
-
-    package: str
-    interpreter: str
-    fingerprint: str
-    stdenv: dict[str, Any]
-    files: tuple[dict[str, str], ...] = ()
-    activation: dict[str, Any] | None = None
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "package": self.package,
-            "interpreter": self.interpreter,
-            "fingerprint": self.fingerprint,
-            "stdenv": self.stdenv,
-            "files": list(self.files),
-            "activation": self.activation,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> BuildRecord:
-        return cls(
-            package=str(data["package"]),
-            interpreter=str(data["interpreter"]),
-            fingerprint=str(data["fingerprint"]),
-            stdenv=dict(data["stdenv"]),
-            files=tuple(dict(item) for item in data.get("files", [])),
-            activation=data.get("activation"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """A fixed target: what it was, which build it uses now, and the one before (for rollback)."""
-
-    id: str
-    kind: str
-    spec: str
-    ext: tuple[str, ...]
-    environment: str | None
-    source_package: str
-    source_interpreter: str
-    glibc_dir: str | None
-    current: BuildRecord
-    previous: BuildRecord | None = None
-    remaining: tuple[dict[str, Any], ...] = field(default=())
-
-    @property
-    def path(self) -> str:
-        return self.id + ".json"
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "format": MANIFEST_FORMAT,
-            "id": self.id,
-            "kind": self.kind,
-            "spec": self.spec,
-            "ext": list(self.ext),
-            "environment": self.environment,
-            "source_package": self.source_package,
-            "source_interpreter": self.source_interpreter,
-            "glibc_dir": self.glibc_dir,
-            "current": self.current.as_json(),
-            "previous": self.previous.as_json() if self.previous is not None else None,
-            "remaining": list(self.remaining),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Manifest:
-        previous = data.get("previous")
-        return cls(
-            id=str(data["id"]),
-            kind=str(data["kind"]),
-            spec=str(data["spec"]),
-            ext=tuple(str(item) for item in data.get("ext", [])),
-            environment=data.get("environment"),
-            source_package=str(data["source_package"]),
-            source_interpreter=str(data["source_interpreter"]),
-            glibc_dir=data.get("glibc_dir"),
-            current=BuildRecord.from_json(data["current"]),
-            previous=BuildRecord.from_json(previous) if previous else None,
-            remaining=tuple(data.get("remaining", [])),
-        )
-
-
 def manifest_id(target_key: str, name: str) -> str:
     """``<readable name>-<8 hex of the target>``: one manifest per venv or bare interpreter."""
     import hashlib
@@ -219,6 +128,8 @@ def _manifest_files(env: Mapping[str, str] | None) -> list[Path]:
 
 
 def read_manifest(path: Path) -> Manifest | None:
+    from glibc_doctor.core.patch.manifest import Manifest
+
     try:
         return Manifest.from_json(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
@@ -226,7 +137,7 @@ def read_manifest(path: Path) -> Manifest | None:
 
 
 def save_manifest(manifest: Manifest, env: Mapping[str, str] | None = None) -> Path:
-    path = manifests_dir(env) / manifest.path
+    path: Path = manifests_dir(env) / manifest.path
     write_json_atomic(path, manifest.as_json())
     return path
 
@@ -265,6 +176,7 @@ def activate_and_record(
 ) -> tuple[Activation, str]:
     """Activate a verified build and write the manifest (the caller holds the lock)."""
     from glibc_doctor.core.patch.activate import Activation, activate_profile, activate_venv
+    from glibc_doctor.core.patch.manifest import BuildRecord, Manifest
 
     key, name, is_venv = _target_key(plan)
     identifier = manifest_id(key, name)
@@ -325,31 +237,9 @@ def source_snapshot(target: Target, env: Mapping[str, str] | None = None) -> tup
 # --- status, rollback, gc -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class StatusEntry:
-    """One fixed target as ``status`` shows it."""
-
-    manifest: Manifest
-    up_to_date: bool | None  # None: the stdenv could not be determined
-    exists: bool
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "id": self.manifest.id,
-            "target": self.manifest.spec,
-            "kind": self.manifest.kind,
-            "source_package": self.manifest.source_package,
-            "package": self.manifest.current.package,
-            "interpreter": self.manifest.current.interpreter,
-            "stdenv": self.manifest.current.stdenv,
-            "previous": self.manifest.previous.package if self.manifest.previous else None,
-            "up_to_date": self.up_to_date,
-            "exists": self.exists,
-            "remaining": list(self.manifest.remaining),
-        }
-
-
 def status(env: Mapping[str, str] | None = None) -> list[StatusEntry]:
+    from glibc_doctor.core.patch.manifest import StatusEntry
+
     entries = []
     fingerprints: dict[str | None, str | None] = {}
     for manifest in load_manifests(env):
@@ -394,6 +284,8 @@ def find_manifest(spec: str, env: Mapping[str, str] | None = None) -> Manifest:
 
 def rollback(spec: str, env: Mapping[str, str] | None = None) -> str:
     """Undo the last activation of ``spec``: back to the previous build, or to the original."""
+    from dataclasses import replace
+
     from glibc_doctor.core.patch.activate import Activation, undo
 
     with locked(env):
@@ -444,17 +336,28 @@ def _make_writable(root: str) -> None:
 # --- ensure ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class EnsureReport:
-    """What ``ensure`` found and did: targets checked, rebuilt (with their results), failed."""
+    """What ``ensure`` found and did: targets checked, rebuilt (with their results), failed.
 
-    checked: int
-    rebuilt: tuple[FixResult, ...] = ()
-    failed: tuple[str, ...] = ()
+    A plain class, not a dataclass: ``ensure``'s no-op path returns one, and building a dataclass
+    (and importing ``dataclasses``) costs more than the whole no-op.
+    """
+
+    __slots__ = ("checked", "failed", "rebuilt")
+
+    def __init__(
+        self, checked: int, rebuilt: tuple[FixResult, ...] = (), failed: tuple[str, ...] = ()
+    ) -> None:
+        self.checked = checked
+        self.rebuilt = rebuilt
+        self.failed = failed
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def __repr__(self) -> str:
+        return f"EnsureReport(checked={self.checked}, rebuilt={len(self.rebuilt)}, failed={self.failed!r})"
 
 
 def stale_manifests(
@@ -471,15 +374,37 @@ def stale_manifests(
     return stale, stdenvs
 
 
+def all_up_to_date(files: list[Path], env: Mapping[str, str] | None) -> bool:
+    """True when every manifest's build matches the cached stdenv fingerprint (no records, no ELF).
+
+    False means "look closer": a stale build, an unreadable manifest, or no valid probe cache.
+    """
+    from glibc_doctor.core.stdenv import cached_fingerprint
+
+    fingerprints: dict[str | None, str | None] = {}
+    for path in files:
+        try:
+            data = json.loads(path.read_text())
+            glibc_dir, wanted = data.get("glibc_dir"), data["current"]["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+        if glibc_dir not in fingerprints:
+            fingerprints[glibc_dir] = cached_fingerprint(glibc_dir, env)
+        if fingerprints[glibc_dir] is None or fingerprints[glibc_dir] != wanted:
+            return False
+    return True
+
+
 def ensure(
     env: Mapping[str, str] | None = None, progress: Callable[[FixProgress], None] | None = None
 ) -> EnsureReport:
     """Rebuild, verify and switch every fixed target whose stdenv changed; a fast no-op otherwise."""
-    if not _manifest_files(env):
-        return EnsureReport(0)
+    files = _manifest_files(env)
+    if not files or all_up_to_date(files, env):
+        return EnsureReport(len(files))
     stale, _ = stale_manifests(env)
     if not stale:
-        return EnsureReport(len(_manifest_files(env)))
+        return EnsureReport(len(files))
     with locked(env):
         stale, stdenvs = stale_manifests(env)  # another ensure may have done it while we waited
         results = []

@@ -1,126 +1,31 @@
 """The fix: plan (pure) -> build (staging dir, patchelf) -> verify (run + rescan) -> activate -> manifest.
 
-``run_fix`` drives the steps as a generator of progress events ending in a ``FixResult``, holding the
-store lock for the whole run so two fixes or ``ensure`` runs never interleave.
+The names below are loaded on first use: ``core/store.py`` imports ``core.patch.manifest`` on
+``ensure``'s fast path, and that must not import patchelf, ELF or scan machinery with it.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import importlib
 
-from glibc_doctor.core.model import Conflict
-from glibc_doctor.core.patch.activate import Activation
-from glibc_doctor.core.patch.build import BuildProgress, BuildResult
-from glibc_doctor.core.patch.plan import FixPlan, Remaining, plan_fix
-from glibc_doctor.core.patch.verify import Verification
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from glibc_doctor.core.patch.plan import FixPlan, plan_fix
+    from glibc_doctor.core.patch.run import FixProgress, FixResult, run_fix
 
 __all__ = ["FixPlan", "FixProgress", "FixResult", "plan_fix", "run_fix"]
 
-
-@dataclass(frozen=True, slots=True)
-class FixProgress:
-    """A step of the fix (``building``, ``patched``, ``verifying``, ``activated`` …) for the UI."""
-
-    step: str
-    detail: str = ""
-    done: int = 0
-    total: int = 0
+_HOMES = {
+    "FixPlan": "plan",
+    "plan_fix": "plan",
+    "FixProgress": "run",
+    "FixResult": "run",
+    "run_fix": "run",
+}
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class FixResult:
-    """What a fix did: the build, whether it verified, what it activated, what still remains."""
-
-    plan: FixPlan
-    build: BuildResult
-    verification: Verification
-    activation: Activation | None
-    manifest: str | None
-
-    @property
-    def verified(self) -> bool:
-        ok: bool = self.verification.ok
-        return ok
-
-    @property
-    def remaining(self) -> tuple[Remaining, ...]:
-        remaining: tuple[Remaining, ...] = self.plan.remaining
-        return remaining
-
-    @property
-    def ok(self) -> bool:
-        """Activated and nothing remains: exit code 0."""
-        return self.activation is not None and not self.remaining
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "interpreter": self.plan.patched_interpreter,
-            "package": self.build.package,
-            "source_package": self.plan.source_package,
-            "stdenv": self.plan.stdenv.as_json(),
-            "verified": self.verified,
-            "activated": self.activation.changed if self.activation is not None else [],
-            "remaining": [item.as_json() for item in self.remaining],
-            "fixed": [conflict.as_json() for conflict in self.plan.fixes],
-            "checks": [
-                {
-                    "extension": c.extension,
-                    "name": c.name,
-                    "ok": c.ok,
-                    "expected": c.expected,
-                    "detail": c.detail,
-                }
-                for c in self.verification.checks
-            ],
-            "problems": self.verification.failures(),
-            "hints": list(self.activation.hints) if self.activation is not None else [],
-            "manifest": self.manifest,
-        }
-
-
-def run_fix(
-    plan: FixPlan,
-    before: tuple[Conflict, ...],
-    *,
-    current_root: str | None = None,
-    glibc_dir: str | None = None,
-    ext: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
-    cancel: threading.Event | None = None,
-) -> Iterator[FixProgress | FixResult]:
-    """Build, verify and (when verified) activate ``plan``; record it in the store's manifest.
-
-    ``before`` are the conflicts of the unpatched process (a fix that adds one is not activated);
-    ``current_root`` is the package the target uses now (the source, or an older build); ``glibc_dir``
-    and ``ext`` (the ``--glibc`` and ``--ext`` given) are recorded so ``ensure`` rebuilds the same way.
-    """
-    from glibc_doctor.core import store
-    from glibc_doctor.core.patch.build import build
-    from glibc_doctor.core.patch.verify import verify
-
-    environ = os.environ if env is None else env
-    with store.locked(environ):
-        built: BuildResult | None = None
-        for event in build(plan, cancel):
-            if isinstance(event, BuildResult):
-                built = event
-            else:
-                yield _progress(event)
-        assert built is not None  # build() ends with its result or raises
-        yield FixProgress("verifying", plan.patched_interpreter)
-        verification = verify(plan, before, environ)
-        activation = None
-        manifest = None
-        if verification.ok:
-            yield FixProgress("activating", plan.destination)
-            activation, manifest = store.activate_and_record(
-                plan, built, current_root or plan.source_package, glibc_dir, environ, ext
-            )
-        yield FixResult(plan, built, verification, activation, manifest)
-
-
-def _progress(event: BuildProgress) -> FixProgress:
-    return FixProgress(event.step, event.detail, event.done, event.total)
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

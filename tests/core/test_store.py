@@ -14,6 +14,7 @@ import pytest
 from glibc_doctor.core import store
 from glibc_doctor.core.errors import PatchError
 from glibc_doctor.core.patch.activate import activate_venv
+from glibc_doctor.core.patch.manifest import BuildRecord, Manifest
 from glibc_doctor.core.stdenv import find_stdenv
 
 
@@ -26,15 +27,13 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def _record(
     package: str, fingerprint: str = "f" * 64, activation: dict[str, object] | None = None
-) -> store.BuildRecord:
-    return store.BuildRecord(
-        package, f"{package}/bin/python3.9", fingerprint, {"version": "2.36"}, (), activation
-    )
+) -> BuildRecord:
+    return BuildRecord(package, f"{package}/bin/python3.9", fingerprint, {"version": "2.36"}, (), activation)
 
 
-def _manifest(env: dict[str, str], name: str = "venv", **changes: object) -> store.Manifest:
+def _manifest(env: dict[str, str], name: str = "venv", **changes: object) -> Manifest:
     packages = store.packages_dir(env)
-    manifest = store.Manifest(
+    manifest = Manifest(
         id=f"{name}-0000abcd",
         kind="python",
         spec=f"/work/{name}",

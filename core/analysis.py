@@ -268,13 +268,16 @@ def _missing_objects(context: _Context) -> Iterator[Conflict]:
 
 def _not_found(context: _Context, requester: str, name: str, resolution: Resolution | None) -> Conflict:
     rejected = resolution.rejected if resolution is not None else ()
+    if "/" in name and rejected:
+        return _unloadable_path(context, requester, name, rejected[0].reason)
     searched = resolution.searched if resolution is not None else ()
     where = f" in {', '.join(searched)}" if searched else ""
+    kind, cause = Kind.NOT_FOUND, f"The loader searched for {name}{where} and found no such file."
     if rejected:
         reasons = "; ".join(f"{item.path} ({item.reason})" for item in rejected)
-        kind, cause = Kind.WRONG_ELF, f"The loader found only unusable candidates for {name}: {reasons}."
-    else:
-        kind, cause = Kind.NOT_FOUND, f"The loader searched for {name}{where} and found no such file."
+        wrong = any(item.reason.startswith("wrong") for item in rejected)
+        kind = Kind.WRONG_ELF if wrong else Kind.NOT_FOUND
+        cause = f"The loader found only unusable candidates for {name}: {reasons}."
     return Conflict(
         kind=kind,
         object=requester,
@@ -289,13 +292,30 @@ def _not_found(context: _Context, requester: str, name: str, resolution: Resolut
     )
 
 
+def _unloadable_path(context: _Context, requester: str, path: str, reason: str) -> Conflict:
+    """A name with a slash is opened as is: ld.so reports why that one file was refused."""
+    wrong = reason.startswith("wrong")
+    return Conflict(
+        kind=Kind.WRONG_ELF if wrong else Kind.UNREADABLE,
+        object=path,
+        message=f"{path}: {reason}",
+        library=path,
+        chain=_chain(context.graph, context.root, requester) + (path,),
+        cause=f"{requester} opens {path} by its path, and the loader refuses that file: {reason}.",
+        fixes=(
+            f"reinstall {os.path.basename(path)} built for this interpreter's platform"
+            if wrong
+            else f"reinstall the package that owns {path} (the file is damaged or not a library)",
+        ),
+    )
+
+
 _PROBLEM_WORDS = {
     Problem.MISSING: "cannot open shared object file: No such file or directory",
     Problem.UNREADABLE: "cannot open shared object file",
     Problem.NOT_ELF: "invalid ELF header",
     Problem.TRUNCATED: "file too short",
-    Problem.MALFORMED: "ELF load command address/offset not properly aligned",
-}
+}  # MALFORMED has no single ld.so message: the reader's own detail says what is wrong
 
 
 def _unreadable_objects(context: _Context) -> Iterator[Conflict]:
@@ -305,10 +325,11 @@ def _unreadable_objects(context: _Context) -> Iterator[Conflict]:
         if data.get("role") == Role.MISSING or facts.problem is None:
             continue
         detail = f" ({facts.detail})" if facts.detail else ""
+        words = _PROBLEM_WORDS.get(facts.problem) or facts.detail or str(facts.problem)
         yield Conflict(
             kind=Kind.UNREADABLE,
             object=node,
-            message=f"{node}: {_PROBLEM_WORDS[facts.problem]}",
+            message=f"{node}: {words}",
             chain=_chain(graph, context.root, node),
             cause=f"{node} cannot be loaded: it is {facts.problem}{detail}.",
             fixes=(f"reinstall the package that owns {node}",),

@@ -206,3 +206,20 @@ def test_a_strict_scan_exits_1_on_latent_conflicts() -> None:
 
 def test_warnings_alone_exit_0_without_strict() -> None:
     assert latent_result(strict=False).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "reason"),
+    [
+        ("elf32", Kind.WRONG_ELF, "wrong ELF class: ELFCLASS32"),
+        ("huge_phnum", Kind.UNREADABLE, "file too short"),
+        ("truncated_header", Kind.UNREADABLE, "file too short"),
+    ],
+)
+def test_an_extension_file_the_loader_refuses_is_reported_in_its_words(
+    synthetic: Synthetic, env: dict[str, str], name: str, kind: Kind, reason: str
+) -> None:
+    path = str(getattr(synthetic, name))
+    result = synthetic_scan(synthetic, getattr(synthetic, name), env)
+    (conflict,) = [c for c in result.errors if c.object == path]
+    assert (conflict.kind, conflict.message) == (kind, f"{path}: {reason}")

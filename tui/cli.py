@@ -271,14 +271,19 @@ def _run_scan(args: argparse.Namespace) -> int:
         raise UsageError("scan needs a TARGET or --pid PID")
     from glibc_doctor.core.scan import result_text, scan, store_result
 
-    result = scan(
-        args.target or f"pid:{args.pid}",
-        ext=tuple(args.ext),
-        glibc=args.glibc,
-        pid=args.pid,
-        strict=bool(args.strict),
-        use_cache=False,  # stored below, with the JSON text already made for the output
-    )
+    try:
+        result = scan(
+            args.target or f"pid:{args.pid}",
+            ext=tuple(args.ext),
+            glibc=args.glibc,
+            pid=args.pid,
+            strict=bool(args.strict),
+            progress=_progress_line if sys.stderr.isatty() else None,
+            use_cache=False,  # stored below, with the JSON text already made for the output
+        )
+    finally:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\033[K")
     text = result_text(result)
     fmt = "json" if args.json else args.format
     if fmt == "json":
@@ -292,6 +297,13 @@ def _run_scan(args: argparse.Namespace) -> int:
         request = ScanRequest(args.target, tuple(args.ext), args.glibc, bool(args.strict))
         store_result(request, os.environ, result, text)
     return int(result.exit_code)
+
+
+def _progress_line(step: object) -> None:
+    """One self-overwriting line on a terminal's stderr (never on a pipe: stderr is for diagnostics)."""
+    message = getattr(step, "message", "")
+    sys.stderr.write(f"\r\033[K{PROG}: {message}…")
+    sys.stderr.flush()
 
 
 def _emit(result: ScanResult, fmt: str) -> None:

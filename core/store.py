@@ -185,7 +185,7 @@ def activate_and_record(
         activation = Activation.from_json(existing.current.activation)
         return activation, str(manifests_dir(env) / existing.path)
     if is_venv:
-        activation = activate_venv(key, current_root, built.package)
+        activation = activate_venv(key, current_root, built.package, plan.patched_interpreter)
     else:
         activation = activate_profile(str(profiles_dir(env) / name), built.package)
     record = BuildRecord(

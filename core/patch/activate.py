@@ -23,11 +23,13 @@ _CFG_KEYS = ("home", "executable", "base-executable", "command", "base-prefix", 
 
 @dataclass(frozen=True, slots=True)
 class LinkChange:
-    """A symlink set to ``new``; ``old`` is the link text before (None: it did not exist)."""
+    """A symlink set to ``new``; ``old`` is the link text before (None: it did not exist, or it was
+    a file: then ``backup`` holds that file, a hard link made before the swap)."""
 
     path: str
     old: str | None
     new: str
+    backup: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,10 @@ class Activation:
     def as_json(self) -> dict[str, object]:
         return {
             "kind": self.kind,
-            "links": [{"path": link.path, "old": link.old, "new": link.new} for link in self.links],
+            "links": [
+                {"path": link.path, "old": link.old, "new": link.new, "backup": link.backup}
+                for link in self.links
+            ],
             "cfg_path": self.cfg_path,
             "cfg_old": self.cfg_old,
             "cfg_new": self.cfg_new,
@@ -62,7 +67,7 @@ class Activation:
         return cls(
             kind=str(data["kind"]),
             links=tuple(
-                LinkChange(str(item["path"]), item.get("old"), str(item["new"]))
+                LinkChange(str(item["path"]), item.get("old"), str(item["new"]), item.get("backup"))
                 for item in (links if isinstance(links, list) else [])
                 if isinstance(item, dict)
             ),
@@ -105,13 +110,22 @@ def write_atomic(path: str, text: str) -> None:
         raise PatchError(f"cannot write {path}: {error.strerror}") from error
 
 
-def activate_venv(venv: str, current_root: str, new_root: str) -> Activation:
-    """Retarget the venv's python links and pyvenv.cfg from ``current_root`` to ``new_root``."""
+def activate_venv(venv: str, current_root: str, new_root: str, interpreter: str | None = None) -> Activation:
+    """Retarget the venv's python links and pyvenv.cfg from ``current_root`` to ``new_root``.
+
+    A venv made with ``--copies`` holds the old interpreter as a file: it becomes a link to the
+    build's (``interpreter`` when the build has no file of that name), the file kept for rollback.
+    """
     bin_dir = os.path.join(venv, "bin")
     changes = []
     for name in sorted(os.listdir(bin_dir)):
         path = os.path.join(bin_dir, name)
-        if not name.startswith("python") or not os.path.islink(path):
+        if not name.startswith("python") or name.startswith("python-"):
+            continue
+        if not os.path.islink(path):
+            copied = _copied_interpreter(path, new_root, interpreter)
+            if copied is not None:
+                changes.append(copied)
             continue
         old = os.readlink(path)
         new = _moved(old, current_root, new_root)
@@ -130,10 +144,38 @@ def activate_venv(venv: str, current_root: str, new_root: str) -> Activation:
     if not changes and cfg_new == cfg_old:
         raise PatchError(f"{venv} does not point into {current_root}: nothing to retarget")
     for change in changes:
+        if change.backup is not None:
+            _keep_backup(change.path, change.backup)
         swap_symlink(change.path, change.new)
     if cfg_new != cfg_old:
         write_atomic(cfg_path, cfg_new)
     return Activation("venv", tuple(changes), cfg_path, cfg_old, cfg_new)
+
+
+def _copied_interpreter(path: str, new_root: str, interpreter: str | None) -> LinkChange | None:
+    """A LinkChange replacing a copied ELF interpreter by a link into the build, or None."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"\x7fELF":
+                return None
+    except OSError:
+        return None
+    same_name = os.path.join(new_root, "bin", os.path.basename(path))
+    target = same_name if os.path.exists(same_name) else interpreter
+    if target is None:
+        return None
+    backup = os.path.join(os.path.dirname(path), f".glibc-doctor-orig.{os.path.basename(path)}")
+    return LinkChange(path, None, target, backup)
+
+
+def _keep_backup(path: str, backup: str) -> None:
+    """Keep the copied interpreter under ``backup`` (a hard link: the swap then replaces the name)."""
+    try:
+        if os.path.lexists(backup):
+            os.unlink(backup)
+        os.link(path, backup)
+    except OSError as error:
+        raise PatchError(f"cannot keep {path} for rollback: {error.strerror}") from error
 
 
 def retarget_cfg(text: str, current_root: str, new_root: str) -> str:
@@ -201,6 +243,9 @@ def _generation(profile_dir: str, new_root: str) -> str:
 def undo(activation: Activation) -> None:
     """Restore what ``activation`` changed (links back to their old text, pyvenv.cfg as it was)."""
     for change in activation.links:
+        if change.backup is not None and os.path.exists(change.backup):
+            os.replace(change.backup, change.path)
+            continue
         if change.old is None:
             if os.path.islink(change.path):
                 os.unlink(change.path)

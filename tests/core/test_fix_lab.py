@@ -336,3 +336,16 @@ def test_ensure_keeps_the_ext_dirs_given_to_fix(env: Env, lab: Lab) -> None:
     env.cli("ensure")
     (python,) = (env.tmp / "data" / "glibc-doctor" / "profiles").glob("*/bin/python3.9")
     assert env.imports("ext_strlcpy", python=python).returncode == 0
+
+
+def test_a_venv_made_with_copies_is_fixed_and_rolled_back(env: Env, lab: Lab) -> None:
+    copied = env.venv / "bin" / "python3.9"
+    copied.unlink()
+    shutil.copy2(lab.python, copied)
+    original = copied.read_bytes()
+    _, report = _fix_json(env)
+    assert report["verified"] is True
+    assert env.imports("ext_pthread").returncode == 0
+    env.cli("rollback", str(env.venv))
+    assert not copied.is_symlink()
+    assert copied.read_bytes() == original

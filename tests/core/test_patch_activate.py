@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,30 @@ def test_a_profile_bin_that_is_a_real_directory_is_not_taken_over(tmp_path: Path
 def test_an_activation_survives_its_json_record(tmp_path: Path) -> None:
     activation = activate_venv(str(_venv(tmp_path)), "/src", "/new")
     assert Activation.from_json(activation.as_json()) == activation
+
+
+def _venv_with_a_copied_interpreter(tmp_path: Path) -> Path:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/true", venv / "bin" / "python3.9")
+    (venv / "bin" / "python").symlink_to("python3.9")
+    (venv / "pyvenv.cfg").write_text(CFG)
+    return venv
+
+
+def test_a_copied_interpreter_becomes_a_link_to_the_build(tmp_path: Path) -> None:
+    venv = _venv_with_a_copied_interpreter(tmp_path)
+    build = _build(tmp_path, "python3.9-aaaa")
+    activate_venv(str(venv), "/src", str(build))
+    assert os.readlink(venv / "bin" / "python3.9") == str(build / "bin" / "python3.9")
+
+
+def test_undo_puts_the_copied_interpreter_back_byte_for_byte(tmp_path: Path) -> None:
+    venv = _venv_with_a_copied_interpreter(tmp_path)
+    original = (venv / "bin" / "python3.9").read_bytes()
+    activation = activate_venv(str(venv), "/src", str(_build(tmp_path, "python3.9-aaaa")))
+    undo(activation)
+    path = venv / "bin" / "python3.9"
+    assert not path.is_symlink()
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in (venv / "bin").iterdir()) == ["python", "python3.9"]

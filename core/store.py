@@ -301,7 +301,10 @@ def rollback(spec: str, env: Mapping[str, str] | None = None) -> str:
 
 
 def gc(env: Mapping[str, str] | None = None) -> list[str]:
-    """Remove builds no manifest uses as current or previous, and abandoned staging dirs."""
+    """Remove builds no manifest uses as current or previous, abandoned staging dirs, and profile
+    generations that link to removed builds."""
+    import shutil
+
     with locked(env):
         keep = set()
         for manifest in load_manifests(env):
@@ -309,19 +312,37 @@ def gc(env: Mapping[str, str] | None = None) -> list[str]:
             if manifest.previous is not None:
                 keep.add(manifest.previous.package)
         removed = []
-        try:
-            entries = sorted(os.scandir(packages_dir(env)), key=lambda entry: entry.name)
-        except OSError:
-            return []
-        for entry in entries:
+        for entry in _entries(packages_dir(env)):
             if entry.path in keep or not entry.is_dir(follow_symlinks=False):
                 continue
             _make_writable(entry.path)
-            import shutil
-
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.path)
+        for generation in _stale_generations(env, keep):
+            shutil.rmtree(generation, ignore_errors=True)
+            removed.append(generation)
         return removed
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        return sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError:
+        return []
+
+
+def _stale_generations(env: Mapping[str, str] | None, keep: set[str]) -> list[str]:
+    """``profiles/NAME/gen-*`` dirs not in use whose links point into no kept build."""
+    stale = []
+    for profile in _entries(profiles_dir(env)):
+        in_use = os.path.realpath(os.path.join(profile.path, "bin"))
+        for generation in _entries(Path(profile.path)):
+            if not generation.name.startswith(("gen-", ".gen-")) or generation.path == in_use:
+                continue
+            targets = {os.path.realpath(link.path) for link in _entries(Path(generation.path))}
+            if not any(target.startswith(package + "/") for target in targets for package in keep):
+                stale.append(generation.path)
+    return stale
 
 
 def _make_writable(root: str) -> None:

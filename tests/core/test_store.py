@@ -243,3 +243,22 @@ def test_the_cli_fast_path_runs_ensure_and_leaves_other_commands_alone(
     assert fast_ensure(["ensure", "--quiet"]) == 0
     assert fast_ensure(["ensure", "--json"]) is None
     assert fast_ensure(["status"]) is None
+
+
+def test_gc_removes_profile_generations_of_removed_builds_but_not_the_one_in_use(env: dict[str, str]) -> None:
+    from glibc_doctor.core.patch.activate import activate_profile
+
+    packages = store.packages_dir(env)
+    for name in ("python3.9-current", "python3.9-old"):
+        (packages / name / "bin").mkdir(parents=True)
+        (packages / name / "bin" / "python3.9").write_text("")
+    profile = store.profiles_dir(env) / "python3.9"
+    activate_profile(str(profile), str(packages / "python3.9-old"))
+    activate_profile(str(profile), str(packages / "python3.9-current"))
+    store.save_manifest(_manifest(env), env)
+    store.gc(env)
+    generations = [p.name for p in profile.iterdir() if p.name.startswith("gen-")]
+    assert len(generations) == 1
+    assert os.path.realpath(profile / "bin" / "python3.9") == str(
+        packages / "python3.9-current" / "bin" / "python3.9"
+    )

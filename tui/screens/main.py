@@ -164,6 +164,8 @@ class MainScreen(Screen[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         report_worker_error(self, event)
+        if event.worker.group == "plan" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self.query_one(SummaryBar).border_subtitle = ""
         if event.worker.group == "scan" and event.state == WorkerState.ERROR:
             self.query_one("#scan-step", Label).update("scan failed — press r to try again")
         if event.worker.group == "scan" and event.state == WorkerState.CANCELLED:
@@ -295,7 +297,7 @@ class MainScreen(Screen[None]):
         if not errors(self.result.conflicts):
             self.notify("Nothing to fix: no conflicts.", severity="information")
             return
-        self.notify("Planning the fix …", timeout=2)
+        self.query_one(SummaryBar).border_subtitle = "planning the fix …"
         self._plan_worker(self.result)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
@@ -304,6 +306,8 @@ class MainScreen(Screen[None]):
 
     def on_plan_ready(self, message: PlanReady) -> None:
         from glibc_doctor.tui.screens.fix import FixPlanScreen
+
+        self.query_one(SummaryBar).border_subtitle = ""
 
         def confirmed(answer: bool | None) -> None:
             if answer:

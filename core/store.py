@@ -176,7 +176,6 @@ def activate_and_record(
 ) -> tuple[Activation, str]:
     """Activate a verified build and write the manifest (the caller holds the lock)."""
     from glibc_doctor.core.patch.activate import Activation, activate_profile, activate_venv
-    from glibc_doctor.core.patch.manifest import BuildRecord, Manifest
 
     key, name, is_venv = _target_key(plan)
     identifier = manifest_id(key, name)
@@ -188,6 +187,22 @@ def activate_and_record(
         activation = activate_venv(key, current_root, built.package, plan.patched_interpreter)
     else:
         activation = activate_profile(str(profiles_dir(env) / name), built.package)
+    manifest = _manifest_of(plan, built, activation, identifier, key if is_venv else None, existing)
+    manifest = replace_fields(manifest, glibc_dir=glibc_dir, ext=tuple(ext) or manifest.ext)
+    return activation, str(save_manifest(manifest, env))
+
+
+def _manifest_of(
+    plan: FixPlan,
+    built: BuildResult,
+    activation: Activation,
+    identifier: str,
+    venv: str | None,
+    existing: Manifest | None,
+) -> Manifest:
+    """The manifest after this build: it becomes current, the one before becomes previous."""
+    from glibc_doctor.core.patch.manifest import BuildRecord, Manifest
+
     record = BuildRecord(
         package=built.package,
         interpreter=plan.patched_interpreter,
@@ -196,20 +211,27 @@ def activate_and_record(
         files=tuple({"path": f.relpath, "action": f.action, "sha256": f.sha256} for f in built.files),
         activation=activation.as_json(),
     )
-    manifest = Manifest(
+    return Manifest(
         id=identifier,
         kind=plan.target.kind,
-        spec=key if is_venv else plan.target.spec,
-        ext=tuple(ext) or (existing.ext if existing is not None else ()),
-        environment=key if is_venv else None,
+        spec=venv or plan.target.spec,
+        ext=existing.ext if existing is not None else (),
+        environment=venv,
         source_package=plan.source_package,
         source_interpreter=os.path.join(plan.source_package, plan.interpreter),
-        glibc_dir=glibc_dir,
+        glibc_dir=None,
         current=record,
         previous=existing.current if existing is not None else None,
         remaining=tuple(item.as_json() for item in plan.remaining),
     )
-    return activation, str(save_manifest(manifest, env))
+
+
+def replace_fields(manifest: Manifest, **changes: object) -> Manifest:
+    """``dataclasses.replace``, imported only when a manifest is written (not on the no-op path)."""
+    from dataclasses import replace
+
+    updated: Manifest = replace(manifest, **changes)
+    return updated
 
 
 # --- what the target uses now ---------------------------------------------------------------------
@@ -284,7 +306,6 @@ def find_manifest(spec: str, env: Mapping[str, str] | None = None) -> Manifest:
 
 def rollback(spec: str, env: Mapping[str, str] | None = None) -> str:
     """Undo the last activation of ``spec``: back to the previous build, or to the original."""
-    from dataclasses import replace
 
     from glibc_doctor.core.patch.activate import Activation, undo
 
@@ -296,7 +317,7 @@ def rollback(spec: str, env: Mapping[str, str] | None = None) -> str:
         if manifest.previous is None:
             path.unlink(missing_ok=True)
             return f"{manifest.spec}: back to the original {manifest.source_interpreter}"
-        save_manifest(replace(manifest, current=manifest.previous, previous=None), env)
+        save_manifest(replace_fields(manifest, current=manifest.previous, previous=None), env)
         return f"{manifest.spec}: back to the previous build {manifest.previous.package}"
 
 

@@ -416,20 +416,56 @@ def make_plan(
     destination = destination_for(store_root, old_root, stdenv)
     dirs = glibc_dirs if glibc_dirs is not None else old_glibc_dirs(result.glibc)
     keep = dirs_with_other_libraries(result.graph, dirs)
-    runtimes = needed_preloads(result.graph, stdenv, provided, old_root, dirs)
+    preloads = needed_preloads(result.graph, stdenv, provided, old_root, dirs)
+    patches = _elf_patches(survey, stdenv, dirs, keep, destination, interpreter_relpath, preloads)
+    fixes, remaining = classify(result.conflicts, stdenv, provided)
+    return FixPlan(
+        target=result.target,
+        source_package=old_root,
+        interpreter=interpreter_relpath,
+        destination=destination,
+        stdenv=stdenv,
+        old_glibc=result.glibc,
+        elf_patches=patches,
+        text_rewrites=survey.texts,
+        links=_link_retargets(survey, destination),
+        fixes=fixes,
+        remaining=remaining,
+        notes=_notes(keep, patches, interpreter_relpath),
+    )
+
+
+def _elf_patches(
+    survey: PackageSurvey,
+    stdenv: StdenvInfo,
+    dirs: frozenset[str],
+    keep: frozenset[str],
+    destination: str,
+    interpreter_relpath: str,
+    preloads: tuple[str, ...],
+) -> tuple[ElfPatch, ...]:
+    """One ElfPatch per ELF whose headers change; preloads go on the interpreter only."""
     patches = []
     for facts in survey.elves:
-        relpath = os.path.relpath(facts.path, old_root)
-        add = runtimes if relpath == interpreter_relpath else ()
-        patch = _elf_patch(facts, relpath, stdenv, dirs, keep, old_root, destination, add)
+        relpath = os.path.relpath(facts.path, survey.root)
+        add = preloads if relpath == interpreter_relpath else ()
+        patch = _elf_patch(facts, relpath, stdenv, dirs, keep, survey.root, destination, add)
         if patch is not None:
             patches.append(patch)
-    links = tuple(
-        LinkRetarget(link.relpath, link.target, _moved(link.target, old_root, destination))
-        for link in survey.symlinks
-        if os.path.isabs(link.target) and _moved(link.target, old_root, destination) != link.target
+    return tuple(patches)
+
+
+def _link_retargets(survey: PackageSurvey, destination: str) -> tuple[LinkRetarget, ...]:
+    """Absolute symlinks into the old package, pointed into the copy (relative ones stay as they are)."""
+    moved = [(link, _moved(link.target, survey.root, destination)) for link in survey.symlinks]
+    return tuple(
+        LinkRetarget(link.relpath, link.target, new)
+        for link, new in moved
+        if os.path.isabs(link.target) and new != link.target
     )
-    fixes, remaining = classify(result.conflicts, stdenv, provided)
+
+
+def _notes(keep: frozenset[str], patches: tuple[ElfPatch, ...], interpreter_relpath: str) -> tuple[str, ...]:
     notes = [
         f"{d} also holds other libraries the process loads; it stays last in RPATH" for d in sorted(keep)
     ]
@@ -438,20 +474,7 @@ def make_plan(
         notes.append(
             "added DT_NEEDED (RUNPATH lookups cannot see the interpreter's RPATH): " + ", ".join(added)
         )
-    return FixPlan(
-        target=result.target,
-        source_package=old_root,
-        interpreter=interpreter_relpath,
-        destination=destination,
-        stdenv=stdenv,
-        old_glibc=result.glibc,
-        elf_patches=tuple(patches),
-        text_rewrites=survey.texts,
-        links=links,
-        fixes=fixes,
-        remaining=remaining,
-        notes=tuple(notes),
-    )
+    return tuple(notes)
 
 
 def _elf_patch(

@@ -74,11 +74,11 @@ class MainScreen(Screen[None]):
     COMMANDS = {MainCommands}
     BINDINGS = [
         Binding("f", "fix", "Fix", id="main.fix"),
-        Binding("u", "rollback", "Undo fix", id="main.rollback"),
+        Binding("u", "rollback", "Undo", id="main.rollback"),
         Binding("e", "explain", "Explain", id="main.explain"),
-        Binding("r", "rescan", "Rescan", id="main.rescan"),
-        Binding("c", "toggle_conflicts", "Conflicts only", id="main.conflicts_only"),
-        Binding("slash", "filter", "Filter", id="main.filter"),
+        Binding("r", "rescan", "Rescan", show=False, id="main.rescan"),
+        Binding("c", "toggle_conflicts", "Conflicts", id="main.conflicts_only"),
+        Binding("slash", "filter", "Filter", show=False, id="main.filter"),
         Binding("g", "graph", "Graph", id="main.graph"),
         Binding("1", "show_tab('tab-process')", "Process", show=False, id="main.tab_process"),
         Binding("2", "show_tab('tab-conflicts')", "Conflicts", show=False, id="main.tab_conflicts"),

@@ -105,7 +105,7 @@ patched copy of the interpreter that uses your stdenv's glibc; the original stay
 | `f` | fix: show the plan, Enter to apply, Escape to cancel |
 | `u` | undo a fix (roll back to the original interpreter) |
 | `e` | explain a pasted error message, or run a command and map its errors |
-| `r` | rescan |
+| `r` | rescan (also after changing the venv outside) |
 | `c` | conflicts only, on/off |
 | `/` | filter the tree by text |
 | `g` | the drawn graph |

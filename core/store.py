@@ -181,6 +181,8 @@ def activate_and_record(
     identifier = manifest_id(key, name)
     existing = read_manifest(manifests_dir(env) / f"{identifier}.json")
     if existing is not None and existing.current.package == built.package and existing.current.activation:
+        if existing.pinned:  # fixing again means "follow the stdenv" again
+            save_manifest(replace_fields(existing, pinned=False), env)
         activation = Activation.from_json(existing.current.activation)
         return activation, str(manifests_dir(env) / existing.path)
     if is_venv:
@@ -317,8 +319,11 @@ def rollback(spec: str, env: Mapping[str, str] | None = None) -> str:
         if manifest.previous is None:
             path.unlink(missing_ok=True)
             return f"{manifest.spec}: back to the original {manifest.source_interpreter}"
-        save_manifest(replace_fields(manifest, current=manifest.previous, previous=None), env)
-        return f"{manifest.spec}: back to the previous build {manifest.previous.package}"
+        save_manifest(replace_fields(manifest, current=manifest.previous, previous=None, pinned=True), env)
+        return (
+            f"{manifest.spec}: back to the previous build {manifest.previous.package} "
+            "(ensure leaves it alone until the next `glibc-doctor fix`)"
+        )
 
 
 def gc(env: Mapping[str, str] | None = None) -> list[str]:
@@ -409,6 +414,8 @@ def stale_manifests(
     stdenvs: dict[str | None, StdenvInfo] = {}
     stale = []
     for manifest in load_manifests(env):
+        if manifest.pinned:
+            continue
         if manifest.glibc_dir not in stdenvs:
             stdenvs[manifest.glibc_dir] = current_stdenv(manifest.glibc_dir, env)
         if stdenvs[manifest.glibc_dir].fingerprint != manifest.current.fingerprint:
@@ -430,6 +437,8 @@ def all_up_to_date(files: list[Path], env: Mapping[str, str] | None) -> bool:
             glibc_dir, wanted = data.get("glibc_dir"), data["current"]["fingerprint"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return False
+        if data.get("pinned"):
+            continue
         if glibc_dir not in fingerprints:
             fingerprints[glibc_dir] = cached_fingerprint(glibc_dir, env)
         if fingerprints[glibc_dir] is None or fingerprints[glibc_dir] != wanted:

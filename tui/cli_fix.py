@@ -277,6 +277,8 @@ def run_status(args: argparse.Namespace) -> int:
         state = {True: "[green]up to date[/green]", False: "[yellow]stale: run ensure[/yellow]", None: "?"}[
             entry.up_to_date
         ]
+        if manifest.pinned:
+            state = "[yellow]pinned by rollback[/yellow] (fix it again to follow the stdenv)"
         console.print(f"[bold]{manifest.spec}[/bold] ({manifest.kind}) {state}")
         console.print(f"  source   {manifest.source_package}")
         console.print(

@@ -61,6 +61,7 @@ class Manifest:
     current: BuildRecord
     previous: BuildRecord | None = None
     remaining: tuple[dict[str, Any], ...] = field(default=())
+    pinned: bool = False  # set by rollback: ensure leaves this target alone until the next fix
 
     @property
     def path(self) -> str:
@@ -80,6 +81,7 @@ class Manifest:
             "current": self.current.as_json(),
             "previous": self.previous.as_json() if self.previous is not None else None,
             "remaining": list(self.remaining),
+            "pinned": self.pinned,
         }
 
     @classmethod
@@ -97,6 +99,7 @@ class Manifest:
             current=BuildRecord.from_json(data["current"]),
             previous=BuildRecord.from_json(previous) if previous else None,
             remaining=tuple(data.get("remaining", [])),
+            pinned=bool(data.get("pinned", False)),
         )
 
 
@@ -121,4 +124,5 @@ class StatusEntry:
             "up_to_date": self.up_to_date,
             "exists": self.exists,
             "remaining": list(self.manifest.remaining),
+            "pinned": self.manifest.pinned,
         }

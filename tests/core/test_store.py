@@ -262,3 +262,11 @@ def test_gc_removes_profile_generations_of_removed_builds_but_not_the_one_in_use
     assert os.path.realpath(profile / "bin" / "python3.9") == str(
         packages / "python3.9-current" / "bin" / "python3.9"
     )
+
+
+def test_a_target_pinned_by_rollback_is_left_alone_by_ensure(env: dict[str, str]) -> None:
+    store.save_manifest(_manifest(env, pinned=True), env)
+    report = store.ensure(env)
+    assert report.checked == 1
+    assert report.rebuilt == ()
+    assert report.failed == ()

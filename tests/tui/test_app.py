@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -460,3 +461,51 @@ def test_a_path_under_two_aliased_roots_takes_the_longest() -> None:
     assert namer("/lab/store/abc-glibc/lib/libc.so.6") == "$STORE/glibc/lib/libc.so.6"
     assert namer("/lab/venv") == "$LAB/venv"
     assert namer("/lab2/x") == "/lab2/x"
+
+
+async def test_a_typed_command_is_run_and_its_loader_error_mapped_onto_the_graph(
+    lab: Lab, tmp_path: Path
+) -> None:
+    app = DoctorApp(str(lab.venv), path_aliases=aliases(lab, tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        command = app.screen.query_one("#command", Input)
+        command.value = f"{lab.venv}/bin/python3.9 -c 'import ext_strlcpy'"
+        command.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        explanation = text_of(app.screen.query_one("#explanation", Static))
+        assert "exit status 1" in explanation
+        assert "GLIBC_2.38" in explanation
+        await pilot.press("escape")
+        await settle(pilot)
+        assert any("ext_strlcpy" in node for node in main_screen(pilot).highlighted)
+
+
+# --- glibc-doctor demo -------------------------------------------------------------------------------
+
+
+def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "glibc_doctor.tui", *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+
+
+def test_demo_finds_the_built_lab_and_names_its_venv(lab: Lab) -> None:
+    done = run_cli("demo", "--cache-dir", str(Path(lab.root).parent.parent), "--no-tui")
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).resolve() == Path(lab.venv).resolve()
+
+
+def test_demo_where_the_lab_cannot_be_built_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path / "no-tools"), "HOME": str(tmp_path)}
+    done = run_cli("demo", "--cache-dir", str(tmp_path / "lab"), "--no-tui", env=env)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "the demo cannot be built here" in done.stderr

@@ -568,8 +568,15 @@ def stdenv_provides(stdenv: StdenvInfo, libraries: Iterable[str]) -> dict[str, t
     return provided
 
 
-def plan_fix(result: ScanLike, stdenv: StdenvInfo, store_root: str) -> FixPlan:
-    """Survey the interpreter's package and the stdenv, then decide (``make_plan``)."""
+def plan_fix(result: ScanLike, stdenv: StdenvInfo, store_root: str | None = None) -> FixPlan:
+    """Survey the interpreter's package and the stdenv, then decide (``make_plan``).
+
+    ``store_root`` defaults to the store of ``core/store.py`` ($XDG_DATA_HOME/glibc-doctor).
+    """
+    if store_root is None:
+        from glibc_doctor.core.store import data_dir
+
+        store_root = str(data_dir())
     executable = os.path.realpath(result.target.executable)
     root = package_root(executable)
     check_stdenv_not_older(result.glibc, stdenv)

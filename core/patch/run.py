@@ -81,7 +81,7 @@ class FixResult:
 
 def run_fix(
     plan: FixPlan,
-    before: tuple[Conflict, ...],
+    before: tuple[Conflict, ...] | None = None,
     *,
     current_root: str | None = None,
     glibc_dir: str | None = None,
@@ -91,7 +91,8 @@ def run_fix(
 ) -> Iterator[FixProgress | FixResult]:
     """Build, verify and (when verified) activate ``plan``; record it in the store's manifest.
 
-    ``before`` are the conflicts of the unpatched process (a fix that adds one is not activated);
+    ``before`` are the conflicts of the unpatched process (a fix that adds one is not activated;
+    by default the plan's own: fixed and remaining);
     ``current_root`` is the package the target uses now (the source, or an older build); ``glibc_dir``
     and ``ext`` (the ``--glibc`` and ``--ext`` given) are recorded so ``ensure`` rebuilds the same way.
     """
@@ -100,6 +101,8 @@ def run_fix(
     from glibc_doctor.core.patch.verify import verify
 
     environ = os.environ if env is None else env
+    if before is None:  # the plan sorted every conflict of the unpatched process into these two
+        before = plan.fixes + tuple(item.conflict for item in plan.remaining)
     with store.locked(environ):
         built: BuildResult | None = None
         for event in build(plan, cancel):

@@ -288,3 +288,11 @@ def test_a_tui_target_path_that_does_not_exist_is_one_line_and_exit_2(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     assert_one_line_error(run(tmp_path / "no-venv-here", env=env))
+
+
+def test_ensure_quiet_is_answered_without_heavy_imports(env: dict[str, str], tmp_path: Path) -> None:
+    quiet_env = {**env, "XDG_DATA_HOME": str(tmp_path / "data"), "PYTHONPROFILEIMPORTTIME": "1"}
+    result = run("ensure", "--quiet", env=quiet_env)
+    assert result.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert not imported & {"networkx", "rich", "textual", "elftools"}

@@ -7,6 +7,7 @@ workers whose results they show (tui/screens/), widgets render core records (tui
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 
 from glibc_doctor.tui.messages import TargetChosen
@@ -18,11 +19,18 @@ from textual.app import App
 from textual.binding import Binding
 
 
+def home_alias() -> dict[str, str]:
+    """By default paths under the home directory show as ``~/…``: shorter, and what people type."""
+    home = os.path.expanduser("~")
+    return {home: "~"} if home not in ("", "/") else {}
+
+
 class DoctorApp(App[int]):
     """``DoctorApp(target)``: the TUI on ``target`` (or the picker when None).
 
     ``path_aliases`` maps directory prefixes to short names shown instead (``{"/root/.cache/…/lab":
-    "$LAB"}``): screenshots and snapshots then hold no machine-specific paths.
+    "$LAB"}``): screenshots and snapshots then hold no machine-specific paths. The default shows the
+    home directory as ``~``.
     """
 
     TITLE = "glibc-doctor"
@@ -45,7 +53,7 @@ class DoctorApp(App[int]):
         self.target = target
         self.ext = tuple(ext)
         self.glibc = glibc
-        self.namer = PathNamer(dict(path_aliases or {}))
+        self.namer = PathNamer(dict(path_aliases) if path_aliases is not None else home_alias())
 
     def on_mount(self) -> None:
         if self.target is None:

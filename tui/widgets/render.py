@@ -194,6 +194,8 @@ def summary_text(result: ScanLike, name: PathNamer) -> Text:
     """
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("Interpreter  ", style="bold")
+    if result.target.environment:
+        text.append(f"{name(result.target.environment)} → ")
     text.append(f"{name(result.target.executable)}  ({result.target.kind})\n")
     text.append("Loads glibc  ", style="bold")
     text.append(f"{result.glibc.version or '?'}", style="bold cyan")

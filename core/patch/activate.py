@@ -130,7 +130,8 @@ def activate_venv(venv: str, current_root: str, new_root: str, interpreter: str 
         old = os.readlink(path)
         new = _moved(old, current_root, new_root)
         real = os.path.realpath(path)
-        if new == old and os.path.isabs(old) and real != old:
+        sibling = os.path.dirname(os.path.normpath(os.path.join(bin_dir, old))) == os.path.normpath(bin_dir)
+        if new == old and not sibling and real != old:
             new = _moved(real, current_root, new_root)
             new = old if new == real else new
         if new != old:

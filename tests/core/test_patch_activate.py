@@ -123,3 +123,18 @@ def test_undo_puts_the_copied_interpreter_back_byte_for_byte(tmp_path: Path) -> 
     assert not path.is_symlink()
     assert path.read_bytes() == original
     assert sorted(p.name for p in (venv / "bin").iterdir()) == ["python", "python3.9"]
+
+
+def test_a_relative_link_into_the_package_is_retargeted_too(tmp_path: Path) -> None:
+    source = tmp_path / "store" / "aaaa-python3.9"
+    (source / "bin").mkdir(parents=True)
+    (source / "bin" / "python3.9").write_text("")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python3.9").symlink_to("../../store/aaaa-python3.9/bin/python3.9")
+    (venv / "bin" / "python").symlink_to("python3.9")
+    (venv / "pyvenv.cfg").write_text(f"home = {source}/bin\n")
+    build = _build(tmp_path, "python3.9-bbbb")
+    activate_venv(str(venv), str(source), str(build))
+    assert os.readlink(venv / "bin" / "python3.9") == str(build / "bin" / "python3.9")
+    assert os.readlink(venv / "bin" / "python") == "python3.9"

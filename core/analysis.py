@@ -14,12 +14,12 @@ exports and the TUI all show the same list.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import networkx as nx
 
-from .elf import glibc_release
+from .elf import glibc_release, read_elf
 from .model import (
     Conflict,
     ElfFacts,
@@ -31,6 +31,7 @@ from .model import (
     Severity,
     StdenvInfo,
     VersionNeed,
+    Via,
 )
 from .versions import VersionName, min_glibc_for
 
@@ -65,12 +66,19 @@ _KIND_RANK = {kind: rank for rank, kind in enumerate(Kind)}
 
 @dataclass(frozen=True, slots=True)
 class _Context:
-    """What every check needs to word its records: the graph, the process's glibc, the stdenv."""
+    """What every check needs to word its records: the graph, the process's glibc, the stdenv.
+
+    ``missing`` maps each object to the non-weak versions it needs that its providers lack (the whole
+    object decides whether the stdenv can help: one version it cannot provide keeps the object broken);
+    ``stdenv_defines`` maps a library name to the versions the stdenv's copy defines (None: it has none).
+    """
 
     graph: nx.DiGraph
     root: str
     glibc: GlibcInfo
     stdenv: StdenvInfo | None
+    missing: Mapping[str, tuple[VersionNeed, ...]]
+    stdenv_defines: Mapping[str, tuple[str, ...] | None]
 
 
 def analyze(
@@ -78,14 +86,31 @@ def analyze(
 ) -> tuple[Conflict, ...]:
     """Every conflict of the process ``graph``, errors first; ``strict_graph`` adds LATENT warnings.
 
-    ``stdenv`` (when known) lets causes and fixes name the glibc and libstdc++ that would satisfy
-    the needs.
+    ``stdenv`` (when known) decides the fixes: the repatch is offered first only when the stdenv's
+    libraries define every version an object misses; otherwise the record says the stdenv is too old.
     """
-    context = _Context(graph, _root(graph), glibc_info(graph), stdenv)
+    context = _make_context(graph, stdenv)
     conflicts = list(_exact_conflicts(context))
     if strict_graph is not None:
         conflicts += _latent(conflicts, strict_graph, stdenv)
     return tuple(sorted(set(conflicts), key=_order))
+
+
+def _make_context(graph: nx.DiGraph, stdenv: StdenvInfo | None) -> _Context:
+    missing: dict[str, list[VersionNeed]] = {}
+    for requester, _provider, need in _missing_needs(graph):
+        if not need.weak:
+            missing.setdefault(requester, []).append(need)
+    libraries = {need.library for needs in missing.values() for need in needs}
+    defines = {library: stdenv_defines(stdenv, library) for library in libraries} if stdenv else {}
+    return _Context(
+        graph,
+        _root(graph),
+        glibc_info(graph),
+        stdenv,
+        {node: tuple(needs) for node, needs in missing.items()},
+        defines,
+    )
 
 
 def _exact_conflicts(context: _Context) -> Iterator[Conflict]:
@@ -152,8 +177,8 @@ def _found_reason(graph: nx.DiGraph, node: str) -> list[str]:
 # --- missing symbol versions -------------------------------------------------------------------------
 
 
-def _version_conflicts(context: _Context) -> Iterator[Conflict]:
-    graph = context.graph
+def _missing_needs(graph: nx.DiGraph) -> Iterator[tuple[str, str, VersionNeed]]:
+    """(requester, provider, need) for every version ld.so would not find, weak ones included."""
     for requester, provider, edge in graph.edges(data=True):
         provider_data = graph.nodes[provider]
         provider_facts: ElfFacts = provider_data["facts"]
@@ -161,10 +186,14 @@ def _version_conflicts(context: _Context) -> Iterator[Conflict]:
             continue
         if not provider_facts.defines:
             continue  # ld.so skips the check for an unversioned provider ("no version information")
-        requester_facts = _facts(graph, requester)
-        for need in requester_facts.requires_from(edge["needed"]):
+        for need in _facts(graph, requester).requires_from(edge["needed"]):
             if need.version not in provider_facts.defines:
-                yield _missing_version(context, requester, provider, need)
+                yield requester, provider, need
+
+
+def _version_conflicts(context: _Context) -> Iterator[Conflict]:
+    for requester, provider, need in _missing_needs(context.graph):
+        yield _missing_version(context, requester, provider, need)
 
 
 def _missing_version(context: _Context, requester: str, provider: str, need: VersionNeed) -> Conflict:
@@ -172,6 +201,8 @@ def _missing_version(context: _Context, requester: str, provider: str, need: Ver
     severity = Severity.WARNING if need.weak else Severity.ERROR
     weak = "weak " if need.weak else ""
     min_glibc = min_glibc_for([n.version for n in facts.requires])
+    chain = _chain(context.graph, context.root, requester)
+    subject = _Subject.of(context, requester, provider, need, chain)
     return Conflict(
         kind=Kind.MISSING_VERSION,
         object=requester,
@@ -180,9 +211,9 @@ def _missing_version(context: _Context, requester: str, provider: str, need: Ver
         provider=provider,
         version=need.version,
         symbols=_symbols(requester, need),
-        chain=_chain(context.graph, context.root, requester),
-        cause=_version_cause(context, requester, provider, need),
-        fixes=_version_fixes(context, requester, need),
+        chain=chain,
+        cause=_version_cause(context, subject),
+        fixes=_version_fixes(context, subject),
         severity=severity,
         min_glibc=str(min_glibc) if min_glibc is not None else None,
     )
@@ -198,40 +229,140 @@ def _symbols(path: str, need: VersionNeed) -> tuple[str, ...]:
         return ()
 
 
-def _version_cause(context: _Context, requester: str, provider: str, need: VersionNeed) -> str:
-    family = VersionName.parse(need.version).family
-    name = os.path.basename(requester)
-    if family in CXX_FAMILIES:
-        return _cxx_cause(context, name, provider, need)
-    if family != "GLIBC":
+# Where a distribution's runtime libraries live: a library found here is "the system one".
+SYSTEM_LIB_DIRS = ("/lib/", "/lib64/", "/lib32/", "/usr/lib/", "/usr/lib64/", "/usr/lib32/")
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """One missing version seen from the user's side: the object, the extension that pulls it in, and
+    what the stdenv can do about the object as a whole."""
+
+    requester: str
+    provider: str
+    need: VersionNeed
+    family: str
+    extension: str | None  # the extension on the chain (the object itself when it is one)
+    unmet: tuple[str, ...]  # the object's missing versions the stdenv does not define either
+    object_glibc: str | None  # the oldest glibc that satisfies the object's GLIBC needs
+
+    @classmethod
+    def of(
+        cls, context: _Context, requester: str, provider: str, need: VersionNeed, chain: tuple[str, ...]
+    ) -> _Subject:
+        needs = context.missing.get(requester, ()) or (need,)
+        unmet = tuple(
+            n.version for n in needs if n.version not in (context.stdenv_defines.get(n.library) or ())
+        )
+        top = min_glibc_for([n.version for n in _facts(context.graph, requester).requires])
+        return cls(
+            requester=requester,
+            provider=provider,
+            need=need,
+            family=VersionName.parse(need.version).family,
+            extension=_chain_extension(context.graph, chain),
+            unmet=unmet,
+            object_glibc=str(top) if top is not None else None,
+        )
+
+    @property
+    def through(self) -> bool:
+        """The object is a library some extension pulls in, not the extension itself."""
+        return self.extension is not None and self.extension != self.requester
+
+
+def _chain_extension(graph: nx.DiGraph, chain: tuple[str, ...]) -> str | None:
+    """The extension node of a load chain (the first one after the root), or None."""
+    return next((node for node in chain[1:] if graph.nodes[node].get("role") == Role.EXTENSION), None)
+
+
+def _version_cause(context: _Context, subject: _Subject) -> str:
+    """One or two sentences about this object; which glibc the process loads, and why, is the report's
+    header (``GlibcInfo.why``), not repeated in every record."""
+    if subject.family in CXX_FAMILIES:
+        return _cxx_cause(context, subject)
+    need, name = subject.need, os.path.basename(subject.requester)
+    if subject.family != "GLIBC":
         return (
-            f"{name} was linked against a newer {need.library} than the one this process loads "
-            f"({provider}), which does not define {need.version}."
+            f"{_who(context, subject)} was linked against a newer {need.library} than the one this process "
+            f"loads ({subject.provider}), which does not define {need.version}."
         )
-    glibc = context.glibc
-    loaded = f"glibc {glibc.version}" if glibc.version else "a glibc"
-    why = "; ".join(glibc.why) if glibc.why else "it is the first libc.so.6 the loader finds"
-    built = f"{name} was built against a newer glibc: it needs {need.version}"
+    loaded = f"the glibc {context.glibc.version}" if context.glibc.version else "the glibc"
     release = _release_of(need.version)
-    if release:
-        built += f" (glibc {release} or later)"
-    stdenv = ""
-    if context.stdenv is not None and context.stdenv.version:
-        stdenv = (
-            f" Your compiler's stdenv links against glibc {context.stdenv.version} ({context.stdenv.libc})."
+    wants = f"{need.version} (glibc {release} or later)" if release else need.version
+    if subject.through:
+        built = f", built for glibc {subject.object_glibc}" if subject.object_glibc else ""
+        who = _who(context, subject)
+        cause = f"{who}{built}: it needs {wants}, which {loaded} this process loads does not define."
+    else:
+        cause = (
+            f"{name} was built against a newer glibc: it needs {wants}, "
+            f"which {loaded} this process loads does not define."
         )
-    return (
-        f"The process loads {loaded} ({provider}) because {why}. {built}, which it does not define.{stdenv}"
+    return cause + _stdenv_sentence(context, subject)
+
+
+def _who(context: _Context, subject: _Subject) -> str:
+    """``ext_cxx's libstdc++.so.6 is the system one, found through /etc/ld.so.cache`` for a library
+    pulled in by an extension; the object's own name otherwise."""
+    name = os.path.basename(subject.requester)
+    if not subject.through or subject.extension is None:
+        return name
+    extension = _display_name(context.graph, subject.extension)
+    where = (
+        "the system one"
+        if subject.requester.startswith(SYSTEM_LIB_DIRS)
+        else f"the one in {os.path.dirname(subject.requester)}"
     )
+    return f"{extension}'s {name} is {where}, {_how_found(context.graph, subject.requester)}"
 
 
-def _cxx_cause(context: _Context, name: str, provider: str, need: VersionNeed) -> str:
+def _how_found(graph: nx.DiGraph, node: str) -> str:
+    found: Resolution | None = graph.nodes[node].get("found")
+    if found is None:
+        edge = next((graph.edges[p, node] for p in graph.predecessors(node)), None)
+        found = edge.get("resolution") if edge is not None else None
+    if found is None:
+        return "found by the loader"
+    requester = os.path.basename(found.requester)
+    if found.via == Via.CACHE:
+        config = graph.graph.get("config")
+        cache = getattr(config, "cache_path", None) or found.detail.split(":")[0] or "the ld.so.cache"
+        return f"found through {cache}"
+    words = {
+        Via.DEFAULT: "found in the loader's default directories",
+        Via.RUNPATH: f"found through the RUNPATH of {requester}",
+        Via.RPATH: "found through an RPATH" + (f" ({found.detail})" if found.detail else ""),
+        Via.LD_LIBRARY_PATH: "found through LD_LIBRARY_PATH",
+        Via.LOADED: "already loaded by another object",
+        Via.PATH: "opened by its path",
+        Via.PRELOAD: "preloaded",
+    }
+    return words.get(found.via, f"found via {found.via}")
+
+
+def _stdenv_sentence(context: _Context, subject: _Subject) -> str:
+    stdenv = context.stdenv
+    if stdenv is None or not subject.unmet:
+        return ""
+    glibc_unmet = [v for v in subject.unmet if VersionName.parse(v).family == "GLIBC"]
+    if glibc_unmet and stdenv.version:
+        top = min_glibc_for(glibc_unmet)
+        return f" The stdenv glibc {stdenv.version} is too old for it too (it needs {top})."
+    return f" The stdenv does not define {', '.join(subject.unmet)} either."
+
+
+def _cxx_cause(context: _Context, subject: _Subject) -> str:
+    need = subject.need
+    who = _who(context, subject)
     cause = (
-        f"{name} was built with a newer g++ than the libstdc++ this process loads ({provider}): "
+        f"{who} was built with a newer g++ than the libstdc++ this process loads ({subject.provider}): "
         f"it needs {need.version}, which that libstdc++ does not define."
     )
-    if context.stdenv is not None and context.stdenv.libstdcxx:
-        cause += f" The stdenv's libstdc++ ({context.stdenv.libstdcxx}) is the one it was built against."
+    stdenv = context.stdenv
+    if stdenv is not None and stdenv.libstdcxx:
+        has = "does not define it either" if need.version in subject.unmet else "defines it"
+        cause += f" The stdenv's libstdc++ ({stdenv.libstdcxx}) {has}."
     return cause
 
 
@@ -240,17 +371,132 @@ def _release_of(version: str) -> str | None:
     return parsed.release if parsed.family == "GLIBC" and len(parsed.number) >= 2 else None
 
 
-def _version_fixes(context: _Context, requester: str, need: VersionNeed) -> tuple[str, ...]:
-    target = _target_spec(context.graph)
-    family = VersionName.parse(need.version).family
+def _version_fixes(context: _Context, subject: _Subject) -> tuple[str, ...]:
+    """The repatch first when the stdenv's libraries define all the object misses; when they do not,
+    say so, and offer what does work: a rebuild for the old glibc, or a newer stdenv."""
+    command = f"glibc-doctor fix {_target_spec(context.graph)}"
+    rebuild = _rebuild_fix(context, subject)
     stdenv = context.stdenv
-    if family in CXX_FAMILIES:
-        against = f" ({stdenv.libstdcxx})" if stdenv is not None and stdenv.libstdcxx else ""
-        first = f"glibc-doctor fix {target}: repatch the interpreter so the stdenv's libstdc++{against} loads"
-    else:
-        release = f" ({stdenv.version})" if stdenv is not None and stdenv.version else ""
-        first = f"glibc-doctor fix {target}: repatch the interpreter against the stdenv glibc{release}"
-    return (first, f"rebuild {os.path.basename(requester)} with the interpreter's toolchain")
+    if stdenv is None:
+        wanted = f"a glibc ≥ {subject.object_glibc}" if subject.object_glibc else "a newer glibc"
+        return (
+            f"{command} --glibc DIR: repatch a copy of the interpreter against {wanted} "
+            "(no stdenv compiler was found; the original is not touched)",
+            rebuild,
+        )
+    if not subject.unmet:
+        return (f"{command}: {_repatch_words(stdenv, subject)} (the original is not touched)", rebuild)
+    return (rebuild, _newer_stdenv_fix(command, subject))
+
+
+def _repatch_words(stdenv: StdenvInfo, subject: _Subject) -> str:
+    if subject.family in CXX_FAMILIES:
+        against = f" ({stdenv.libstdcxx})" if stdenv.libstdcxx else ""
+        return f"repatch a copy of the interpreter so the stdenv's libstdc++{against} loads"
+    release = f" {stdenv.version}" if stdenv.version else ""
+    return f"repatch a copy of the interpreter against the stdenv glibc{release}"
+
+
+def _newer_stdenv_fix(command: str, subject: _Subject) -> str:
+    glibc_unmet = [v for v in subject.unmet if VersionName.parse(v).family == "GLIBC"]
+    top = min_glibc_for(glibc_unmet)
+    if top is not None:
+        return f"move the stdenv to glibc ≥ {top}, then run {command}"
+    versions = ", ".join(subject.unmet)
+    return f"move the stdenv to a toolchain whose libraries define {versions}, then run {command}"
+
+
+def _rebuild_fix(context: _Context, subject: _Subject) -> str:
+    """Rebuild what the user installed (the extension), never the system library it pulls in."""
+    graph = context.graph
+    node = subject.extension or subject.requester
+    name = _display_name(graph, node)
+    loaded = context.glibc.version
+    toolchain = f"whose glibc is ≤ {loaded} (the interpreter's)" if loaded else "of the interpreter"
+    kind = getattr(graph.graph.get("target"), "kind", "")
+    if kind == "python" and subject.extension is not None:
+        dist = _distribution_of(node) or name.split(".")[0]
+        wheel = f"manylinux_2_{loaded.split('.')[1]} or older" if loaded and "." in loaded else "manylinux"
+        return (
+            f"rebuild {name} with a toolchain {toolchain}: `pip install --no-binary :all: --force-reinstall "
+            f"{dist}` under the interpreter's own compiler, or install a {wheel} wheel of {dist}"
+        )
+    if kind == "ruby" and subject.extension is not None:
+        return (
+            f"rebuild {name} with a toolchain {toolchain}: `gem pristine --extensions <gem>` for the gem "
+            "that ships it, under the interpreter's own compiler"
+        )
+    return f"rebuild {name} with a toolchain {toolchain}"
+
+
+def _display_name(graph: nx.DiGraph, node: str) -> str:
+    """What the user knows an extension by (``ext_cxx``, ``psycopg2._psycopg``), else its file name."""
+    target = graph.graph.get("target")
+    for extension in getattr(target, "extensions", ()):
+        if extension.path == node:
+            return str(extension.name)
+    return os.path.basename(node)
+
+
+def _distribution_of(path: str) -> str | None:
+    """The installed distribution that owns ``path`` (from the ``RECORD`` of its ``.dist-info``)."""
+    parts = path.split(os.sep)
+    for index in range(len(parts) - 1, 0, -1):
+        if parts[index] in ("site-packages", "dist-packages"):
+            site = os.sep.join(parts[: index + 1])
+            return _record_owner(site, os.sep.join(parts[index + 1 :]))
+    return None
+
+
+def _record_owner(site: str, relpath: str) -> str | None:
+    try:
+        entries = sorted(entry for entry in os.listdir(site) if entry.endswith(".dist-info"))
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            with open(os.path.join(site, entry, "RECORD"), encoding="utf-8", errors="replace") as record:
+                if any(line.split(",", 1)[0] == relpath for line in record):
+                    return entry.removesuffix(".dist-info").rsplit("-", 1)[0]
+        except OSError:
+            continue
+    return None
+
+
+def stdenv_library(stdenv: StdenvInfo, library: str) -> str | None:
+    """The stdenv's file for ``library`` (its libc, its libstdc++, else the first in its lib dirs)."""
+    if library == LIBC:
+        return stdenv.libc
+    if library == "libstdc++.so.6" and stdenv.libstdcxx:
+        return stdenv.libstdcxx
+    dirs = (os.path.dirname(stdenv.libc), *stdenv.lib_dirs)
+    return next((os.path.join(d, library) for d in dirs if os.path.exists(os.path.join(d, library))), None)
+
+
+def stdenv_defines(stdenv: StdenvInfo | None, library: str) -> tuple[str, ...] | None:
+    """The versions the stdenv's copy of ``library`` defines (read with ``read_elf``); None: no copy."""
+    if stdenv is None:
+        return None
+    path = stdenv_library(stdenv, library)
+    facts = read_elf(path) if path is not None else None
+    return facts.defines if facts is not None and facts.ok else None
+
+
+def stdenv_unmet(stdenv: StdenvInfo | None, needs: Iterable[tuple[str, str]]) -> tuple[str, ...] | None:
+    """Of the (library, version) pairs, the versions the stdenv does not define either (sorted, unique).
+
+    Empty: a repatch against the stdenv satisfies them all; None: no stdenv is known.
+    """
+    if stdenv is None:
+        return None
+    defines: dict[str, tuple[str, ...] | None] = {}
+    unmet: set[str] = set()
+    for library, version in needs:
+        if library not in defines:
+            defines[library] = stdenv_defines(stdenv, library)
+        if version not in (defines[library] or ()):
+            unmet.add(version)
+    return tuple(sorted(unmet, key=VersionName.parse))
 
 
 # --- objects that are missing, unreadable or of the wrong kind ---------------------------------------
@@ -490,7 +736,7 @@ _LATENT_KINDS = frozenset({Kind.MISSING_VERSION, Kind.NOT_FOUND, Kind.WRONG_ELF}
 
 def _latent(exact: list[Conflict], strict_graph: nx.DiGraph, stdenv: StdenvInfo | None) -> list[Conflict]:
     seen = {_identity(conflict) for conflict in exact}
-    strict_context = _Context(strict_graph, _root(strict_graph), glibc_info(strict_graph), stdenv)
+    strict_context = _make_context(strict_graph, stdenv)
     latent: list[Conflict] = []
     for conflict in _exact_conflicts(strict_context):
         if conflict.kind not in _LATENT_KINDS or _identity(conflict) in seen:

@@ -37,30 +37,44 @@ def plan_text(plan: Any, name: PathNamer) -> Text:
     text.append(f"glibc {old.version or '?'} → {new.version or '?'}", style="bold")
     text.append(f"   (the stdenv's, from {new.source})\n")
     _versions_section(text, "Fixes", plan.fixes, "green")
-    remaining = list(plan.remaining)
-    if remaining:
-        text.append("Still broken after the fix\n", style="bold yellow")
-        for item in remaining:
-            conflict = item.conflict
-            who = short_name(conflict.object)
-            text.append(
-                f"  ✗ {who} {conflict.version or conflict.kind}: {name.text(item.reason)}\n", style="yellow"
-            )
+    _remaining_section(text, plan.remaining, name)
+    _interpreter_section(text, plan, name)
+    _copy_section(text, plan, name)
+    text.append("\nFull plan\n", style="bold underline")
+    for line in plan.describe():
+        text.append(name.text(str(line)) + "\n", style="dim")
+    return text
+
+
+def _remaining_section(text: Text, remaining: Any, name: PathNamer) -> None:
+    if not remaining:
+        return
+    text.append("Still broken after the fix\n", style="bold yellow")
+    for item in remaining:
+        conflict = item.conflict
+        what = f"{short_name(conflict.object)} {conflict.version or conflict.kind}"
+        text.append(f"  ✗ {what}: {name.text(item.reason)}\n", style="yellow")
+
+
+def _interpreter_section(text: Text, plan: Any, name: PathNamer) -> None:
     main = next((patch for patch in plan.elf_patches if patch.relpath == plan.interpreter), None)
-    if main is not None:
-        text.append(f"\nInterpreter {plan.interpreter}\n", style="bold")
-        if main.new_interpreter is not None:
-            text.append(f"  loader  {name(main.old_interpreter)}\n       → {name(main.new_interpreter)}\n")
-        before = f"RUNPATH {main.old_runpath}" if main.old_runpath else f"RPATH {main.old_rpath or '(none)'}"
-        text.append(f"  {name.text(before)}\n  → RPATH {name.text(main.new_rpath)}\n")
-        for needed in main.add_needed:
-            text.append(f"  + DT_NEEDED {needed}\n")
-    others = len(plan.elf_patches) - (1 if main is not None else 0)
+    if main is None:
+        return
+    text.append(f"\nInterpreter {plan.interpreter}\n", style="bold")
+    if main.new_interpreter is not None:
+        text.append(f"  loader  {name(main.old_interpreter)}\n       → {name(main.new_interpreter)}\n")
+    before = f"RUNPATH {main.old_runpath}" if main.old_runpath else f"RPATH {main.old_rpath or '(none)'}"
+    text.append(f"  {name.text(before)}\n  → RPATH {name.text(main.new_rpath)}\n")
+    for needed in main.add_needed:
+        text.append(f"  + DT_NEEDED {needed}\n")
+
+
+def _copy_section(text: Text, plan: Any, name: PathNamer) -> None:
+    others = sum(1 for patch in plan.elf_patches if patch.relpath != plan.interpreter)
     text.append("\nCopy ", style="bold")
     text.append(f"{name(plan.source_package)}\n  → {name(plan.destination)}\n")
-    text.append(
-        f"  {others} more ELF files, {len(plan.text_rewrites)} text files, {len(plan.links)} links adjusted\n"
-    )
+    counts = f"{others} more ELF files, {len(plan.text_rewrites)} text files, {len(plan.links)} links"
+    text.append(f"  {counts} adjusted\n")
     text.append("\nRetarget ", style="bold")
     environment = plan.target.environment
     if environment:
@@ -68,10 +82,6 @@ def plan_text(plan: Any, name: PathNamer) -> Text:
     else:
         text.append("a profile link in the data dir points at the copy (put its bin on PATH)\n")
     text.append("The original stays untouched; u (rollback) switches back.\n", style="dim")
-    text.append("\nFull plan\n", style="bold underline")
-    for line in plan.describe():
-        text.append(name.text(str(line)) + "\n", style="dim")
-    return text
 
 
 def _versions_section(text: Text, title: str, conflicts: Any, style: str) -> None:

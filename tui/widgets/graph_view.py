@@ -91,8 +91,21 @@ def picture(result: ScanLike, highlighted: Collection[str] = ()) -> Picture:
     hot = set(conflicts) | set(highlighted)
     for conflict in result.conflicts:
         hot.update(conflict.chain)
-    glibc = _glibc_members(result)
-    group: dict[str, str] = {node: GLIBC_BOX for node in glibc}
+    group, quiet = _groups(result, hot)
+    boxes: dict[str, Box] = {}
+    for node in graph.nodes:
+        box_id = group.get(node, node)
+        if box_id not in boxes:
+            boxes[box_id] = _box(result, box_id, node, conflicts, highlighted, quiet)
+    root = root_of(graph)
+    return Picture(boxes, _condensed_edges(result, group), group.get(root, root) if root else None)
+
+
+def _groups(result: ScanLike, hot: set[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Node -> box id for the nodes drawn together: glibc, and per caller the extensions (with their
+    private libraries) that have nothing wrong."""
+    graph = result.graph
+    group: dict[str, str] = {node: GLIBC_BOX for node in _glibc_members(result)}
     quiet: dict[str, list[str]] = defaultdict(list)
     for node in graph.nodes:
         if role_of(graph, node) == Role.EXTENSION and node not in hot:
@@ -100,28 +113,20 @@ def picture(result: ScanLike, highlighted: Collection[str] = ()) -> Picture:
             quiet[callers[0] if callers else ""].append(node)
     for caller, members in quiet.items():
         if len(members) > 1:
-            for member in members:
-                group[member] = f"quiet:{caller}"
+            group.update((member, f"quiet:{caller}") for member in members)
     _fold_private_libraries(graph, group, hot)
-    boxes: dict[str, Box] = {}
-    for node in graph.nodes:
-        box_id = group.get(node, node)
-        if box_id in boxes:
-            continue
-        boxes[box_id] = _box(result, box_id, node, conflicts, highlighted, quiet)
+    return group, quiet
+
+
+def _condensed_edges(result: ScanLike, group: Mapping[str, str]) -> tuple[tuple[str, str, str], ...]:
+    """Edges between boxes; red when any edge behind it is a failing one."""
     bad_edges = {(c.object, c.provider) for c in errors(result.conflicts)}
     edges: dict[tuple[str, str], str] = {}
-    for u, v in graph.edges:
+    for u, v in result.graph.edges:
         a, b = group.get(u, u), group.get(v, v)
-        if a == b:
-            continue
-        style = "red" if (u, v) in bad_edges else ""
-        if edges.get((a, b)) != "red":
-            edges[(a, b)] = style
-    root = root_of(graph)
-    return Picture(
-        boxes, tuple((a, b, s) for (a, b), s in edges.items()), group.get(root, root) if root else None
-    )
+        if a != b and edges.get((a, b)) != "red":
+            edges[(a, b)] = "red" if (u, v) in bad_edges else ""
+    return tuple((a, b, style) for (a, b), style in edges.items())
 
 
 def _fold_private_libraries(graph: Any, group: dict[str, str], hot: set[str]) -> None:
@@ -295,6 +300,24 @@ def draw(pic: Picture) -> Text:
     rows = _order(graph, layer)
     width = {n: 1 if n in dummies else max(len(line) for line in pic.boxes[n].lines) + 4 for n in graph.nodes}
     height = max((len(box.lines) for box in pic.boxes.values()), default=1) + 2
+    left = _place(graph, rows, width)
+    center = {n: left[n] + width[n] // 2 for n in graph.nodes}
+    canvas = Canvas()
+    top = 0
+    for k, row in enumerate(rows):
+        for node in row:
+            if node in dummies:
+                style = graph.edges[next(iter(graph.in_edges(node)))]["style"]
+                canvas.vline(center[node], top, top + height - 1, style)
+            else:
+                _draw_box(canvas, left[node], top, width[node], height, pic.boxes[node])
+        if k + 1 < len(rows):
+            top = _draw_channel(canvas, graph, row, center, top + height - 1)
+    return canvas.render()
+
+
+def _place(graph: nx.DiGraph, rows: list[list[str]], width: Mapping[str, int]) -> dict[str, int]:
+    """Left edges: each node under the mean centre of its parents, pushed right past its neighbour."""
     left: dict[str, int] = {}
     for row in rows:
         cursor = 0
@@ -303,24 +326,7 @@ def draw(pic: Picture) -> Text:
             want = int(_mean(parents, 0)) - width[node] // 2 if parents else 0
             left[node] = max(cursor, want)
             cursor = left[node] + width[node] + GAP
-    center = {n: left[n] + width[n] // 2 for n in graph.nodes}
-    canvas = Canvas()
-    top = 0
-    for k, row in enumerate(rows):
-        for node in row:
-            if node in dummies:
-                canvas.vline(
-                    center[node],
-                    top,
-                    top + height - 1,
-                    graph.edges[next(iter(graph.in_edges(node)))]["style"],
-                )
-            else:
-                _draw_box(canvas, left[node], top, width[node], height, pic.boxes[node])
-        if k + 1 == len(rows):
-            break
-        top = _draw_channel(canvas, graph, row, center, top + height - 1)
-    return canvas.render()
+    return left
 
 
 def _draw_box(canvas: Canvas, x: int, y: int, width: int, height: int, box: Box) -> None:

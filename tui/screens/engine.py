@@ -1,18 +1,25 @@
 """The one place where the TUI calls core: thin wrappers the screens' workers loop over.
 
-Nothing here decides anything about ELF, loaders or patches; it only forwards to core and turns core's
-progress events into short lines. Keeping the calls together means a change in a core signature is one
-edit here, not a hunt through the screens.
+Nothing here decides anything about ELF, loaders or patches; it forwards to core (imported when first
+used, so the app paints before core loads) and turns core's records into lines for people. Keeping the
+calls together means a change in a core signature is one edit here, not a hunt through the screens.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from glibc_doctor.tui.widgets.render import short_name
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.diagnose import Diagnosis
+    from glibc_doctor.core.explain import Explanation
+    from glibc_doctor.core.patch import FixPlan, FixProgress, FixResult
+    from glibc_doctor.core.scan import ScanProgress, ScanResult
+    from glibc_doctor.core.targets import Candidate
 
 
 @dataclass(frozen=True)
@@ -24,38 +31,44 @@ class Step:
     total: int | None = None
 
 
-def step_of(event: object) -> Step:
-    """Read the common fields of a core progress event (``message``/``step``, ``done``, ``total``)."""
-    text = ""
-    for attr in ("message", "step", "text", "line", "stage"):
-        value = getattr(event, attr, None)
-        if isinstance(value, str) and value:
-            text = value
-            break
-    done = getattr(event, "done", 0)
-    total = getattr(event, "total", None)
-    return Step(
-        text or str(event), done if isinstance(done, int) else 0, total if isinstance(total, int) else None
-    )
+# --- targets and scan ------------------------------------------------------------------------------
 
 
-def is_scan_result(item: object) -> bool:
-    return hasattr(item, "graph") and hasattr(item, "conflicts")
+def detect_candidates(cwd: str, env: Mapping[str, str]) -> list[Candidate]:
+    from glibc_doctor.core.targets import detect_candidates as detect
+
+    return list(detect(cwd, env))
 
 
-def detect_candidates(cwd: str, env: Mapping[str, str]) -> list[Any]:
-    from glibc_doctor.core import targets
+def candidate_glibc(candidate: Candidate) -> str | None:
+    """The glibc release a candidate's process loads (a full static scan; the picker shows it later)."""
+    from glibc_doctor.core.errors import DoctorError
+    from glibc_doctor.core.scan import scan
 
-    return list(targets.detect_candidates(cwd, env))
+    try:
+        version = scan(candidate.path, use_cache=False).glibc.version
+    except DoctorError:
+        return None  # a candidate that cannot be scanned just shows no glibc
+    return str(version) if version else None
 
 
 def scan_steps(
     spec: str, *, ext: Sequence[str] = (), glibc: str | None = None, cancel: threading.Event | None = None
-) -> Iterator[object]:
-    """Core's scan as a generator: progress events, then the ``ScanResult``."""
-    from glibc_doctor.core import scan
+) -> Iterator[ScanProgress | ScanResult]:
+    """Core's scan: progress events, then the ``ScanResult`` (nothing more when cancelled)."""
+    from glibc_doctor.core.scan import scan_steps as steps
 
-    yield from scan.scan_steps(spec, ext=tuple(ext), glibc=glibc, cancel=cancel)
+    yield from steps(spec, ext=tuple(ext), glibc=glibc, cancel=cancel)
+
+
+def scan_event(item: ScanProgress | ScanResult) -> Step | ScanResult:
+    """A scan step as the TUI shows it, or the result itself."""
+    from glibc_doctor.core.scan import ScanResult
+
+    return item if isinstance(item, ScanResult) else Step(item.message, item.done, item.total)
+
+
+# --- fix and rollback -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -66,108 +79,92 @@ class FixRequest:
     original to plan from (as ``glibc-doctor fix`` does), and ``current_root`` is the copy in use.
     """
 
-    plan: Any
+    plan: FixPlan
     before: tuple[Any, ...]
     current_root: str | None
 
 
-def prepare_fix(result: Any, glibc: str | None = None) -> FixRequest:
+def prepare_fix(result: ScanResult, glibc: str | None = None) -> FixRequest:
     """The stdenv as the compiler sees it now, and core's pure plan against it."""
-    from glibc_doctor.core import patch, store
+    from glibc_doctor.core import store
+    from glibc_doctor.core.patch import plan_fix
     from glibc_doctor.core.stdenv import find_stdenv
 
     stdenv = find_stdenv(glibc)
     found = store.source_snapshot(result.target)
     source, current_root = (found[0], found[1]) if found is not None else (result, None)
-    plan = patch.plan_fix(source, stdenv, str(store.data_dir()))
+    plan = plan_fix(source, stdenv, str(store.data_dir()))
     return FixRequest(plan, tuple(source.conflicts), current_root)
 
 
 def run_fix(
     request: FixRequest, *, glibc: str | None = None, cancel: threading.Event | None = None
-) -> Iterator[object]:
+) -> Iterator[FixProgress | FixResult]:
     """Core's fix: build, verify by real imports, activate; progress events then a ``FixResult``."""
-    from glibc_doctor.core import patch
+    from glibc_doctor.core.patch import run_fix as run
 
-    yield from patch.run_fix(
+    yield from run(
         request.plan, request.before, current_root=request.current_root, glibc_dir=glibc, cancel=cancel
     )
 
 
-def rollback(target_spec: str) -> Any:
+def fix_event(item: FixProgress | FixResult) -> Step | FixResult:
+    """A fix step as a log line, or the result itself."""
+    from glibc_doctor.core.patch import FixResult
+
+    if isinstance(item, FixResult):
+        return item
+    return Step(f"{item.step}: {item.detail}" if item.detail else item.step, item.done, item.total or None)
+
+
+def rollback(target_spec: str) -> str:
+    """Switch the target back to what it ran before the fix; core says what it restored."""
     from glibc_doctor.core import store
 
-    return store.rollback(target_spec)
+    return str(store.rollback(target_spec))
 
 
-def explain(text: str) -> Any:
-    from glibc_doctor.core import explain as core_explain
-
-    return core_explain.explain(text)
+# --- explain and diagnose -----------------------------------------------------------------------------
 
 
-def diagnose(argv: Sequence[str]) -> Any:
+def explain(text: str) -> Explanation:
+    from glibc_doctor.core.explain import explain as parse
+
+    return parse(text)
+
+
+def diagnose(argv: Sequence[str]) -> Diagnosis:
     """Run the user's command (they typed it and asked for it to run) and explain its loader errors;
     core's ``Diagnosis`` also carries the scan conflicts that match what the loader said."""
-    from glibc_doctor.core import diagnose as core_diagnose
+    from glibc_doctor.core.diagnose import diagnose as run
 
-    return core_diagnose.diagnose(list(argv))
+    return run(list(argv))
 
 
-def involved_nodes(graph: Any, explanation: Any) -> tuple[str, ...]:
-    """The graph nodes a loader message names (provider, required-by, library, program): by path,
-    or by file name when the message was printed on another machine or through another link."""
-    names: list[str] = []
-    for message in getattr(explanation, "messages", ()):
-        for attr in ("required_by", "provider", "library", "program"):
-            value = getattr(message, attr, None)
-            if isinstance(value, str) and value:
-                names.append(value)
-    nodes = set(graph.nodes) if graph is not None else set()
+def involved_nodes(graph: Any, explanation: Explanation) -> tuple[str, ...]:
+    """The graph nodes a loader message names (required-by, provider, library, program): by path, or
+    by file name when the message was printed through another link or on another machine."""
+    import os
+
+    names = [
+        value
+        for message in explanation.messages
+        for value in (message.required_by, message.provider, message.library, message.program)
+        if value
+    ]
+    nodes = sorted(graph.nodes) if graph is not None else []
     found: list[str] = []
     for name in names:
         if name in nodes:
             found.append(name)
             continue
-        real = os.path.realpath(name)
+        real = os.path.realpath(name) if os.path.exists(name) else None
         base = os.path.basename(name)
-        found.extend(
-            node
-            for node in sorted(nodes)
-            if os.path.basename(node) == base or (os.path.exists(name) and os.path.realpath(node) == real)
-        )
+        found.extend(n for n in nodes if os.path.basename(n) == base or os.path.realpath(n) == real)
     return tuple(dict.fromkeys(found))
 
 
-def candidate_glibc(candidate: Any) -> str | None:
-    """The glibc release a candidate's process loads: from the candidate when core knows it, else a scan."""
-    known = getattr(candidate, "glibc", None)
-    if isinstance(known, str) and known:
-        return known
-    result: object = None
-    try:
-        for item in scan_steps(str(candidate.path)):
-            result = item
-    except Exception:  # noqa: BLE001 - a candidate that cannot be scanned just shows no glibc
-        return None
-    glibc = getattr(result, "glibc", None)
-    version = getattr(glibc, "version", None)
-    return version if isinstance(version, str) else None
-
-
-def rollback_summary(outcome: object) -> str:
-    """One line about what a rollback restored (core returns a record or a message)."""
-    if isinstance(outcome, str):
-        return outcome
-    for attr in ("summary", "message", "restored"):
-        value = getattr(outcome, attr, None)
-        if value:
-            return str(value) if not isinstance(value, (list, tuple)) else ", ".join(map(str, value))
-    return "the original interpreter is back"
-
-
-def is_fix_result(item: object) -> bool:
-    return hasattr(item, "verified") or type(item).__name__ == "FixResult"
+# --- words for people ---------------------------------------------------------------------------------
 
 
 def one_line(error: BaseException | None) -> str:
@@ -182,80 +179,75 @@ def one_line(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def is_cancellation(error: BaseException | None) -> bool:
+    """Core raises ``ScanCancelled``-style errors when its cancel event is set: not a failure."""
+    return error is not None and type(error).__name__.endswith(("Cancelled", "Canceled"))
+
+
 @dataclass(frozen=True)
 class Line:
     text: str
     style: str = ""
 
 
-def _remaining_line(item: Any) -> str:
-    conflict = getattr(item, "conflict", item)
-    reason = getattr(item, "reason", "")
-    name = re.sub(r"\.(cpython-[^.]+|abi3)(?=\.so$)", "", os.path.basename(conflict.object))
-    return f"  ✗ {name} {conflict.version or conflict.kind}" + (f": {reason}" if reason else "")
-
-
-def fix_result_lines(result: Any) -> list[Line]:
+def fix_result_lines(result: FixResult) -> list[Line]:
     """A ``FixResult`` for people: the imports that work now (run for real by the patched interpreter),
     the ones that still fail and why, what was switched."""
+    checks = result.verification.checks
     lines: list[Line] = []
-    checks = getattr(getattr(result, "verification", None), "checks", ()) or ()
     working = [check for check in checks if check.ok]
-    failing = [check for check in checks if not check.ok]
     if working:
         lines.append(Line("\nWorks now (imported for real by the patched interpreter)", "bold green"))
         lines.extend(Line(f"  ✓ import {check.name}", "green") for check in working)
+    failing = [check for check in checks if not check.ok]
     if failing:
         lines.append(Line("\nStill fails to import", "bold yellow"))
         for check in failing:
-            first = check.detail.strip().splitlines()[-1] if check.detail.strip() else ""
-            lines.append(Line(f"  ✗ {check.name}" + (f": {first}" if first else ""), "yellow"))
-    remaining = getattr(result, "remaining", ()) or ()
-    if remaining:
+            last = check.detail.strip().splitlines()[-1] if check.detail.strip() else ""
+            lines.append(Line(f"  ✗ {check.name}" + (f": {last}" if last else ""), "yellow"))
+    if result.remaining:
         lines.append(Line("\nWhat the stdenv cannot fix", "bold yellow"))
-        lines.extend(Line(_remaining_line(item), "yellow") for item in remaining)
-    activation = getattr(result, "activation", None)
-    if activation is not None:
-        lines.append(Line("\nSwitched", "bold"))
-        lines.extend(Line(f"  {path}") for path in activation.changed)
-        lines.extend(Line(f"  {hint}", "cyan") for hint in activation.hints)
-    else:
-        lines.append(Line("\nNothing was switched: the patched copy did not verify.", "bold red"))
-        problems = result.verification.failures() if hasattr(result, "verification") else []
-        lines.extend(Line(f"  {problem}", "red") for problem in problems)
+        for item in result.remaining:
+            what = f"{short_name(item.conflict.object)} {item.conflict.version or item.conflict.kind}"
+            lines.append(Line(f"  ✗ {what}: {item.reason}", "yellow"))
+    lines.extend(_activation_lines(result))
     return lines
 
 
-def explanation_lines(explanation: object) -> list[Line]:
+def _activation_lines(result: FixResult) -> list[Line]:
+    if result.activation is None:
+        lines = [Line("\nNothing was switched: the patched copy did not verify.", "bold red")]
+        return lines + [Line(f"  {problem}", "red") for problem in result.verification.failures()]
+    lines = [Line("\nSwitched", "bold")]
+    lines += [Line(f"  {path}") for path in result.activation.changed]
+    return lines + [Line(f"  {hint}", "cyan") for hint in result.activation.hints]
+
+
+def explanation_lines(explanation: Explanation) -> list[Line]:
     """An ``Explanation`` as lines: each loader message with its cause, the summary, what to run next."""
     lines: list[Line] = []
-    findings = getattr(explanation, "findings", ()) or ()
-    if not findings:
+    if not explanation.findings:
         lines.append(Line("No loader error found in that text.", "yellow"))
-    for finding in findings:
+    for finding in explanation.findings:
         message = finding.message
         lines.append(
             Line(f"{message.kind}: {message.version or message.library or message.symbol or ''}", "bold red")
         )
-        for attr in ("required_by", "provider", "library", "symbol", "detail"):
-            value = getattr(message, attr, None)
-            if value:
-                lines.append(Line(f"  {attr.replace('_', ' '):12} {value}"))
+        fields: tuple[tuple[str, str | None], ...] = (
+            ("required by", message.required_by),
+            ("provider", message.provider),
+            ("library", message.library),
+            ("symbol", message.symbol),
+            ("detail", message.detail),
+        )
+        lines.extend(Line(f"  {label:12} {value}") for label, value in fields if value)
         if finding.min_glibc:
             lines.append(Line(f"  needs glibc  {finding.min_glibc} or newer"))
         if finding.cause:
             lines.append(Line(f"  {finding.cause}", "italic"))
-    summary = getattr(explanation, "summary", "")
-    if summary:
-        lines.append(Line("\nIn short", "bold underline"))
-        lines.append(Line(str(summary)))
-    commands = getattr(explanation, "commands", ()) or ()
-    if commands:
+    if explanation.summary:
+        lines += [Line("\nIn short", "bold underline"), Line(explanation.summary)]
+    if explanation.commands:
         lines.append(Line("\nNext", "bold underline"))
-        lines.extend(Line(f"  {command}", "green") for command in commands)
+        lines.extend(Line(f"  {command}", "green") for command in explanation.commands)
     return lines
-
-
-def is_cancellation(error: BaseException | None) -> bool:
-    """Core raises ``ScanCancelled``/``FixCancelled``-style errors when its cancel event is set."""
-    return error is not None and type(error).__name__.endswith(("Cancelled", "Canceled"))

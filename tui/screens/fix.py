@@ -161,13 +161,11 @@ class FixProgressScreen(Screen[Any]):
         for item in engine.run_fix(self.request, glibc=self.glibc, cancel=self.cancel_event):
             if worker.is_cancelled:
                 self.cancel_event.set()
-            if engine.is_fix_result(item):
-                self.post_message(FixFinished(item))
+            event = engine.fix_event(item)
+            if not isinstance(event, engine.Step):
+                self.post_message(FixFinished(event))
                 return
-            step = engine.step_of(item)
-            detail = getattr(item, "detail", "")
-            line = f"{step.text}: {detail}" if detail else step.text
-            self.post_message(FixProgressed(line, step.done, step.total))
+            self.post_message(FixProgressed(event.text, event.done, event.total))
         self.post_message(FixFinished(None, cancelled=True))
 
     def on_fix_progressed(self, message: FixProgressed) -> None:

@@ -147,11 +147,11 @@ class MainScreen(Screen[None]):
             if worker.is_cancelled or cancel.is_set():
                 self.post_message(ScanCancelled())
                 return
-            if engine.is_scan_result(item):
-                self.post_message(ScanFinished(item))
+            event = engine.scan_event(item)
+            if not isinstance(event, engine.Step):
+                self.post_message(ScanFinished(event))
                 return
-            step = engine.step_of(item)
-            self.post_message(ScanProgressed(step.text, step.done, step.total))
+            self.post_message(ScanProgressed(event.text, event.done, event.total))
         self.post_message(ScanCancelled())  # core ends the generator early when cancelled
 
     def on_scan_progressed(self, message: ScanProgressed) -> None:
@@ -337,8 +337,7 @@ class MainScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rollback")
     def _rollback_worker(self) -> None:
-        outcome = engine.rollback(self.spec)
-        self.post_message(RolledBack(engine.rollback_summary(outcome)))
+        self.post_message(RolledBack(engine.rollback(self.spec)))
 
     def on_rolled_back(self, message: RolledBack) -> None:
         self.notify(self.namer.text(message.summary), title="Rolled back")

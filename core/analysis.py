@@ -30,6 +30,7 @@ from .model import (
     Role,
     Severity,
     StdenvInfo,
+    Target,
     VersionNeed,
     Via,
 )
@@ -374,7 +375,7 @@ def _release_of(version: str) -> str | None:
 def _version_fixes(context: _Context, subject: _Subject) -> tuple[str, ...]:
     """The repatch first when the stdenv's libraries define all the object misses; when they do not,
     say so, and offer what does work: a rebuild for the old glibc, or a newer stdenv."""
-    command = f"glibc-doctor fix {_target_spec(context.graph)}"
+    command = fix_command(_target_spec(context.graph), context.graph.graph.get("target"), context.stdenv)
     rebuild = _rebuild_fix(context, subject)
     stdenv = context.stdenv
     if stdenv is None:
@@ -695,7 +696,7 @@ def _loader_mismatch(context: _Context) -> Iterator[Conflict]:
             "the same build: expect symbol lookup errors or crashes at start-up."
         ),
         fixes=(
-            f"glibc-doctor fix {_target_spec(context.graph)}: "
+            f"{fix_command(_target_spec(context.graph), context.graph.graph.get('target'), context.stdenv)}: "
             "repatch the interpreter so loader and libc match",
         ),
     )
@@ -773,6 +774,27 @@ def _facts(graph: nx.DiGraph, node: str) -> ElfFacts:
 
 def _soname(node: str, facts: ElfFacts) -> str:
     return facts.soname or os.path.basename(node)
+
+
+def fix_command(spec: str, target: Target | None, stdenv: StdenvInfo | None) -> str:
+    """The ``glibc-doctor fix`` command line for this scan: the same target, its ``--ext`` dirs (a generic
+    program's plugins are not found without them) and the ``--glibc DIR`` the scan was given."""
+    words = ["glibc-doctor", "fix", spec]
+    if target is not None and target.kind == "generic":
+        words += [part for ext in _ext_arguments(target) for part in ("--ext", ext)]
+    if stdenv is not None and stdenv.source.startswith("--glibc "):
+        words += ["--glibc", stdenv.source.removeprefix("--glibc ")]
+    return " ".join(words)
+
+
+def _ext_arguments(target: Target) -> list[str]:
+    """The extension files, or their directory where it holds more than two (it was given as a dir)."""
+    by_dir: dict[str, list[str]] = {}
+    for extension in target.extensions:
+        by_dir.setdefault(os.path.dirname(extension.path), []).append(extension.path)
+    return [
+        item for directory, files in by_dir.items() for item in (files if len(files) <= 2 else [directory])
+    ]
 
 
 def _target_spec(graph: nx.DiGraph) -> str:

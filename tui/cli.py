@@ -122,6 +122,7 @@ def _add_scan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="also report conflicts hidden by load order (and exit 1 on them)",
     )
     scan.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    scan.add_argument("-v", "--verbose", "--tree", action="store_true", help="the load tree and every record")
     scan.set_defaults(func=_run_scan)
 
 
@@ -304,7 +305,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        _emit(result, fmt)
+        _emit(result, fmt, verbose=bool(args.verbose))
     if not args.no_cache and args.pid is None:
         from glibc_doctor.core.scancache import ScanRequest
 
@@ -320,7 +321,7 @@ def _progress_line(step: object) -> None:
     sys.stderr.flush()
 
 
-def _emit(result: ScanResult, fmt: str) -> None:
+def _emit(result: ScanResult, fmt: str, *, verbose: bool = False) -> None:
     if fmt in ("mermaid", "dot", "graphml"):
         from glibc_doctor.core import export
 
@@ -329,7 +330,7 @@ def _emit(result: ScanResult, fmt: str) -> None:
     else:
         from glibc_doctor.tui.render import print_scan
 
-        print_scan(result)
+        print_scan(result, verbose=verbose)
     sys.stdout.flush()
 
 

@@ -1,4 +1,10 @@
-"""The ``scan`` report for a terminal (rich): the glibc the process loads, its load tree, the conflicts.
+"""The ``scan`` report for a terminal (rich): the cause and the safe fix on one screen.
+
+Someone who just hit ``version 'GLIBC_2.38' not found`` needs, in this order: which glibc the process
+loads and why (the header), which extensions cannot load and whether ``fix`` helps each (one table row per
+extension), and the one command to run. The load tree and every record's evidence (symbols, chain, how
+each file was found) are there with ``--verbose``. Paths are shortened for display only (``~`` for
+$HOME, Nix-style store hashes elided); the JSON keeps them whole.
 
 Only the CLI imports this module; the data comes from ``core`` records (``ScanResult``, ``Conflict``),
 so what is printed here is what the JSON says, in words and colour.
@@ -7,65 +13,511 @@ so what is printed here is what the JSON says, in words and colour.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
-from glibc_doctor.core.model import Conflict, ElfFacts, Role, Severity
-from glibc_doctor.core.versions import newest
-from rich.console import Console, Group
+from glibc_doctor.core.analysis import fix_command, stdenv_library, stdenv_unmet
+from glibc_doctor.core.model import Conflict, ElfFacts, Kind, Resolution, Role, Severity, StdenvInfo, Via
+from glibc_doctor.core.versions import VersionName, min_glibc_for, newest
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
+from rich.padding import Padding
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
 if TYPE_CHECKING:
     from glibc_doctor.core.scan import ScanResult
 
+# A Nix-style store entry: ``<anything>/store/<32 base32 chars>-name``; shown as ``…/store/2pwd…-name``.
+_STORE_ENTRY = re.compile(r"(?:/[^\s/:;,()'\"`]+)*/store/([0-9a-df-np-sv-z]{4})[0-9a-df-np-sv-z]{28}-")
+_MAX_SYMBOLS = 3
+_MAX_WARNINGS = 5
+_MAX_CLOSURE_DIRS = 4
+
+
+# --- paths for display ---------------------------------------------------------------------------------
+
+
+def short_path(path: str, home: str | None = None) -> str:
+    """``path`` for people: store hashes elided, ``~`` for the home directory (display only)."""
+    return shorten_text(path, home)
+
+
+def shorten_text(text: str, home: str | None = None) -> str:
+    """Every path inside ``text`` shortened like ``short_path`` (causes and messages name paths)."""
+    text = _STORE_ENTRY.sub(lambda match: f"…/store/{match[1]}…-", text)
+    return home_path(text, home)
+
+
+def home_path(text: str, home: str | None = None) -> str:
+    """``$HOME/x`` as ``~/x``: still a path a shell accepts, so commands stay copy-pasteable."""
+    home = (home if home is not None else os.environ.get("HOME", "")).rstrip("/")
+    if not home:
+        return text
+    return re.sub(rf"(?<![\w/.~-]){re.escape(home)}(?=/|\b|$)", "~", text)
+
+
+# --- the report's rows: one per extension that cannot load ---------------------------------------------
+
+
+@dataclass(slots=True)
+class BrokenRoot:
+    """An extension (or the interpreter itself) with the error records of its failing chains."""
+
+    node: str
+    name: str
+    own: list[Conflict] = field(default_factory=list)  # records on the extension itself
+    through: dict[str, list[Conflict]] = field(default_factory=dict)  # library -> its records
+
+    @property
+    def records(self) -> list[Conflict]:
+        return self.own + [c for records in self.through.values() for c in records]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Does ``glibc-doctor fix`` (a repatch against the stdenv) make this extension load?"""
+
+    fixable: bool | None  # None: no stdenv known
+    words: str
+
+
+def extension_names(result: ScanResult) -> dict[str, str]:
+    return {extension.path: extension.name for extension in result.target.extensions}
+
+
+def broken_roots(result: ScanResult) -> list[BrokenRoot]:
+    """One row per root of a failing chain: the extension on it, or the interpreter when there is none."""
+    graph = result.graph
+    root = _root(graph)
+    names = extension_names(result)
+    rows: dict[str, BrokenRoot] = {}
+    for conflict in result.errors:
+        node = _chain_extension(graph, conflict.chain, names) or root
+        row = rows.setdefault(node, BrokenRoot(node, names.get(node) or os.path.basename(node)))
+        if conflict.object == node or (node == root and conflict.object not in graph):
+            row.own.append(conflict)
+        else:
+            row.through.setdefault(conflict.object, []).append(conflict)
+    return sorted(rows.values(), key=lambda row: (row.node != root, row.name))
+
+
+def _chain_extension(graph: nx.DiGraph, chain: Sequence[str], names: dict[str, str]) -> str | None:
+    for node in chain[1:]:
+        if node in names or (node in graph and graph.nodes[node].get("role") == Role.EXTENSION):
+            return node
+    return None
+
+
+def verdict(row: BrokenRoot, stdenv: StdenvInfo | None) -> Verdict:
+    """What the repatch does for this row, in the table's words (``no: needs 2.38 > stdenv 2.36``)."""
+    if stdenv is None:
+        return Verdict(None, "? no stdenv found")
+    blockers = [c for c in row.records if c.kind in (Kind.WRONG_ELF, Kind.UNREADABLE)]
+    if blockers:
+        return Verdict(False, f"no: {blockers[0].kind}")
+    missing = [
+        c.library
+        for c in row.records
+        if c.kind == Kind.NOT_FOUND and c.library and not _stdenv_has(stdenv, c)
+    ]
+    if missing:
+        return Verdict(False, f"no: stdenv has no {missing[0]}")
+    pairs = [
+        (c.library, c.version)
+        for c in row.records
+        if c.library and c.version and c.version != "GLIBC_PRIVATE"
+    ]
+    unmet = stdenv_unmet(stdenv, pairs) or ()
+    if not unmet:
+        return Verdict(True, "yes")
+    top = min_glibc_for(list(unmet))
+    if top is not None:
+        return Verdict(False, f"no: needs {top} > stdenv {stdenv.version or '?'}")
+    return Verdict(False, f"no: stdenv lacks {unmet[0]}")
+
+
+def _stdenv_has(stdenv: StdenvInfo, conflict: Conflict) -> bool:
+    return conflict.library is not None and stdenv_library(stdenv, conflict.library) is not None
+
+
+# --- printing ------------------------------------------------------------------------------------------
+
 
 def make_console() -> Console:
-    """stdout; piped output gets a wide page so long store paths are not folded mid-name."""
+    """stdout; piped output gets a 100-column page (the report is laid out for 80-100 columns)."""
     console = Console(highlight=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=max(console.width, 160))
+        console = Console(highlight=False, width=100)
     return console
 
 
-def print_scan(result: ScanResult, console: Console | None = None) -> None:
-    """The whole report on stdout (or ``console``)."""
+def print_scan(result: ScanResult, console: Console | None = None, *, verbose: bool = False) -> None:
+    """The whole report on stdout (or ``console``): short by default, everything with ``verbose``."""
     console = console or make_console()
-    console.print(glibc_header(result))
-    console.print(process_tree(result))
-    for conflict in result.conflicts:
-        console.print(conflict_panel(conflict))
-    console.print(summary(result.conflicts))
+    for part in scan_report(result, verbose=verbose, width=console.width):
+        console.print(part, soft_wrap=isinstance(part, CommandLine))
 
 
-def glibc_header(result: ScanResult) -> Group:
-    glibc = result.glibc
-    lines = [Text.from_markup(f"[bold]target[/] {escape(result.target.spec)} ({result.target.kind})")]
-    version = glibc.version or "unknown release"
-    libc = glibc.libc or "no libc.so.6"
-    lines.append(Text.from_markup(f"[bold]glibc[/] {escape(version)}  {escape(libc)}"))
-    if glibc.loader:
-        lines.append(Text.from_markup(f"[bold]loader[/] {escape(glibc.loader)}"))
-    lines += [Text.from_markup(f"  [dim]because[/] {escape(reason)}") for reason in glibc.why]
-    if result.stdenv is not None:
-        stdenv = result.stdenv
-        lines.append(
-            Text.from_markup(
-                f"[bold]stdenv[/] glibc {escape(stdenv.version or '?')}  {escape(stdenv.libc)}"
-                f"  [dim]({escape(stdenv.source)})[/]"
-            )
+def scan_report(result: ScanResult, *, verbose: bool = False, width: int = 100) -> list[RenderableType]:
+    """The report's parts in reading order, laid out for a page ``width`` columns wide."""
+    rows = broken_roots(result)
+    parts: list[RenderableType] = [glibc_header(result, verbose=verbose), verdict_line(result, rows)]
+    if rows:
+        parts.append(broken_table(result, rows, width))
+    parts += what_to_do(result, rows)
+    parts += warning_lines(result, verbose=verbose)
+    if verbose:
+        parts += [Text("\nLoad tree", style="bold"), process_tree(result)]
+        parts += [conflict_panel(conflict, result.graph) for conflict in result.conflicts]
+    else:
+        parts.append(failing_chains(result, rows))
+    return parts
+
+
+def glibc_header(result: ScanResult, *, verbose: bool = False) -> Group:
+    """Target; the glibc it loads and why (PT_INTERP, the RPATH/RUNPATH that found libc.so.6); stdenv."""
+    target, glibc = result.target, result.glibc
+    interpreter = os.path.basename(target.executable)
+    lines: list[RenderableType] = [
+        Text.from_markup(
+            f"[bold]{escape(home_path(target.spec))}[/]  [dim]({escape(target.kind)}, "
+            f"interpreter {escape(interpreter)})[/]"
         )
-    lines += [Text.from_markup(f"[yellow]note[/] {escape(note)}") for note in result.notes]
+    ]
+    version = f"glibc {glibc.version}" if glibc.version else "an unknown glibc"
+    libc = short_path(glibc.libc) if glibc.libc else "no libc.so.6"
+    lines.append(Text.from_markup(f"loads [bold]{escape(version)}[/]  {escape(libc)}"))
+    reasons = _why_lines(result) if not verbose else [shorten_text(reason) for reason in glibc.why]
+    lines += [_indented(f"{'because' if i == 0 else 'and'} {reason}") for i, reason in enumerate(reasons)]
+    lines.append(_stdenv_line(result.stdenv))
+    lines += [Text.from_markup(f"[yellow]note[/] {escape(shorten_text(note))}") for note in result.notes]
     return Group(*lines)
+
+
+def _why_lines(result: ScanResult) -> list[str]:
+    graph = result.graph
+    root = _root(graph)
+    lines: list[str] = []
+    name = os.path.basename(root)
+    facts = _facts(graph, root)
+    if facts is not None and facts.interpreter:
+        lines.append(f"{name}'s PT_INTERP is {short_path(facts.interpreter)}")
+    libc = result.glibc.libc
+    found: Resolution | None = graph.nodes[libc].get("found") if libc and libc in graph else None
+    if found is not None:
+        lines.append(_found_words(found))
+    return lines
+
+
+def _found_words(found: Resolution) -> str:
+    """``its RUNPATH …/lib finds libc.so.6 first`` from the loader's resolution record."""
+    owner, _, where = found.detail.partition(": ")
+    if found.via in (Via.RPATH, Via.RUNPATH) and " of " in owner:
+        tag, _, whose = owner.partition(" of ")
+        return f"{os.path.basename(whose)}'s {tag} {short_path(where)} finds {found.name} first"
+    if found.via == Via.CACHE:
+        return f"{found.name} is found through {owner or 'the ld.so.cache'}"
+    if found.via == Via.DEFAULT:
+        where = short_path(os.path.dirname(found.path or ""))
+        return f"{found.name} is found in the loader's default directories ({where})"
+    return f"{found.name} found via {found.via}" + (
+        f" ({shorten_text(found.detail)})" if found.detail else ""
+    )
+
+
+def _stdenv_line(stdenv: StdenvInfo | None) -> Text:
+    if stdenv is None:
+        return Text.from_markup("stdenv [yellow]not found[/] (give one with --glibc DIR)")
+    return Text.from_markup(
+        f"stdenv [bold]glibc {escape(stdenv.version or '?')}[/]  {escape(short_path(stdenv.libc))}"
+        f"  [dim](from {escape(stdenv.source)})[/]"
+    )
+
+
+def verdict_line(result: ScanResult, rows: list[BrokenRoot]) -> Text:
+    """One line in red or green: how many extensions cannot load, and which."""
+    total = len(result.target.extensions)
+    root = _root(result.graph)
+    extensions = [row for row in rows if row.node != root]
+    warnings = len(result.conflicts) - len(result.errors)
+    tail = f"  ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""
+    if not rows:
+        glibc = f" with glibc {result.glibc.version}" if result.glibc.version else ""
+        what = f"all {total} extensions load{glibc}" if total else f"no conflicts{glibc}"
+        return Text(f"✓ {what}{tail}", style="bold yellow" if warnings else "bold green")
+    parts = []
+    if len(extensions) < len(rows):
+        parts.append(f"{os.path.basename(root)} itself cannot start")
+    if extensions:
+        names = ", ".join(row.name for row in extensions)
+        parts.append(f"{len(extensions)} of {total} extensions cannot load: {names}")
+    return Text("✗ " + "; ".join(parts) + tail, style="bold red")
+
+
+def broken_table(result: ScanResult, rows: list[BrokenRoot], width: int = 100) -> Table:
+    """One row per extension: what it needs, through which library, and whether ``fix`` helps."""
+    verdicts = [verdict(row, result.stdenv) for row in rows]
+    cells = [
+        (row.name, _needs_cell(row.own) or "—", _through_cell(row.through), decided.words)
+        for row, decided in zip(rows, verdicts, strict=True)
+    ]
+    widths = column_widths(cells, width)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))
+    for header, column_width in zip(("extension", "needs", "through", "fixed by `fix`"), widths, strict=True):
+        table.add_column(header, width=column_width, overflow="fold")
+    for (name, needs, through, words), decided in zip(cells, verdicts, strict=True):
+        style = "green" if decided.fixable else ("red" if decided.fixable is False else "yellow")
+        table.add_row(Text(name, style="bold"), needs, through, Text(words, style=style))
+    return table
+
+
+# How narrow each column may get, in the order they give up width: "needs" first (its symbols wrap
+# well), then the verdict, then "through" (a library and its versions read as one item).
+_SHRINK_ORDER = ((1, 20), (3, 12), (2, 16), (1, 10))
+
+
+def column_widths(cells: Sequence[tuple[str, str, str, str]], width: int) -> list[int]:
+    """Widths of the table's four columns that fit ``width`` (two spaces between columns)."""
+    headers = (len("extension"), len("needs"), len("through"), len("fixed by `fix`"))
+    natural = [
+        max([headers[i]] + [len(line) for cell in cells for line in cell[i].splitlines()]) for i in range(4)
+    ]
+    widths = list(natural)
+    excess = sum(widths) + 4 + 3 - width  # rich pads every column and puts a divider between them
+    for column, floor in _SHRINK_ORDER:
+        if excess <= 0:
+            break
+        give = max(0, min(excess, widths[column] - floor))
+        widths[column] -= give
+        excess -= give
+    return widths
+
+
+def _needs_cell(records: list[Conflict]) -> str:
+    lines = []
+    for conflict in records:
+        if conflict.kind == Kind.MISSING_VERSION and conflict.version:
+            lines.append(conflict.version + _symbol_hint(conflict.symbols))
+        else:
+            lines.append(_problem_words(conflict))
+    return "\n".join(lines)
+
+
+def _symbol_hint(symbols: tuple[str, ...]) -> str:
+    if not symbols:
+        return ""
+    shown = ", ".join(symbols[:_MAX_SYMBOLS])
+    more = f", +{len(symbols) - _MAX_SYMBOLS}" if len(symbols) > _MAX_SYMBOLS else ""
+    return f" ({shown}{more})"
+
+
+def _problem_words(conflict: Conflict) -> str:
+    if conflict.kind == Kind.NOT_FOUND:
+        return f"{conflict.library} (not found)"
+    if conflict.version:
+        return f"{conflict.version} ({conflict.kind})"
+    return shorten_text(conflict.message.removeprefix(f"{conflict.object}: "))
+
+
+def _through_cell(through: dict[str, list[Conflict]]) -> str:
+    lines = []
+    for obj, records in through.items():
+        versions = [c.version for c in records if c.kind == Kind.MISSING_VERSION and c.version]
+        what = version_range(versions) if versions else ", ".join(_problem_words(c) for c in records)
+        lines.append(f"{os.path.basename(obj)} → {what}")
+    return "\n".join(lines) or "—"
+
+
+def version_range(versions: Iterable[str]) -> str:
+    """``GLIBC_2.32..2.36`` for several versions of one family; families joined by commas."""
+    by_family: dict[str, list[VersionName]] = {}
+    for version in sorted({VersionName.parse(v) for v in versions}):
+        by_family.setdefault(version.family, []).append(version)
+    parts = []
+    for names in by_family.values():
+        first, last = names[0], names[-1]
+        parts.append(first.text if first == last else f"{first.text}..{last.release}")
+    return ", ".join(parts)
+
+
+class CommandLine(Text):
+    """A command to copy: printed with soft wrapping, so a long one is never broken into two lines."""
+
+
+def what_to_do(result: ScanResult, rows: list[BrokenRoot]) -> list[RenderableType]:
+    """The one command to run, what it does, what remains; and where the details are."""
+    lines: list[RenderableType] = [Text("\nWhat to do", style="bold")]
+    target = home_path(result.target.spec)
+    stdenv = result.stdenv
+    command = home_path(fix_command(result.target.spec, result.target, stdenv))
+    decided = [(row, verdict(row, stdenv)) for row in rows]
+    fixable = [row.name for row, v in decided if v.fixable]
+    remaining = [(row, v) for row, v in decided if v.fixable is False]
+    if not rows:
+        lines.append(_indented("nothing: every extension loads with the glibc this process has."))
+    elif stdenv is None:
+        lines.append(_command(f"{command} --glibc DIR"))
+        lines.append(_indented("No compiler was found to tell your stdenv glibc: name a glibc lib dir."))
+    elif fixable:
+        lines.append(_command(command))
+        lines.append(_indented(_fix_summary(result, stdenv, fixable)))
+    lines += [_remaining_line(row, v, after_fix=bool(fixable)) for row, v in remaining]
+    lines.append(
+        _indented(
+            f"details: add --verbose (tree, symbols, chains) or --json; the TUI: glibc-doctor {target}", "dim"
+        )
+    )
+    return lines
+
+
+def _indented(text: str | Text, style: str = "") -> Padding:
+    """A paragraph whose wrapped lines keep the indent."""
+    return Padding(Text(text, style=style) if isinstance(text, str) else text, (0, 0, 0, 2), expand=False)
+
+
+def _command(command: str) -> CommandLine:
+    line = CommandLine("  run  ")
+    line.append(command, style="bold green")
+    return line
+
+
+def _fix_summary(result: ScanResult, stdenv: StdenvInfo, fixable: list[str]) -> str:
+    interpreter = os.path.basename(result.target.executable)
+    switch = "points the venv at it" if result.target.environment else "tells you how to use it"
+    return (
+        f"It patches a copy of {interpreter} to load the stdenv glibc {stdenv.version}, checks that "
+        f"{', '.join(fixable)} load with it, then {switch}; the original is not touched "
+        f"(undo: glibc-doctor rollback {home_path(result.target.spec)})."
+    )
+
+
+def _remaining_line(row: BrokenRoot, decided: Verdict, *, after_fix: bool) -> Padding:
+    """What remains for an extension the repatch cannot help, from its first record's fixes."""
+    why = decided.words.removeprefix("no: ")
+    lead = (
+        f"{row.name} still fails after it ({why})" if after_fix else f"{row.name}: no repatch helps ({why})"
+    )
+    fixes = next((c.fixes for c in row.records if c.fixes), ())
+    commands = [match for fix in fixes[:1] for match in re.findall(r"`([^`]+)`", fix)]
+    advice = f": rebuild it for the interpreter's glibc ({shorten_text(commands[0])})" if commands else ""
+    if not commands and fixes:
+        advice = f": {shorten_text(fixes[0])}"
+    newer = next((fix for fix in fixes if fix.startswith("move the stdenv")), None)
+    if newer is not None:
+        advice += f", or {shorten_text(newer.split(', then')[0])} and fix again"
+    return _indented(Text(f"{lead}{advice}.", style="yellow"))
+
+
+def warning_lines(result: ScanResult, *, verbose: bool) -> list[Text]:
+    warnings = [c for c in result.conflicts if c.severity != Severity.ERROR]
+    shown = warnings if verbose else warnings[:_MAX_WARNINGS]
+    lines = [
+        Text.from_markup(f"[yellow]warning[/] {escape(str(c.kind))}: {escape(shorten_text(c.message))}")
+        for c in shown
+    ]
+    if len(shown) < len(warnings):
+        lines.append(Text(f"  +{len(warnings) - len(shown)} more warnings (--verbose)", style="dim"))
+    return lines
+
+
+# --- the load tree: failing chains by default, everything with --verbose -------------------------------
+
+
+def failing_chains(result: ScanResult, rows: list[BrokenRoot]) -> Group:
+    """The interpreter's start-up closure in a line per directory, then only the chains that fail."""
+    graph = result.graph
+    root = _root(graph)
+    lines: list[RenderableType] = [Text("\nLoad chains", style="bold")]
+    lines += _closure_summary(graph, root)
+    badges = _badges(result.conflicts)
+    tree = Tree(Text(os.path.basename(root), style="bold"))
+    names = extension_names(result)
+    for row in rows:
+        if row.node == root:
+            continue
+        branch = tree.add(_short_node(graph, row.node, names, badges))
+        _add_chain_nodes(graph, branch, row, names, badges)
+    clean = len(result.target.extensions) - sum(1 for row in rows if row.node != root)
+    if clean > 0:
+        tree.add(Text(f"{clean} more extensions load cleanly (--verbose lists them)", style="dim"))
+    lines.append(tree)
+    return Group(*lines)
+
+
+def _add_chain_nodes(
+    graph: nx.DiGraph, branch: Tree, row: BrokenRoot, names: dict[str, str], badges: dict[str, list[str]]
+) -> None:
+    """Each library of the row under the objects that pulled it in (the chain after the extension)."""
+    added: dict[str, Tree] = {row.node: branch}
+    for record in (c for records in row.through.values() for c in records):
+        chain = list(record.chain)
+        start = chain.index(row.node) + 1 if row.node in chain else len(chain) - 1
+        parent = branch
+        for node in chain[start:]:
+            if node not in added:
+                added[node] = parent.add(_short_node(graph, node, names, badges))
+            parent = added[node]
+
+
+def _closure_summary(graph: nx.DiGraph, root: str) -> list[RenderableType]:
+    """What the interpreter maps at start (no extension yet), grouped by directory."""
+    if root not in graph:
+        return []
+    closure = _closure(graph, root)
+    by_dir: dict[str, list[str]] = {}
+    for node in sorted(closure, key=lambda n: graph.nodes[n].get("order", 0)):
+        by_dir.setdefault(os.path.dirname(node), []).append(os.path.basename(node))
+    lines: list[RenderableType] = [
+        Text(f"{os.path.basename(root)} starts with {len(closure)} libraries:", style="dim")
+    ]
+    for directory, files in list(by_dir.items())[:_MAX_CLOSURE_DIRS]:
+        lines.append(_indented(f"{short_path(directory)}: {', '.join(files)}", "dim"))
+    if len(by_dir) > _MAX_CLOSURE_DIRS:
+        lines.append(Text(f"  +{len(by_dir) - _MAX_CLOSURE_DIRS} more directories (--verbose)", style="dim"))
+    return lines
+
+
+def _closure(graph: nx.DiGraph, root: str) -> list[str]:
+    seen = {root}
+    queue = [root]
+    while queue:
+        current = queue.pop(0)
+        for child in graph.successors(current):
+            if child not in seen and graph.nodes[child].get("role") not in (Role.EXTENSION, Role.MISSING):
+                seen.add(child)
+                queue.append(child)
+    return [node for node in seen if node != root]
+
+
+def _short_node(graph: nx.DiGraph, node: str, names: dict[str, str], badges: dict[str, list[str]]) -> Text:
+    text = Text(names.get(node) or os.path.basename(node.removeprefix("not-found:")), style="bold")
+    data: dict[str, Any] = graph.nodes[node] if node in graph else {}
+    found: Resolution | None = data.get("found")
+    if node not in names and data.get("role") != Role.MISSING:
+        via = f" (via {found.via})" if found is not None else ""
+        text.append(f"  {short_path(os.path.dirname(node))}{via}", style="dim")
+    for badge in _merged_badges(badges.get(node, [])):
+        text.append(f"  {badge}", style="bold red")
+    return text
+
+
+def _merged_badges(badges: list[str]) -> list[str]:
+    versions = [b.removeprefix("✗ ") for b in badges if VersionName.parse(b.removeprefix("✗ ")).number]
+    others = [b for b in badges if VersionName.parse(b.removeprefix("✗ ")).number == ()]
+    return ([f"✗ {version_range(versions)}"] if versions else []) + others
 
 
 def process_tree(result: ScanResult) -> Tree:
     """Each object under the object that first loaded it (the breadth-first load tree)."""
     graph = result.graph
-    root = str(graph.graph.get("root", ""))
+    root = _root(graph)
     badges = _badges(result.conflicts)
     tree = Tree(_node_text(graph, root, badges) if root in graph else Text(root))
     if root not in graph:
@@ -103,11 +555,11 @@ def _node_text(graph: nx.DiGraph, node: str, badges: dict[str, list[str]]) -> Te
         text.append("  not found", style="red")
     else:
         text.append(os.path.basename(node), style="bold" if role == Role.EXTENSION else "")
-        text.append(f"  {os.path.dirname(node)}", style="dim")
+        text.append(f"  {short_path(os.path.dirname(node))}", style="dim")
         top = newest(tuple(need.version for need in facts.requires), "GLIBC")
         if top is not None:
             text.append(f"  {top}", style="cyan")
-    for badge in badges.get(node, []):
+    for badge in _merged_badges(badges.get(node, [])):
         text.append(f"  {badge}", style="bold white on red")
     return text
 
@@ -121,28 +573,40 @@ def _badges(conflicts: Iterable[Conflict]) -> dict[str, list[str]]:
     return badges
 
 
-def conflict_panel(conflict: Conflict) -> Panel:
-    body: list[Text] = [Text(conflict.message, style="bold")]
+def conflict_panel(conflict: Conflict, graph: nx.DiGraph | None = None) -> Panel:
+    """Every detail of one record: ld.so's words, symbols, chain, how the object was found, cause, fixes."""
+    body: list[Text] = [Text(shorten_text(conflict.message), style="bold")]
     if conflict.symbols:
         body.append(Text.from_markup(f"[bold]symbols[/] {escape(', '.join(conflict.symbols))}"))
     if len(conflict.chain) > 1:
         chain = " → ".join(os.path.basename(link) for link in conflict.chain)
         body.append(Text.from_markup(f"[bold]chain[/] {escape(chain)}"))
+    found = _found_of(graph, conflict.object)
+    if found is not None and found.via not in (Via.PATH, Via.ROOT):
+        detail = f" ({shorten_text(found.detail)})" if found.detail else ""
+        body.append(Text.from_markup(f"[bold]found[/] via {escape(str(found.via))}{escape(detail)}"))
     if conflict.min_glibc:
         body.append(Text.from_markup(f"[bold]needs[/] glibc ≥ {escape(conflict.min_glibc)}"))
     if conflict.cause:
-        body.append(Text(conflict.cause))
-    body += [Text.from_markup(f"[green]fix[/] {escape(fix)}") for fix in conflict.fixes]
+        body.append(Text(shorten_text(conflict.cause)))
+    body += [Text.from_markup(f"[green]fix[/] {escape(shorten_text(fix))}") for fix in conflict.fixes]
     error = conflict.severity == Severity.ERROR
     title = f"{conflict.kind}" + (f" {conflict.version}" if conflict.version else "")
     return Panel(
         Group(*body),
         title=escape(title),
         title_align="left",
-        subtitle=escape(conflict.object),
+        subtitle=escape(os.path.basename(conflict.object)),
         subtitle_align="right",
         border_style="red" if error else "yellow",
     )
+
+
+def _found_of(graph: nx.DiGraph | None, node: str) -> Resolution | None:
+    if graph is None or node not in graph:
+        return None
+    found: Resolution | None = graph.nodes[node].get("found")
+    return found
 
 
 def summary(conflicts: tuple[Conflict, ...]) -> Text:
@@ -168,8 +632,25 @@ def print_explanation(explanation: Any, scanned: ScanResult | None, console: Con
     for command in explanation.commands:
         console.print(Text.from_markup(f"[green]next[/] {escape(command)}"))
     if scanned is not None:
-        console.print(Text.from_markup(f"\n[bold]scan of {escape(scanned.target.spec)}[/]"))
+        console.print(Text.from_markup(f"\n[bold]scan of {escape(home_path(scanned.target.spec))}[/]"))
+        rows = broken_roots(scanned)
         console.print(glibc_header(scanned))
-        for conflict in scanned.conflicts:
-            console.print(conflict_panel(conflict))
-        console.print(summary(scanned.conflicts))
+        console.print(verdict_line(scanned, rows))
+        if rows:
+            console.print(broken_table(scanned, rows, console.width))
+        for part in what_to_do(scanned, rows):
+            console.print(part, soft_wrap=isinstance(part, CommandLine))
+
+
+# --- small helpers ---------------------------------------------------------------------------------------
+
+
+def _root(graph: nx.DiGraph) -> str:
+    return str(graph.graph.get("root", ""))
+
+
+def _facts(graph: nx.DiGraph, node: str) -> ElfFacts | None:
+    if node not in graph:
+        return None
+    facts: ElfFacts = graph.nodes[node]["facts"]
+    return facts

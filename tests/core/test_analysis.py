@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import networkx as nx
+import pytest
 from glibc_doctor.core.analysis import analyze, glibc_info
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.model import (
     Conflict,
     ElfFacts,
+    Extension,
     Kind,
     Problem,
     Rejected,
@@ -22,11 +24,12 @@ from glibc_doctor.core.model import (
     Role,
     Severity,
     StdenvInfo,
+    Target,
     Via,
 )
 
 from tests.gcc import compile_elf
-from tests.synthetic import Synthetic
+from tests.synthetic import NEW_LIBC_VERSIONS, OLD_LIBC_VERSIONS, Synthetic, _fake_library
 
 Link = tuple[Path | str, str, Path | str | None]  # requester, needed name, provider (None: not found)
 
@@ -133,7 +136,7 @@ def test_a_record_carries_the_oldest_glibc_that_satisfies_the_object(synthetic: 
     assert {c.min_glibc for c in analyze(graph)} == {"2.38"}
 
 
-def test_the_cause_names_the_loaded_glibc_and_why_it_loads(synthetic: Synthetic) -> None:
+def test_the_cause_names_the_loaded_glibc_and_what_the_object_needs(synthetic: Synthetic) -> None:
     s = synthetic
     graph = process(
         s.app,
@@ -420,3 +423,175 @@ def test_a_libstdcxx_version_missing_is_reported_with_the_stdenvs_libstdcxx(
     assert conflict.symbols == ("cxx_new",)
     assert "libstdc++" in conflict.cause
     assert str(new) in conflict.cause
+
+
+# --- fixes that follow the stdenv ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def libc_236(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A libc.so.6 defining GLIBC_2.2.5 … GLIBC_2.36: a stdenv too old for an object needing 2.38."""
+    nodes = [*OLD_LIBC_VERSIONS, *(node for node in NEW_LIBC_VERSIONS if node[0] <= "GLIBC_2.36")]
+    return _fake_library(tmp_path_factory.mktemp("glibc-2.36") / "libc.so.6", "libc.so.6", nodes)
+
+
+def stdenv_with(libc: Path, version: str, libstdcxx: Path | None = None) -> StdenvInfo:
+    return StdenvInfo(version, "ld.so", str(libc), (), "test", "x", str(libstdcxx) if libstdcxx else None)
+
+
+def ext_238_process(s: Synthetic) -> nx.DiGraph:
+    return process(
+        s.app,
+        [*app_closure(s), (s.app, "ext.so", s.ext_needs_238), (s.ext_needs_238, "libc.so.6", s.old_libc)],
+        extensions=[s.ext_needs_238],
+    )
+
+
+def test_a_stdenv_defining_every_missing_version_makes_the_repatch_the_first_fix(
+    synthetic: Synthetic,
+) -> None:
+    s = synthetic
+    for conflict in analyze(ext_238_process(s), stdenv=stdenv_with(s.new_libc, "2.38")):
+        assert conflict.fixes[0] == (
+            f"glibc-doctor fix {s.app}: repatch a copy of the interpreter against the stdenv glibc 2.38 "
+            "(the original is not touched)"
+        )
+
+
+def test_a_stdenv_too_old_for_one_version_of_the_object_offers_no_repatch_for_any_of_its_records(
+    synthetic: Synthetic, libc_236: Path
+) -> None:
+    s = synthetic
+    conflicts = analyze(ext_238_process(s), stdenv=stdenv_with(libc_236, "2.36"))
+    assert [c.version for c in conflicts] == ["GLIBC_2.34", "GLIBC_2.38"]
+    for conflict in conflicts:
+        assert "The stdenv glibc 2.36 is too old for it too (it needs 2.38)." in conflict.cause
+        assert not any(fix.startswith("glibc-doctor fix") for fix in conflict.fixes)
+        assert conflict.fixes[0].startswith(
+            f"rebuild {s.ext_needs_238.name} with a toolchain whose glibc is ≤ 2.31"
+        )
+        assert conflict.fixes[1] == f"move the stdenv to glibc ≥ 2.38, then run glibc-doctor fix {s.app}"
+
+
+def test_the_stdenv_is_judged_by_the_versions_its_libc_defines_not_its_release_label(
+    synthetic: Synthetic, libc_236: Path
+) -> None:
+    s = synthetic
+    conflicts = analyze(ext_238_process(s), stdenv=stdenv_with(libc_236, "2.38"))
+    assert all(not fix.startswith("glibc-doctor fix") for c in conflicts for fix in c.fixes)
+
+
+def test_without_a_stdenv_the_fix_asks_for_a_glibc_dir_new_enough_for_the_object(
+    synthetic: Synthetic,
+) -> None:
+    s = synthetic
+    for conflict in analyze(ext_238_process(s)):
+        assert conflict.fixes[0].startswith(f"glibc-doctor fix {s.app} --glibc DIR: ")
+        assert "a glibc ≥ 2.38" in conflict.fixes[0]
+
+
+def test_a_cause_is_about_the_object_not_why_the_process_loads_its_glibc(synthetic: Synthetic) -> None:
+    s = synthetic
+    graph = ext_238_process(s)
+    graph.graph["loader"] = str(s.old_loader)
+    for conflict in analyze(graph, stdenv=stdenv_with(s.new_libc, "2.38")):
+        assert "PT_INTERP" not in conflict.cause
+        assert "requested first" not in conflict.cause
+        assert conflict.cause.count(". ") <= 1  # one or two sentences
+
+
+def transitive_process(s: Synthetic) -> nx.DiGraph:
+    graph = process(
+        s.app,
+        [
+            *app_closure(s),
+            (s.app, "ext_transitive.so", s.ext_transitive),
+            (s.ext_transitive, "libdep.so", s.libdep),
+            (s.ext_transitive, "libc.so.6", s.old_libc),
+            (s.libdep, "libc.so.6", s.old_libc),
+        ],
+        extensions=[s.ext_transitive],
+    )
+    cache = Resolution(
+        "libdep.so",
+        str(s.ext_transitive),
+        str(s.libdep),
+        Via.CACHE,
+        f"/etc/ld.so.cache: libdep.so => {s.libdep}",
+    )
+    graph.edges[str(s.ext_transitive), str(s.libdep)].update(via=Via.CACHE, resolution=cache)
+    return graph
+
+
+def test_a_library_pulled_in_by_an_extension_is_named_through_it_and_how_it_was_found(
+    synthetic: Synthetic,
+) -> None:
+    s = synthetic
+    (conflict,) = analyze(transitive_process(s), stdenv=stdenv_with(s.new_libc, "2.38"))
+    assert conflict.cause.startswith(
+        f"{s.ext_transitive.name}'s libdep.so is the one in {s.libdep.parent}, "
+        "found through /etc/ld.so.cache, built for glibc 2.33: it needs GLIBC_2.33"
+    )
+
+
+def test_the_fix_for_a_pulled_in_library_points_at_the_extension_not_the_library(
+    synthetic: Synthetic,
+) -> None:
+    s = synthetic
+    (conflict,) = analyze(transitive_process(s), stdenv=stdenv_with(s.new_libc, "2.38"))
+    assert conflict.fixes[0].startswith(f"glibc-doctor fix {s.app}: repatch a copy of the interpreter")
+    assert conflict.fixes[1].startswith(f"rebuild {s.ext_transitive.name} ")
+    assert not any("rebuild libdep" in fix for fix in conflict.fixes)
+
+
+def test_a_python_extension_is_rebuilt_with_pip_under_the_name_of_its_distribution(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    s = synthetic
+    site = tmp_path / "venv" / "lib" / "python3.9" / "site-packages"
+    (site / "Foo_Bar-1.0.dist-info").mkdir(parents=True)
+    module = site / "foo" / "_speedups.so"
+    module.parent.mkdir()
+    module.write_bytes(s.ext_needs_234.read_bytes())
+    (site / "Foo_Bar-1.0.dist-info" / "RECORD").write_text("foo/__init__.py,,\nfoo/_speedups.so,sha256=x,1\n")
+    graph = process(
+        s.app,
+        [*app_closure(s), (s.app, "_speedups.so", module), (module, "libc.so.6", s.old_libc)],
+        extensions=[module],
+    )
+    graph.graph["target"] = Target(
+        "python", str(tmp_path / "venv"), str(s.app), (Extension(str(module), "foo._speedups"),)
+    )
+    (conflict,) = analyze(graph, stdenv=stdenv_with(s.old_libc, "2.31"))
+    assert "`pip install --no-binary :all: --force-reinstall Foo_Bar`" in conflict.fixes[0]
+    assert conflict.fixes[0].startswith("rebuild foo._speedups ")
+    assert "manylinux_2_31 or older wheel of Foo_Bar" in conflict.fixes[0]
+
+
+def test_the_fix_command_of_a_generic_program_repeats_its_ext_files_and_glibc_dir(
+    synthetic: Synthetic,
+) -> None:
+    from glibc_doctor.core.analysis import fix_command
+
+    s = synthetic
+    target = Target("generic", str(s.app), str(s.app), (Extension(str(s.ext_needs_238), "ext"),))
+    stdenv = StdenvInfo("2.38", "ld.so", str(s.new_libc), (), f"--glibc {s.new_glibc}", "x")
+    assert fix_command(str(s.app), target, stdenv) == (
+        f"glibc-doctor fix {s.app} --ext {s.ext_needs_238} --glibc {s.new_glibc}"
+    )
+
+
+def test_a_libstdcxx_version_the_stdenvs_libstdcxx_lacks_too_offers_no_repatch(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    old = fake_libstdcxx(tmp_path / "old" / "libstdc++.so.6", "GLIBCXX_3.4.28")
+    new = fake_libstdcxx(tmp_path / "new" / "libstdc++.so.6", "GLIBCXX_3.4.30")
+    ext = compile_elf(
+        tmp_path / "ext_cxx.so", "void cxx_new(void);\nvoid f(void) { cxx_new(); }\n", libs=[new]
+    )
+    s = synthetic
+    graph = process(s.app, [(s.app, "ext_cxx.so", ext), (ext, "libstdc++.so.6", old)], extensions=[ext])
+    (conflict,) = analyze(graph, stdenv=stdenv_with(s.new_libc, "2.38", libstdcxx=old))
+    assert f"The stdenv's libstdc++ ({old}) does not define it either." in conflict.cause
+    assert not any(fix.startswith("glibc-doctor fix") for fix in conflict.fixes)
+    assert "GLIBCXX_3.4.30" in conflict.fixes[1]

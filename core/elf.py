@@ -222,20 +222,30 @@ def glibc_release(libc_path: str) -> str | None:
     stripped or unreadable file. None when neither says.
     """
     try:
-        with open(libc_path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > 0:
-                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                    release = _release_string(mapped)
-                    if release is not None:
-                        return release
+        release = _release_of_file(libc_path)
     except (OSError, ValueError):
-        pass
+        release = None
+    if release is not None:
+        return release
     for candidate in (libc_path, _realpath(libc_path)):
         found = _GLIBC_DIR.search(candidate)
         if found is not None:
             return found.group(1)
     return None
+
+
+def _release_of_file(path: str) -> str | None:
+    """The release string of a regular file; a FIFO or device named in a message is never opened
+    for a blocking read (O_NONBLOCK makes the open of a FIFO return at once, then fstat refuses it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+            return None
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+            return _release_string(mapped)
+    finally:
+        os.close(fd)
 
 
 def _release_string(data: mmap.mmap) -> str | None:
@@ -286,10 +296,13 @@ def _read_regular_file(path: str, size: int) -> ElfFacts:
         detail = "empty file" if size == 0 else f"{size} bytes, too short for an ELF header"
         return ElfFacts(path=path, problem=Problem.NOT_ELF, detail=detail)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a path swapped for a FIFO after the stat must not block the open (fstat below).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         return _os_problem(path, error)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ElfFacts(path=path, problem=Problem.UNREADABLE, detail="not a regular file")
         if size <= READ_WHOLE_LIMIT:
             return parse_elf(path, os.read(fd, size))
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
@@ -328,10 +341,15 @@ def _parse(draft: _Draft, data: Buffer) -> None:
     draft.elf_class = 32 if elf_class == 1 else 64
     draft.little_endian = encoding == 1
     draft.osabi = data[7]
+    # ld.so refuses a wrong version before it looks at the machine, so the machine is left unread.
+    if data[6] != 1:
+        raise _Stop(Problem.MALFORMED, f"ELF file version ident does not match current one ({data[6]})")
     layout = _LAYOUTS[(elf_class, encoding)]
     if size < _HEADER_SIZE[elf_class]:
         raise _Stop(Problem.TRUNCATED, f"file ends at byte {size}, inside the ELF header")
     header = layout.header.unpack_from(data, _IDENT_SIZE)
+    if header[2] != 1:
+        raise _Stop(Problem.MALFORMED, f"ELF file version does not match current one ({header[2]})")
     draft.elf_type, draft.machine = header[0], header[1]
     segments = _program_headers(data, layout, elf_class, header[4], header[8], header[9])
     _read_interp(draft, data, segments)

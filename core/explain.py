@@ -157,8 +157,13 @@ _UNREADABLE = re.compile(
 )
 _EXEC_STACK = re.compile(
     rf"{_START}(?P<object>{_TOKEN}): cannot enable executable stack as shared object requires: "
-    r"(?P<detail>[^\n-]+)"
+    r"(?P<detail>[^\n-]{1,500})"
 )
+
+
+_HEAD_LIMIT = 4096 + 64  # PATH_MAX and the longest marker
+_RAW_LIMIT = 2000  # longer lines are quoted around each match only
+_RAW_CONTEXT = 200
 
 
 def _clean_lines(text: str) -> list[str]:
@@ -167,7 +172,13 @@ def _clean_lines(text: str) -> list[str]:
 
 
 def _program_before(line: str, start: int) -> str | None:
-    """``./prog`` in ``./prog: error while loading shared libraries: …`` (not ``ImportError``)."""
+    """``./prog`` in ``./prog: error while loading shared libraries: …`` (not ``ImportError``).
+
+    A program path is at most PATH_MAX long: looking further back would copy the whole line for every
+    match, quadratic on a megabyte line of repeated messages.
+    """
+    if start > _HEAD_LIMIT:
+        return None
     head = line[:start]
     for marker in (": error while loading shared libraries: ", ": symbol lookup error: ", ": "):
         if head.endswith(marker):
@@ -270,7 +281,20 @@ def _parse_line(line: str) -> list[LoaderMessage]:
         return []
     program = _ld_program(line)
     raw = line.strip()
-    return [build(match, program, raw) for pattern, build in patterns for match in pattern.finditer(line)]
+    if len(raw) <= _RAW_LIMIT:
+        return [build(match, program, raw) for pattern, build in patterns for match in pattern.finditer(line)]
+    return [
+        build(match, program, _excerpt(line, match))
+        for pattern, build in patterns
+        for match in pattern.finditer(line)
+    ]
+
+
+def _excerpt(line: str, match: re.Match[str]) -> str:
+    """The match with a little context: a record quoting a megabyte "line" whole helps nobody."""
+    start = max(0, match.start() - _RAW_CONTEXT)
+    end = min(len(line), match.end() + _RAW_CONTEXT, match.start() + _RAW_LIMIT)
+    return ("…" if start else "") + line[start:end].strip() + ("…" if end < len(line) else "")
 
 
 def _key(message: LoaderMessage) -> tuple[object, ...]:

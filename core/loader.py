@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from stat import S_ISREG
+from typing import Final
 
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.ldcache import LdCache, default_cache_id, read_ld_cache
@@ -694,10 +695,15 @@ class Loader:
             raise _Stop(path, "file too short")
         if facts.elf_class and facts.elf_class != self.config.elf_class:
             return Rejected(path, f"wrong ELF class: ELFCLASS{facts.elf_class}")
+        if facts.osabi not in _VALID_OSABI:
+            raise _Stop(path, "ELF file OS ABI invalid")
         if facts.machine and facts.machine != self.config.machine:
             return Rejected(path, f"wrong machine: e_machine {facts.machine}")
         if not facts.little_endian and self.config.machine in (EM_X86_64, EM_386):
             raise _Stop(path, "ELF file data encoding not little-endian")
+        unloadable = _unloadable_type(facts) if facts.ok else ""
+        if unloadable:
+            raise _Stop(path, unloadable)
         return facts
 
     def _absolute(self, path: str) -> str:
@@ -745,6 +751,28 @@ def _dst_at(text: str, index: int) -> tuple[str | None, int]:
             continue
         return token, len(token)
     return None, 0
+
+
+_VALID_OSABI: Final = (0, 3)  # ELFOSABI_SYSV, ELFOSABI_GNU: what glibc's VALID_ELF_OSABI accepts
+ET_EXEC: Final = 2
+ET_DYN: Final = 3
+DF_1_PIE: Final = 0x08000000
+
+
+def _unloadable_type(facts: ElfFacts) -> str:
+    """ld.so's refusal of a well-formed ELF that is not a library, in its words ('' when loadable).
+
+    ``open_verify`` refuses anything but ET_DYN and ET_EXEC; ``_dl_map_object_from_fd`` then refuses
+    an executable (fixed address) and a PIE (DF_1_PIE) for anything but the main program. Each stops
+    the search: a ``.o`` or a program named like a library is an error, not a skipped candidate.
+    """
+    if facts.elf_type not in (ET_EXEC, ET_DYN):
+        return "only ET_DYN and ET_EXEC can be loaded"
+    if facts.elf_type == ET_EXEC:
+        return "cannot dynamically load executable"
+    if facts.flags_1 & DF_1_PIE:
+        return "cannot dynamically load position-independent executable"
+    return ""
 
 
 def _inode(path: str) -> tuple[int, int] | None:

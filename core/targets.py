@@ -10,18 +10,21 @@ look at, and running it may be what fails.
 from __future__ import annotations
 
 import errno
+import functools
 import mmap
 import os
 import re
 import shutil
 import stat
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from glibc_doctor.core.elf import is_library_name
-from glibc_doctor.core.errors import NotElf, TargetError
-from glibc_doctor.core.model import Extension, Target
+from .elf import is_library_name, read_elf
+from .errors import NotElf, TargetError, UnsupportedElf
+from .loader import SYSTEM_LOADERS
+from .model import EM_386, EM_AARCH64, EM_X86_64, ElfFacts, Extension, Target
 
 ELF_MAGIC = b"\x7fELF"
 SKIPPED_DIR_NAMES = frozenset({"__pycache__"})
@@ -72,10 +75,50 @@ def _check_listable(directory: str) -> None:
         raise TargetError(f"{directory}: cannot list: {_os_reason(error)}") from None
 
 
+class _NotRegular(OSError):
+    """A path that is a directory, FIFO, socket or device where a file was expected."""
+
+    def __init__(self, path: str, mode: int) -> None:
+        what = "a directory" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
+        super().__init__(errno.EINVAL, f"not a regular file ({what})", path)
+
+
+NOT_REGULAR = "not a regular file (a FIFO, socket or device)"
+MAX_TEXT_BYTES = 1 << 20  # pyvenv.cfg, version files, wrapper scripts: far larger is not one of those
+
+
+def _read_regular(path: str, size: int) -> bytes:
+    """Up to ``size`` bytes of ``path`` if it is a regular file; raises ``_NotRegular`` otherwise.
+
+    Every file this module reads is named by the user or by another file (a shebang, a wrapper's
+    ``exec``, ``pyvenv.cfg``): a FIFO there would block ``open()`` and ``read()`` forever, so the open
+    is non-blocking and ``fstat`` decides before anything is read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotRegular(path, mode)
+        chunks: list[bytes] = []
+        remaining = size
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_text(path: str) -> str:
+    return _read_regular(path, MAX_TEXT_BYTES).decode("utf-8", "replace")
+
+
 def _read_head(path: str, size: int = 256) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            return handle.read(size)
+        return _read_regular(path, size)
     except PermissionError:
         raise TargetError(f"{path}: permission denied; run as a user who can read it") from None
     except OSError as error:
@@ -84,27 +127,18 @@ def _read_head(path: str, size: int = 256) -> bytes:
 
 def _is_elf_file(path: str) -> bool:
     try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == ELF_MAGIC
+        return _read_regular(path, 4) == ELF_MAGIC
     except OSError:
         return False
 
 
 def _dynamic_needed(path: str) -> tuple[str, ...]:
-    """DT_NEEDED of ``path``; empty for a static or unreadable file (the caller already checked ELF)."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.dynamic import DynamicSegment
-    from elftools.elf.elffile import ELFFile
+    """DT_NEEDED of ``path``; empty for a static or unreadable file (the caller already checked ELF).
 
-    try:
-        with open(path, "rb") as handle:
-            elf = ELFFile(handle)
-            for segment in elf.iter_segments():
-                if isinstance(segment, DynamicSegment):
-                    return tuple(str(getattr(tag, "needed", "")) for tag in segment.iter_tags("DT_NEEDED"))
-    except (ELFError, OSError, ValueError, KeyError):
-        return ()
-    return ()
+    The bounds-checked reader of ``core/elf.py`` never raises on a hostile file (pyelftools raises
+    a different exception for each kind of damage) and is the loader's own view.
+    """
+    return read_elf(path).needed
 
 
 def _shebang(head: bytes) -> str | None:
@@ -162,7 +196,11 @@ class _Walk:
                         is_dir = entry.is_dir()
                         child = self._enter(entry, device) if is_dir else None
                     except OSError as error:  # a self-looping link, a vanished entry
-                        self.notes.append(f"skipped {entry.path}: {_os_reason(error)}")
+                        if error.errno == errno.ELOOP and accept(entry.name):
+                            # Named like an extension: the scan shows it as a file that cannot load.
+                            self.found.append((entry.path, root))
+                        else:
+                            self.notes.append(f"skipped {entry.path}: {_os_reason(error)}")
                         continue
                     if child is not None:
                         subdirs.append(child)
@@ -361,7 +399,7 @@ def read_pyvenv_cfg(path: str) -> dict[str, str]:
     """``key = value`` lines of ``pyvenv.cfg``, keys lower-cased (as ``site.py`` reads it)."""
     values: dict[str, str] = {}
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = _read_text(path)
     except OSError as error:
         raise TargetError(f"{path}: cannot read: {_os_reason(error)}") from None
     for line in text.splitlines():
@@ -413,13 +451,28 @@ def _venv_executable(venv: str, version: str | None, base: str) -> str:
 
 
 def _venv_site_packages(venv: str, version: str | None) -> tuple[str, ...]:
-    """``VENV/lib/pythonX.Y/site-packages``; without a version in pyvenv.cfg, every ``pythonX.Y`` there."""
+    """``VENV/lib/pythonX.Y/site-packages``; without a version in pyvenv.cfg, every ``pythonX.Y`` there.
+
+    A site-packages this user may not even stat is kept: the walk then notes why it was skipped,
+    instead of the venv silently looking empty.
+    """
     versions = [version] if version else _lib_versions(os.path.join(venv, "lib"))
-    return _existing_dirs(
+    candidates = [
         os.path.join(venv, libdir, f"python{v}", "site-packages")
         for v in versions
         for libdir in ("lib", "lib64")
-    )
+    ]
+    return tuple(path for path in dict.fromkeys(candidates) if os.path.isdir(path) or _denied(path))
+
+
+def _denied(path: str) -> bool:
+    try:
+        os.stat(path)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _lib_versions(lib: str) -> list[str]:
@@ -576,6 +629,8 @@ def _explicit_extensions(
             start = len(walk.found)
             walk.walk(path, is_library_name)
             extensions += [Extension(p, namer(p, path), caller) for p, _ in walk.found[start:]]
+        elif not stat.S_ISREG(info.st_mode):
+            raise TargetError(f"{path}: {NOT_REGULAR}; check the --ext path")
         elif _is_elf_file(path):
             extensions.append(Extension(path, namer(path, os.path.dirname(path)), caller))
         else:
@@ -626,10 +681,18 @@ def interpreter_kind(path: str, needed: Sequence[str]) -> str:
 def _embeds_python(path: str) -> bool:
     """A renamed python has CPython linked in: its dynamic symbols name ``Py_BytesMain``."""
     try:
-        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as data:
             return data.find(b"\0Py_BytesMain\0") >= 0
     except (OSError, ValueError):
         return False
+    finally:
+        os.close(fd)
 
 
 def resolve_target(spec: str, ext: Sequence[str] = ()) -> Target:
@@ -659,7 +722,9 @@ def _resolve_file(
     head = _read_head(real)
     if not head.startswith(ELF_MAGIC):
         return _resolve_script(spec, path, head, ext, notes)
-    needed = _dynamic_needed(real)
+    facts = read_elf(real)
+    check_runnable_here(path, facts)
+    needed = facts.needed
     kind = interpreter_kind(real, needed)
     if kind == "python" or _PYTHON_NAME.match(_program_name(path)):
         venv = _venv_of_executable(path)
@@ -669,6 +734,74 @@ def _resolve_file(
     if kind == "ruby":
         return _resolve_ruby(spec, real, ext, notes, extra)
     return _resolve_generic(spec, real, ext, notes)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Programs of another architecture
+# ---------------------------------------------------------------------------------------------------
+
+ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
+_MACHINE_NAMES = {
+    EM_X86_64: "x86-64",
+    EM_386: "i386",
+    EM_AARCH64: "aarch64",
+    8: "MIPS",
+    20: "PowerPC",
+    21: "PowerPC64",
+    22: "s390",
+    40: "ARM",
+    243: "RISC-V",
+}
+_NOT_PROGRAMS = {
+    ET_REL: "an object file (ET_REL), not a program or a shared library; link it first",
+    ET_CORE: "a core dump (ET_CORE), not a program; give the program that dumped it",
+}
+
+
+def _architecture(facts: ElfFacts) -> str:
+    machine = _MACHINE_NAMES.get(facts.machine, f"machine {facts.machine}")
+    order = "little-endian" if facts.little_endian else "big-endian"
+    return f"{machine} ({facts.elf_class}-bit {order})"
+
+
+@functools.lru_cache(maxsize=1)
+def _host() -> ElfFacts | None:
+    """The ELF kind of programs this machine runs: that of the Python running glibc-doctor."""
+    facts = read_elf(os.path.realpath(sys.executable))
+    return facts if facts.ok and facts.elf_class else None
+
+
+def _kind(facts: ElfFacts) -> tuple[int, int, bool]:
+    return facts.elf_class, facts.machine, facts.little_endian
+
+
+def check_runnable_here(path: str, facts: ElfFacts) -> None:
+    """Refuse (``UnsupportedElf``) a target whose loader cannot be modelled from this machine's files.
+
+    A program of another architecture searches another machine's directories and ld.so; scanning it
+    here would report its whole closure as "not found". i386 programs on an x86-64 machine run when
+    a 32-bit loader is installed, so they are scanned then. A file whose header is damaged is left to
+    the scan, which says what is wrong with it.
+    """
+    host = _host()
+    if not facts.ok or host is None:
+        return
+    if facts.elf_type in _NOT_PROGRAMS:
+        raise UnsupportedElf(f"{path}: {_NOT_PROGRAMS[facts.elf_type]}")
+    if _kind(facts) == _kind(host):
+        return
+    if host.machine == EM_X86_64 and _kind(facts) == (32, EM_386, True):
+        loader = facts.interpreter or SYSTEM_LOADERS[(32, EM_386)]
+        if os.path.exists(loader):
+            return
+        raise UnsupportedElf(
+            f"{path}: a 32-bit i386 program, and this machine has no 32-bit loader ({loader}); "
+            "install the i386 glibc (libc6-i386) to run or scan it"
+        )
+    raise UnsupportedElf(
+        f"{path}: built for {_architecture(facts)}, but this machine runs {_architecture(host)} "
+        "programs; scan it on a machine of its architecture"
+    )
 
 
 _SCRIPT_HOP = " is a script that runs "
@@ -747,7 +880,7 @@ def _pyenv_shim_target(path: str, env: Mapping[str, str] | None = None) -> str |
 
 def _read_first_word(path: str) -> str | None:
     try:
-        words = Path(path).read_text(encoding="utf-8", errors="replace").split()
+        words = _read_text(path).split()
     except OSError:
         return None
     return words[0] if words else None

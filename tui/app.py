@@ -61,9 +61,6 @@ class DoctorApp(App[int]):
         else:
             self.push_screen(MainScreen(self.target, ext=self.ext, glibc=self.glibc))
 
-    def name_path(self, path: str) -> str:
-        return str(self.namer.text(path))
-
     def on_target_chosen(self, message: TargetChosen) -> None:
         self.target = message.spec
         self.switch_screen(MainScreen(message.spec, ext=self.ext, glibc=self.glibc))

@@ -13,7 +13,7 @@ from typing import Any
 from glibc_doctor.tui.messages import ExplainFinished
 from glibc_doctor.tui.screens import engine
 from glibc_doctor.tui.screens.modals import report_worker_error
-from glibc_doctor.tui.widgets.render import PathNamer, node_name
+from glibc_doctor.tui.widgets.render import PathNamer, namer_of, node_name
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -39,8 +39,7 @@ class ExplainScreen(Screen[tuple[str, ...]]):
 
     @property
     def namer(self) -> PathNamer:
-        namer = getattr(self.app, "namer", None)
-        return namer if isinstance(namer, PathNamer) else PathNamer()
+        return namer_of(self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="explain"):

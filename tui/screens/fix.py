@@ -13,7 +13,7 @@ from typing import Any
 from glibc_doctor.tui.messages import FixFinished, FixProgressed
 from glibc_doctor.tui.screens import engine
 from glibc_doctor.tui.screens.modals import report_worker_error
-from glibc_doctor.tui.widgets.render import PathNamer, short_name
+from glibc_doctor.tui.widgets.render import PathNamer, namer_of, short_name
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -25,8 +25,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 
 def _namer(screen: Screen[Any]) -> PathNamer:
-    namer = getattr(screen.app, "namer", None)
-    return namer if isinstance(namer, PathNamer) else PathNamer()
+    return namer_of(screen.app)
 
 
 def plan_text(plan: Any, name: PathNamer) -> Text:
@@ -203,16 +202,13 @@ class FixProgressScreen(Screen[Any]):
 def result_text(result: Any, name: PathNamer) -> Text:
     """What works now (verified by real imports), what remains and why, and how to undo."""
     text = Text()
-    verified = bool(getattr(result, "verified", False))
-    activated = getattr(result, "activation", None) is not None
-    if verified and activated:
+    if result.verified and result.activation is not None:
         text.append("✓ Fixed, verified and switched\n", style="bold green")
     else:
         text.append("✗ The patched copy did not verify: nothing was switched\n", style="bold red")
-    plan = getattr(result, "plan", None)
-    if plan is not None:
-        text.append(f"Patched interpreter  {name(plan.patched_interpreter)}\n")
-        text.append(f"glibc                {plan.old_glibc.version} → {plan.stdenv.version}\n")
+    plan = result.plan
+    text.append(f"Patched interpreter  {name(plan.patched_interpreter)}\n")
+    text.append(f"glibc                {plan.old_glibc.version} → {plan.stdenv.version}\n")
     for line in engine.fix_result_lines(result):
         text.append(name.text(line.text) + "\n", style=line.style)
     text.append("\nUndo: press u on the main screen, or run ", style="bold")

@@ -23,7 +23,7 @@ from glibc_doctor.tui.screens.modals import ConfirmScreen, report_worker_error
 from glibc_doctor.tui.widgets.graph_view import GraphView
 from glibc_doctor.tui.widgets.panes import ConflictsTable, DetailsPane, SummaryBar
 from glibc_doctor.tui.widgets.process_tree import ProcessTree
-from glibc_doctor.tui.widgets.render import PathNamer, errors, root_of
+from glibc_doctor.tui.widgets.render import PathNamer, errors, namer_of, root_of
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -99,8 +99,7 @@ class MainScreen(Screen[None]):
 
     @property
     def namer(self) -> PathNamer:
-        namer = getattr(self.app, "namer", None)
-        return namer if isinstance(namer, PathNamer) else PathNamer()
+        return namer_of(self.app)
 
     def compose(self) -> ComposeResult:
         yield SummaryBar(f"Scanning {self.namer(self.spec)} …", id="summary")
@@ -270,7 +269,7 @@ class MainScreen(Screen[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        focus = {"tab-process": ProcessTree, "tab-conflicts": ConflictsTable, "tab-graph": GraphView}[tab]
+        focus = {"tab-process": "#tree", "tab-conflicts": "#conflicts", "tab-graph": "#graph"}[tab]
         self.query_one(focus).focus()
 
     # --- explain ---------------------------------------------------------------------------------------

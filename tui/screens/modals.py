@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from glibc_doctor.tui.screens import engine
+from glibc_doctor.tui.widgets.render import namer_of
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -29,10 +30,7 @@ def report_worker_error(screen: Screen[Any], event: Worker.StateChanged) -> None
     """
     if event.state != WorkerState.ERROR or engine.is_cancellation(event.worker.error):
         return
-    namer = getattr(screen.app, "namer", None)
-    cause = engine.one_line(event.worker.error)
-    if namer is not None:
-        cause = namer.text(cause)
+    cause = namer_of(screen.app).text(engine.one_line(event.worker.error))
     screen.app.push_screen(ErrorScreen(WORKER_TITLES.get(event.worker.group, "Something failed"), cause))
 
 

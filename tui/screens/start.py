@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from glibc_doctor.tui.messages import CandidateGlibcFound, CandidatesFound, TargetChosen
 from glibc_doctor.tui.screens import engine
+from glibc_doctor.tui.widgets.render import namer_of
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.targets import Candidate
 from glibc_doctor.tui.screens.modals import report_worker_error
 from rich.text import Text
 from textual import on, work
@@ -35,7 +40,7 @@ class StartScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._glibc: dict[str, str] = {}
-        self._candidates: tuple[object, ...] = ()
+        self._candidates: tuple[Candidate, ...] = ()
         self._cancel = threading.Event()
 
     def compose(self) -> ComposeResult:
@@ -64,7 +69,7 @@ class StartScreen(Screen[None]):
                 return
             glibc = engine.candidate_glibc(candidate)
             if glibc:
-                self.post_message(CandidateGlibcFound(str(candidate.path), glibc))
+                self.post_message(CandidateGlibcFound(candidate.path, glibc))
 
     def on_candidates_found(self, message: CandidatesFound) -> None:
         self._candidates = message.candidates
@@ -82,28 +87,26 @@ class StartScreen(Screen[None]):
             options.add_option(Option("nothing detected here: type a path below", disabled=True))
             return
         for candidate in self._candidates:
-            options.add_option(Option(self._prompt(candidate), id=str(getattr(candidate, "path", ""))))
+            options.add_option(Option(self._prompt(candidate), id=candidate.path))
         options.highlighted = highlighted if highlighted is not None else 0
 
-    def _prompt(self, candidate: object) -> Text:
-        path = str(getattr(candidate, "path", ""))
-        label = self.app_name(str(getattr(candidate, "label", None) or os.path.basename(path)))
-        shown = self.app_name(path)
-        glibc = self._glibc.get(path)
+    def _prompt(self, candidate: Candidate) -> Text:
+        label = self.app_name(candidate.label or os.path.basename(candidate.path))
+        shown = self.app_name(candidate.path)
+        glibc = self._glibc.get(candidate.path)
         prompt = Text()
         prompt.append(label, style="bold")
-        prompt.append(f"  {getattr(candidate, 'kind', '')}", style="dim")
+        prompt.append(f"  {candidate.kind}", style="dim")
         if glibc:
             prompt.append(f"  glibc {glibc}", style="cyan")
         prompt.append("\n  ")
         if shown not in label:
             prompt.append(f"{shown}  ")
-        prompt.append(str(getattr(candidate, "why", "")), style="dim")
+        prompt.append(candidate.why, style="dim")
         return prompt
 
     def app_name(self, path: str) -> str:
-        namer = getattr(self.app, "name_path", None)
-        return str(namer(path)) if callable(namer) else path
+        return str(namer_of(self.app).text(path))
 
     @on(OptionList.OptionSelected, "#candidates")
     def candidate_chosen(self, event: OptionList.OptionSelected) -> None:

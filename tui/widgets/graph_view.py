@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
-from glibc_doctor.core.model import Role
+from glibc_doctor.core.model import Conflict, Role
 from glibc_doctor.core.versions import VersionName
 from glibc_doctor.tui.widgets.render import (
     ScanLike,
@@ -148,7 +148,7 @@ def _box(
     result: ScanLike,
     box_id: str,
     node: str,
-    conflicts: Mapping[str, list[object]],
+    conflicts: Mapping[str, list[Conflict]],
     highlighted: Collection[str],
     quiet: Mapping[str, list[str]],
 ) -> Box:

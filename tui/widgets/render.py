@@ -72,6 +72,12 @@ class PathNamer:
         return text
 
 
+def namer_of(app: object) -> PathNamer:
+    """The app's path namer (``DoctorApp.namer``); a plain one when a screen runs in another app."""
+    namer = getattr(app, "namer", None)
+    return namer if isinstance(namer, PathNamer) else PathNamer()
+
+
 def facts_of(graph: Any, node: str) -> ElfFacts | None:
     facts = graph.nodes[node].get("facts")
     return facts if isinstance(facts, ElfFacts) else None

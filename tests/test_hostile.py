@@ -169,6 +169,28 @@ def test_a_prefix_whose_bin_python3_is_a_fifo_is_one_line(env: dict[str, str], t
     assert_one_line_error(run("scan", tmp_path, env=env))
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00\xff\xfe garbage\n", b"version = 3.11\n", b"home = /dev/null\n", b"home = relative/bin\n"],
+    ids=["binary", "no-home", "home-dev-null", "home-relative"],
+)
+def test_a_venv_with_a_broken_pyvenv_cfg_is_one_line(
+    env: dict[str, str], tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "pyvenv.cfg").write_bytes(content)
+    assert "venv" in assert_one_line_error(run("scan", tmp_path, env=env))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tui/cli.py _fail prints the message as is: a path holding a newline (legal in file names) "
+    "splits the one-line error in two; control characters should be escaped there",
+)
+def test_a_path_with_a_newline_is_still_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    assert_one_line_error(run("scan", tmp_path / "evil\nname", env=env))
+
+
 # --- --ext and --pid ------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@ Layout::
 
     packages/<name>-<short>/     one complete build each (only ever appears by rename)
     packages/.staging-*          a build in progress, or one that was killed (gc removes it)
+    glibc/<short fingerprint>/   a glibc view per stdenv: lib/ links to its glibc libraries only, cxx/ to
+                                 its libstdc++/libgcc_s (core/patch/view.py); builds' RPATHs name it
     manifests/<id>.json          one per fixed target: source, current and previous build, activation
     profiles/<name>/bin          -> the current build's bin (bare interpreters)
     lock                         fcntl.flock: fix, ensure, rollback and gc run one at a time
@@ -61,6 +63,11 @@ def manifests_dir(env: Mapping[str, str] | None = None) -> Path:
 
 def profiles_dir(env: Mapping[str, str] | None = None) -> Path:
     return data_dir(env) / "profiles"
+
+
+def views_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the glibc views live (``core/patch/view.py`` names the same ``glibc`` dir)."""
+    return data_dir(env) / "glibc"
 
 
 @contextmanager
@@ -212,6 +219,7 @@ def _manifest_of(
         stdenv=plan.stdenv.as_json(),
         files=tuple({"path": f.relpath, "action": f.action, "sha256": f.sha256} for f in built.files),
         activation=activation.as_json(),
+        view=plan.view.root,
     )
     return Manifest(
         id=identifier,
@@ -327,27 +335,35 @@ def rollback(spec: str, env: Mapping[str, str] | None = None) -> str:
 
 
 def gc(env: Mapping[str, str] | None = None) -> list[str]:
-    """Remove builds no manifest uses as current or previous, abandoned staging dirs, and profile
-    generations that link to removed builds."""
+    """Remove builds no manifest uses as current or previous, glibc views no kept build names,
+    abandoned staging dirs, and profile generations that link to removed builds."""
     import shutil
 
     with locked(env):
-        keep = set()
-        for manifest in load_manifests(env):
-            keep.add(manifest.current.package)
-            if manifest.previous is not None:
-                keep.add(manifest.previous.package)
+        keep, views = _kept(env)
         removed = []
-        for entry in _entries(packages_dir(env)):
-            if entry.path in keep or not entry.is_dir(follow_symlinks=False):
-                continue
-            _make_writable(entry.path)
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry.path)
+        for directory, wanted in ((packages_dir(env), keep), (views_dir(env), views)):
+            for entry in _entries(directory):
+                if entry.path in wanted or not entry.is_dir(follow_symlinks=False):
+                    continue
+                _make_writable(entry.path)
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
         for generation in _stale_generations(env, keep):
             shutil.rmtree(generation, ignore_errors=True)
             removed.append(generation)
         return removed
+
+
+def _kept(env: Mapping[str, str] | None) -> tuple[set[str], set[str]]:
+    """The builds the manifests use (current and previous) and the glibc views those builds name."""
+    builds = [
+        build
+        for manifest in load_manifests(env)
+        for build in (manifest.current, manifest.previous)
+        if build is not None
+    ]
+    return {build.package for build in builds}, {build.view for build in builds if build.view is not None}
 
 
 def _entries(directory: Path) -> list[os.DirEntry[str]]:

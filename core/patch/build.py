@@ -1,7 +1,9 @@
 """Apply a FixPlan: copy the package into a staging dir, patch the copies, rename into place.
 
-The originals are never written: unchanged files are hard links (or copies across filesystems),
-every file that changes is a fresh copy first. The package only appears at its destination through
+Before the package, the plan's glibc view (``core/patch/view.py``) is made or reused: the copy's
+RPATH names it, so it must exist before anything runs the copy. The originals are never written:
+unchanged files are hard links (or copies across filesystems), every file that changes is a fresh
+copy first. The package only appears at its destination through
 one ``os.rename`` of a complete staging dir, so a build killed at any point leaves the old state
 working and at most a ``.staging-*`` directory that ``gc`` removes and a rerun ignores.
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from glibc_doctor.core.errors import PatchError
 from glibc_doctor.core.patch.plan import ElfPatch, FixPlan
+from glibc_doctor.core.patch.view import make_view
 
 FAULT_ENV = "GLIBC_DOCTOR_FAULT"
 FAULT_STEPS = ("after-staging", "during-patching", "before-rename")
@@ -82,7 +85,12 @@ def inject_fault(step: str) -> None:
 
 
 def build(plan: FixPlan, cancel: threading.Event | None = None) -> Iterator[BuildProgress | BuildResult]:
-    """Build ``plan.destination`` from ``plan.source_package``; reuse it when a complete build is there."""
+    """Build ``plan.destination`` from ``plan.source_package``; reuse it when a complete build is there.
+
+    The glibc view comes first, also for a reused build (its RPATH names the view).
+    """
+    made = make_view(plan.view)
+    yield BuildProgress("glibc view", ("made " if made else "reused ") + plan.view.root)
     existing = read_build_record(plan.destination)
     if existing is not None:
         yield BuildProgress("reused", plan.destination)
@@ -230,6 +238,8 @@ def _record(plan: FixPlan, staging: str) -> tuple[PatchedFile, ...]:
         "source_package": plan.source_package,
         "stdenv": plan.stdenv.as_json(),
         "interpreter": plan.interpreter,
+        "glibc_view": plan.view.root,
+        "rpath_first": list(plan.first_dirs),
         "files": [{"path": f.relpath, "action": f.action, "sha256": f.sha256} for f in files],
     }
     Path(staging, BUILD_RECORD).write_text(json.dumps(record, indent=1))

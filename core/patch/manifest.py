@@ -23,6 +23,7 @@ class BuildRecord:
     stdenv: dict[str, Any]
     files: tuple[dict[str, str], ...] = ()
     activation: dict[str, Any] | None = None
+    view: str | None = None  # the glibc view its RPATH names (``gc`` keeps it while this build is kept)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -32,6 +33,7 @@ class BuildRecord:
             "stdenv": self.stdenv,
             "files": list(self.files),
             "activation": self.activation,
+            "view": self.view,
         }
 
     @classmethod
@@ -43,6 +45,7 @@ class BuildRecord:
             stdenv=dict(data["stdenv"]),
             files=tuple(dict(item) for item in data.get("files", [])),
             activation=data.get("activation"),
+            view=data.get("view"),
         )
 
 

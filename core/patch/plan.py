@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from glibc_doctor.core.errors import PatchError
 from glibc_doctor.core.model import Conflict, ElfFacts, GlibcInfo, Kind, Role, StdenvInfo, Target
+from glibc_doctor.core.patch.view import GlibcView, survey_view
 from glibc_doctor.core.versions import GlibcVersion, VersionName
 
 # Directories whose parent is a whole system, not one package: patching "the package" of
@@ -132,7 +133,14 @@ class FixPlan:
     links: tuple[LinkRetarget, ...]
     fixes: tuple[Conflict, ...]
     remaining: tuple[Remaining, ...]
+    view: GlibcView
     notes: tuple[str, ...] = field(default=())
+    uses_runtime: bool = False  # the view's libstdc++/libgcc_s dir is in the RPATH too
+
+    @property
+    def first_dirs(self) -> tuple[str, ...]:
+        """The RPATH entries before the package's own: the glibc view, then (when needed) its C++ runtime."""
+        return view_dirs(self.view, self.uses_runtime)
 
     @property
     def patched_interpreter(self) -> str:
@@ -150,6 +158,8 @@ class FixPlan:
             f"glibc     {self.old_glibc.version or '?'} ({self.old_glibc.libc}) -> "
             f"{self.stdenv.version or '?'} ({self.stdenv.libc})",
             f"stdenv    {self.stdenv.source}",
+            f"loader    {self.stdenv.loader} (PT_INTERP: the stdenv's real loader path)",
+            *self.view.describe(self.uses_runtime),
             f"ELF files to patch: {len(self.elf_patches)}",
         ]
         for patch in self.elf_patches:
@@ -172,6 +182,7 @@ class FixPlan:
             "interpreter": self.patched_interpreter,
             "stdenv": self.stdenv.as_json(),
             "old_glibc": self.old_glibc.as_json(),
+            "glibc_view": self.view.as_json(self.uses_runtime),
             "elf_patches": [
                 {
                     "path": patch.relpath,
@@ -244,15 +255,20 @@ def check_stdenv_not_older(old_glibc: GlibcInfo, stdenv: StdenvInfo) -> None:
         )
 
 
+def view_dirs(view: GlibcView, uses_runtime: bool) -> tuple[str, ...]:
+    """The glibc view's lib dir, then its C++ runtime dir when the plan needs the stdenv's libstdc++."""
+    return (view.lib_dir, view.runtime_dir) if uses_runtime and view.runtime else (view.lib_dir,)
+
+
 def new_rpath(
     facts: ElfFacts,
-    stdenv: StdenvInfo,
+    first_dirs: Sequence[str],
     old_glibc_dirs: frozenset[str],
     keep_dirs: frozenset[str],
     old_root: str,
     new_root: str,
 ) -> str:
-    """Stdenv glibc dir, stdenv libstdc++ dir, then the old entries minus the old glibc's dirs.
+    """``first_dirs`` (the glibc view, its C++ runtime), then the old entries minus the old glibc's dirs.
 
     The old entries are the object's RUNPATH (what the loader uses when both are present) else its
     RPATH. Entries into the old package move to the copy; ``$ORIGIN`` entries stay as they are;
@@ -261,7 +277,7 @@ def new_rpath(
     (``keep_dirs``) stays, last, so those still resolve while libc comes from the stdenv first.
     """
     old_entries = (facts.runpath if facts.runpath else facts.rpath) or ""
-    entries: list[str] = list(stdenv.lib_dirs)
+    entries: list[str] = [entry for entry in first_dirs if entry.startswith("/")]
     kept_last: list[str] = []
     for entry in old_entries.split(":"):
         if not entry or not (
@@ -293,17 +309,19 @@ def needed_preloads(
     provided: Mapping[str, tuple[str, ...] | None],
     old_root: str,
     glibc_dirs: frozenset[str],
+    runtime_dirs: Iterable[str] = (),
 ) -> tuple[str, ...]:
     """Sonames the patched interpreter must load first (added DT_NEEDED), from the graph.
 
     Two cases where the interpreter's RPATH cannot reach a lookup, so only an already-loaded soname
     does: an extension with its own DT_RUNPATH needing libstdc++/libgcc_s that resolves to no file or
-    to a copy outside the stdenv's dirs; and a glibc library (libresolv, librt …) that an object
-    outside the package (a dependency with its own RUNPATH) finds in the old glibc's dirs, which
-    would mix two glibc builds. Only sonames the stdenv has are added.
+    to a copy outside the stdenv's dirs (``runtime_dirs`` count as the stdenv's); and a glibc library
+    (libresolv, librt …) that an object outside the package (a dependency with its own RUNPATH) finds
+    in the old glibc's dirs, which would mix two glibc builds. Only sonames the stdenv has are added.
     """
     if graph is None:
         return ()
+    stdenv_dirs = {*stdenv.lib_dirs, *runtime_dirs}
     wanted: set[str] = set()
     for requester, provider, edge in graph.edges(data=True):
         name = edge.get("needed")
@@ -318,7 +336,7 @@ def needed_preloads(
             and facts is not None
             and facts.runpath
         ):
-            if found_dir not in stdenv.lib_dirs:
+            if found_dir not in stdenv_dirs:
                 wanted.add(name)
         elif name in GLIBC_SONAMES and found_dir in glibc_dirs and not _inside(str(requester), old_root):
             wanted.add(name)
@@ -328,6 +346,48 @@ def needed_preloads(
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
+
+
+def runtime_needs(graph: Any) -> dict[str, set[str]]:
+    """For libstdc++/libgcc_s: the versions the graph's objects require of it (a key: something loads it)."""
+    needs: dict[str, set[str]] = {}
+    if graph is None:
+        return needs
+    for requester, _provider, edge in graph.edges(data=True):
+        name = edge.get("needed")
+        if name not in RUNTIME_SONAMES:
+            continue
+        facts = graph.nodes[requester].get("facts")
+        versions = needs.setdefault(str(name), set())
+        if facts is not None:
+            versions.update(need.version for need in facts.requires_from(str(name)))
+    return needs
+
+
+def runtime_shortfall(
+    needs: Mapping[str, set[str]], provided: Mapping[str, tuple[str, ...] | None]
+) -> dict[str, tuple[str, ...]]:
+    """Versions the process needs of libstdc++/libgcc_s that the stdenv's copy lacks (by library).
+
+    A library the stdenv has no copy of is short of everything; an empty result means the stdenv's
+    C++ runtime serves every object that loads one, so it can come first.
+    """
+    short: dict[str, tuple[str, ...]] = {}
+    for name, versions in needs.items():
+        defines = provided.get(name)
+        missing = sorted(versions) if defines is None else sorted(versions - set(defines))
+        if defines is None or missing:
+            short[name] = tuple(missing)
+    return short
+
+
+def uses_runtime_view(
+    needs: Mapping[str, set[str]], shortfall: Mapping[str, tuple[str, ...]], preloads: Iterable[str]
+) -> bool:
+    """The C++ runtime view goes in the RPATH when the process loads libstdc++/libgcc_s (or the
+    interpreter preloads one) and the stdenv's copies define every version the process needs."""
+    loads = bool(needs) or any(name in RUNTIME_SONAMES for name in preloads)
+    return loads and not shortfall
 
 
 def classify(
@@ -401,6 +461,18 @@ def dirs_with_other_libraries(graph: Any, glibc_dirs: frozenset[str]) -> frozens
     return frozenset(keep)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rewrite:
+    """What every ELF patch of one plan shares: the new loader and how RPATH entries change."""
+
+    loader: str
+    first_dirs: tuple[str, ...]
+    old_glibc_dirs: frozenset[str]
+    keep_dirs: frozenset[str]
+    old_root: str
+    new_root: str
+
+
 def make_plan(
     result: ScanLike,
     stdenv: StdenvInfo,
@@ -409,15 +481,27 @@ def make_plan(
     store_root: str,
     interpreter_relpath: str,
     glibc_dirs: frozenset[str] | None = None,
+    *,
+    view: GlibcView,
 ) -> FixPlan:
-    """The plan, from facts only (pure): what ``fix`` will copy, patch, rewrite and report."""
+    """The plan, from facts only (pure): what ``fix`` will copy, patch, rewrite and report.
+
+    ``provided`` maps a library name to the versions the view's copy defines (None: not in the view).
+    """
     check_stdenv_not_older(result.glibc, stdenv)
     old_root = survey.root
     destination = destination_for(store_root, old_root, stdenv)
     dirs = glibc_dirs if glibc_dirs is not None else old_glibc_dirs(result.glibc)
     keep = dirs_with_other_libraries(result.graph, dirs)
-    preloads = needed_preloads(result.graph, stdenv, provided, old_root, dirs)
-    patches = _elf_patches(survey, stdenv, dirs, keep, destination, interpreter_relpath, preloads)
+    needs = runtime_needs(result.graph)
+    shortfall = runtime_shortfall(needs, provided)
+    if shortfall:  # the package keeps its own C++ runtime: the stdenv's would break an object
+        provided = {name: None if name in RUNTIME_SONAMES else v for name, v in provided.items()}
+    runtime_dirs = (view.runtime_dir,) if view.runtime else ()
+    preloads = needed_preloads(result.graph, stdenv, provided, old_root, dirs, runtime_dirs)
+    uses_runtime = uses_runtime_view(needs, shortfall, preloads) and bool(view.runtime)
+    rewrite = _Rewrite(stdenv.loader, view_dirs(view, uses_runtime), dirs, keep, old_root, destination)
+    patches = _elf_patches(survey, rewrite, interpreter_relpath, preloads)
     fixes, remaining = classify(result.conflicts, stdenv, provided)
     return FixPlan(
         target=result.target,
@@ -431,25 +515,21 @@ def make_plan(
         links=_link_retargets(survey, destination),
         fixes=fixes,
         remaining=remaining,
-        notes=_notes(keep, patches, interpreter_relpath),
+        view=view,
+        notes=_notes(keep, patches, interpreter_relpath, shortfall),
+        uses_runtime=uses_runtime,
     )
 
 
 def _elf_patches(
-    survey: PackageSurvey,
-    stdenv: StdenvInfo,
-    dirs: frozenset[str],
-    keep: frozenset[str],
-    destination: str,
-    interpreter_relpath: str,
-    preloads: tuple[str, ...],
+    survey: PackageSurvey, rewrite: _Rewrite, interpreter_relpath: str, preloads: tuple[str, ...]
 ) -> tuple[ElfPatch, ...]:
     """One ElfPatch per ELF whose headers change; preloads go on the interpreter only."""
     patches = []
     for facts in survey.elves:
         relpath = os.path.relpath(facts.path, survey.root)
         add = preloads if relpath == interpreter_relpath else ()
-        patch = _elf_patch(facts, relpath, stdenv, dirs, keep, survey.root, destination, add)
+        patch = _elf_patch(facts, relpath, rewrite, add)
         if patch is not None:
             patches.append(patch)
     return tuple(patches)
@@ -465,7 +545,12 @@ def _link_retargets(survey: PackageSurvey, destination: str) -> tuple[LinkRetarg
     )
 
 
-def _notes(keep: frozenset[str], patches: tuple[ElfPatch, ...], interpreter_relpath: str) -> tuple[str, ...]:
+def _notes(
+    keep: frozenset[str],
+    patches: tuple[ElfPatch, ...],
+    interpreter_relpath: str,
+    shortfall: Mapping[str, tuple[str, ...]],
+) -> tuple[str, ...]:
     notes = [
         f"{d} also holds other libraries the process loads; it stays last in RPATH" for d in sorted(keep)
     ]
@@ -474,23 +559,25 @@ def _notes(keep: frozenset[str], patches: tuple[ElfPatch, ...], interpreter_relp
         notes.append(
             "added DT_NEEDED (RUNPATH lookups cannot see the interpreter's RPATH): " + ", ".join(added)
         )
+    for name, versions in sorted(shortfall.items()):
+        lacks = ", ".join(versions) if versions else "the library"
+        notes.append(f"the stdenv's {name} lacks {lacks} that the process needs: the package keeps its own")
     return tuple(notes)
 
 
 def _elf_patch(
-    facts: ElfFacts,
-    relpath: str,
-    stdenv: StdenvInfo,
-    dirs: frozenset[str],
-    keep: frozenset[str],
-    old_root: str,
-    new_root: str,
-    add_needed: tuple[str, ...],
+    facts: ElfFacts, relpath: str, rewrite: _Rewrite, add_needed: tuple[str, ...]
 ) -> ElfPatch | None:
-    rpath = new_rpath(facts, stdenv, dirs, keep, old_root, new_root)
-    interpreter = (
-        stdenv.loader if facts.interpreter is not None and facts.interpreter != stdenv.loader else None
+    rpath = new_rpath(
+        facts,
+        rewrite.first_dirs,
+        rewrite.old_glibc_dirs,
+        rewrite.keep_dirs,
+        rewrite.old_root,
+        rewrite.new_root,
     )
+    loader = rewrite.loader
+    interpreter = loader if facts.interpreter is not None and facts.interpreter != loader else None
     add = tuple(name for name in add_needed if name not in facts.needed)
     if interpreter is None and not add and facts.rpath == rpath and not facts.runpath:
         return None
@@ -553,23 +640,24 @@ def _text_kind(path: str, name: str, in_bin: bool, needle: bytes) -> str | None:
     return "text"
 
 
-def stdenv_provides(stdenv: StdenvInfo, libraries: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
-    """For each library name, the versions the stdenv's copy defines (None when it has none)."""
+def view_provides(view: GlibcView, libraries: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
+    """For each library name, the versions the view's copy defines (None when the view has none).
+
+    Only what the view links counts: a library that merely sits in the stdenv's directory (the
+    system's libfoo next to a distribution's libc) is not something the patched RPATH reaches.
+    """
     from glibc_doctor.core.elf import read_elf
 
     provided: dict[str, tuple[str, ...] | None] = {}
     for library in set(libraries):
-        path = next(
-            (os.path.join(d, library) for d in stdenv.lib_dirs if os.path.exists(os.path.join(d, library))),
-            None,
-        )
+        path = view.target_of(library)
         facts = read_elf(path) if path is not None else None
         provided[library] = facts.defines if facts is not None and facts.ok else None
     return provided
 
 
 def plan_fix(result: ScanLike, stdenv: StdenvInfo, store_root: str | None = None) -> FixPlan:
-    """Survey the interpreter's package and the stdenv, then decide (``make_plan``).
+    """Survey the interpreter's package, the stdenv and its glibc view, then decide (``make_plan``).
 
     ``store_root`` defaults to the store of ``core/store.py`` ($XDG_DATA_HOME/glibc-doctor).
     """
@@ -581,8 +669,10 @@ def plan_fix(result: ScanLike, stdenv: StdenvInfo, store_root: str | None = None
     root = package_root(executable)
     check_stdenv_not_older(result.glibc, stdenv)
     survey = survey_package(root)
+    view = survey_view(stdenv, store_root)
     libraries = {c.library for c in result.conflicts if c.library} | set(RUNTIME_SONAMES) | GLIBC_SONAMES
-    provided = stdenv_provides(stdenv, libraries)
+    provided = view_provides(view, libraries)
     real = {p: os.path.realpath(p) for p in (result.glibc.libc, result.glibc.loader) if p is not None}
     dirs = old_glibc_dirs(result.glibc, real)
-    return make_plan(result, stdenv, survey, provided, store_root, os.path.relpath(executable, root), dirs)
+    relpath = os.path.relpath(executable, root)
+    return make_plan(result, stdenv, survey, provided, store_root, relpath, dirs, view=view)

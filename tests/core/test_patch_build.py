@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,9 @@ from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.errors import PatchError
 from glibc_doctor.core.model import GlibcInfo, StdenvInfo, Target
 from glibc_doctor.core.patch.build import (
+    BUILD_RECORD,
     FAULT_ENV,
+    BuildProgress,
     BuildResult,
     build,
     patchelf_argvs,
@@ -126,9 +129,8 @@ def test_the_patched_program_uses_the_stdenv_loader_and_an_rpath(package: Packag
     assert facts.runpath is None
     assert facts.rpath is not None
     entries = facts.rpath.split(":")
-    assert entries[: len(package.stdenv.lib_dirs)] == list(package.stdenv.lib_dirs)
+    assert entries == [plan.view.lib_dir, f"{built.package}/lib"]
     assert str(package.old_glibc) not in entries
-    assert f"{built.package}/lib" in entries
 
 
 def test_the_patched_copy_runs(package: Package, tmp_path: Path) -> None:
@@ -177,6 +179,33 @@ def test_a_complete_build_is_reused_not_rebuilt(package: Package, tmp_path: Path
     again = _run_build(plan)
     assert again.reused
     assert again.package == first.package
+
+
+def test_the_build_makes_the_glibc_view_its_rpath_names(package: Package, tmp_path: Path) -> None:
+    plan = _plan(package, tmp_path)
+    events = list(build(plan))
+    assert events[0] == BuildProgress("glibc view", f"made {plan.view.root}")
+    libc = Path(plan.view.lib_dir, "libc.so.6")
+    assert os.readlink(libc) == package.stdenv.libc
+    assert os.path.samefile(libc, package.stdenv.libc)
+
+
+def test_a_second_build_reuses_the_glibc_view(package: Package, tmp_path: Path) -> None:
+    plan = _plan(package, tmp_path)
+    _run_build(plan)
+    before = os.stat(plan.view.root).st_ino
+    shutil.rmtree(plan.destination)
+    events = list(build(plan))
+    assert events[0] == BuildProgress("glibc view", f"reused {plan.view.root}")
+    assert os.stat(plan.view.root).st_ino == before
+
+
+def test_the_build_record_names_the_view_and_the_rpath_it_put_first(package: Package, tmp_path: Path) -> None:
+    plan = _plan(package, tmp_path)
+    built = _run_build(plan)
+    record = json.loads(Path(built.package, BUILD_RECORD).read_text())
+    assert record["glibc_view"] == plan.view.root
+    assert record["rpath_first"] == [plan.view.lib_dir]
 
 
 @pytest.mark.parametrize("step", ["after-staging", "during-patching", "before-rename"])

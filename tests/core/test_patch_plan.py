@@ -17,6 +17,7 @@ from glibc_doctor.core.model import (
     Role,
     StdenvInfo,
     Target,
+    VersionNeed,
 )
 from glibc_doctor.core.patch.plan import (
     PackageSurvey,
@@ -30,6 +31,7 @@ from glibc_doctor.core.patch.plan import (
     package_root,
     readable_name,
 )
+from glibc_doctor.core.patch.view import GlibcView, ViewLink, glibc_links, make_view_record, view_root
 
 OLD = "/x/store/aaaa-python3.9"
 OLD_GLIBC = "/x/store/bbbb-glibc-2.31/lib"
@@ -43,6 +45,18 @@ STDENV = StdenvInfo(
     fingerprint="f" * 64,
     libstdcxx="/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
 )
+SYSTEM_DIR = "/lib/x86_64-linux-gnu"
+VIEW = GlibcView(
+    root="/data/glibc/ffffffffffffffff",
+    fingerprint="f" * 64,
+    source_dir=SYSTEM_DIR,
+    glibc=(
+        ViewLink("libc.so.6", f"{SYSTEM_DIR}/libc.so.6"),
+        ViewLink("libm.so.6", f"{SYSTEM_DIR}/libm.so.6"),
+    ),
+    runtime=(ViewLink("libstdc++.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"),),
+)
+FIRST = (VIEW.lib_dir,)
 OLD_GLIBC_INFO = GlibcInfo("2.31", f"{OLD_GLIBC}/libc.so.6", f"{OLD_GLIBC}/ld-linux-x86-64.so.2")
 GLIBC_236 = tuple(f"GLIBC_2.{n}" for n in range(2, 37))
 PROVIDED: dict[str, tuple[str, ...] | None] = {
@@ -74,8 +88,13 @@ def _target(*extensions: Extension) -> Target:
     return Target("python", "/venv", f"{OLD}/bin/python3.9", extensions, environment="/venv")
 
 
-def _plan(survey: PackageSurvey, scan: FakeScan | None = None) -> Any:
-    return make_plan(scan or FakeScan(_target(), None), STDENV, survey, PROVIDED, "/data", "bin/python3.9")
+def _plan(
+    survey: PackageSurvey,
+    scan: FakeScan | None = None,
+    provided: dict[str, tuple[str, ...] | None] | None = None,
+) -> Any:
+    scan = scan or FakeScan(_target(), None)
+    return make_plan(scan, STDENV, survey, provided or PROVIDED, "/data", "bin/python3.9", view=VIEW)
 
 
 def test_package_root_of_a_store_interpreter_is_its_store_dir() -> None:
@@ -108,34 +127,34 @@ def test_destination_is_readable_and_differs_per_stdenv() -> None:
     assert first != other
 
 
-def test_new_rpath_puts_the_stdenv_first_and_drops_the_old_glibc() -> None:
-    rpath = new_rpath(_python(), STDENV, frozenset({OLD_GLIBC}), frozenset(), OLD, "/new")
-    assert rpath.split(":") == ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", DEPS]
+def test_new_rpath_puts_the_first_dirs_first_and_drops_the_old_glibc() -> None:
+    rpath = new_rpath(_python(), FIRST, frozenset({OLD_GLIBC}), frozenset(), OLD, "/new")
+    assert rpath.split(":") == [VIEW.lib_dir, DEPS]
 
 
 def test_new_rpath_never_has_empty_or_relative_entries() -> None:
     facts = _python(runpath=None, rpath=f"::lib:{DEPS}:./here")
-    rpath = new_rpath(facts, STDENV, frozenset({OLD_GLIBC}), frozenset(), OLD, "/new")
+    rpath = new_rpath(facts, FIRST, frozenset({OLD_GLIBC}), frozenset(), OLD, "/new")
     assert all(entry.startswith("/") for entry in rpath.split(":"))
     assert "" not in rpath.split(":")
 
 
 def test_new_rpath_keeps_origin_entries() -> None:
     facts = _python(runpath="$ORIGIN/../lib:" + OLD_GLIBC)
-    rpath = new_rpath(facts, STDENV, frozenset({OLD_GLIBC}), frozenset(), OLD, "/new")
+    rpath = new_rpath(facts, FIRST, frozenset({OLD_GLIBC}), frozenset(), OLD, "/new")
     assert "$ORIGIN/../lib" in rpath.split(":")
 
 
 def test_new_rpath_moves_entries_into_the_package_to_the_copy() -> None:
     facts = _python(runpath=f"{OLD}/lib:{OLD_GLIBC}")
-    rpath = new_rpath(facts, STDENV, frozenset({OLD_GLIBC}), frozenset(), OLD, "/new")
+    rpath = new_rpath(facts, FIRST, frozenset({OLD_GLIBC}), frozenset(), OLD, "/new")
     assert "/new/lib" in rpath.split(":")
     assert f"{OLD}/lib" not in rpath
 
 
 def test_an_old_glibc_dir_that_also_holds_other_libraries_stays_last() -> None:
     facts = _python(runpath=f"{OLD_GLIBC}:{DEPS}")
-    rpath = new_rpath(facts, STDENV, frozenset({OLD_GLIBC}), frozenset({OLD_GLIBC}), OLD, "/new")
+    rpath = new_rpath(facts, FIRST, frozenset({OLD_GLIBC}), frozenset({OLD_GLIBC}), OLD, "/new")
     assert rpath.split(":")[-1] == OLD_GLIBC
 
 
@@ -155,11 +174,11 @@ def test_a_library_without_interpreter_only_gets_a_new_rpath() -> None:
     library = ElfFacts(path=f"{OLD}/lib/libpython3.9.so.1.0", needed=("libc.so.6",), runpath=OLD_GLIBC)
     plan = _plan(PackageSurvey(OLD, (_python(), library)))
     assert plan.elf_patches[1].new_interpreter is None
-    assert plan.elf_patches[1].new_rpath.startswith("/lib/x86_64-linux-gnu")
+    assert plan.elf_patches[1].new_rpath.split(":")[0] == VIEW.lib_dir
 
 
 def test_a_file_already_patched_as_planned_is_not_patched_again() -> None:
-    facts = ElfFacts(path=f"{OLD}/lib/x.so", needed=("libc.so.6",), rpath=":".join(STDENV.lib_dirs))
+    facts = ElfFacts(path=f"{OLD}/lib/x.so", needed=("libc.so.6",), rpath=VIEW.lib_dir)
     plan = _plan(PackageSurvey(OLD, (facts,)))
     assert plan.elf_patches == ()
 
@@ -246,3 +265,108 @@ def test_the_plan_describes_itself_for_a_dry_run() -> None:
     lines = _plan(PackageSurvey(OLD, (_python(),)), scan).describe()
     assert any(line.startswith("copy to   /data/packages/aaaa-python3.9-") for line in lines)
     assert "conflicts remaining: 1" in lines
+
+
+# --- the glibc view in the plan ---------------------------------------------------------------------
+
+
+def _interpreter_rpath(plan: Any) -> list[str]:
+    main = next(patch for patch in plan.elf_patches if patch.relpath == "bin/python3.9")
+    entries: list[str] = main.new_rpath.split(":")
+    return entries
+
+
+def _graph_loading_libstdcxx(versions: tuple[str, ...] = ("GLIBCXX_3.4.30",)) -> nx.DiGraph:
+    """ext.so (no RUNPATH) needs libstdc++.so.6 with ``versions``; it was found in the system dir."""
+    graph = nx.DiGraph()
+    needs = tuple(VersionNeed("libstdc++.so.6", version) for version in versions)
+    ext = ElfFacts(path="/v/ext.so", needed=("libstdc++.so.6",), requires=needs)
+    graph.add_node("/v/ext.so", facts=ext, role=Role.EXTENSION)
+    provider = f"{SYSTEM_DIR}/libstdc++.so.6"
+    graph.add_node(provider, facts=ElfFacts(path=provider), role=Role.LIBRARY)
+    graph.add_edge("/v/ext.so", provider, needed="libstdc++.so.6")
+    return graph
+
+
+def test_the_interpreter_rpath_is_the_glibc_view_then_the_packages_own_deps() -> None:
+    plan = _plan(PackageSurvey(OLD, (_python(),)))
+    assert _interpreter_rpath(plan) == [VIEW.lib_dir, DEPS]
+
+
+def test_no_system_library_dir_is_put_before_the_packages_deps() -> None:
+    plan = _plan(PackageSurvey(OLD, (_python(),)))
+    assert not set(_interpreter_rpath(plan)) & set(STDENV.lib_dirs)
+
+
+def test_the_cxx_runtime_view_follows_the_glibc_view_when_the_process_loads_libstdcxx() -> None:
+    plan = _plan(PackageSurvey(OLD, (_python(),)), FakeScan(_target(), _graph_loading_libstdcxx()))
+    assert plan.uses_runtime
+    assert _interpreter_rpath(plan) == [VIEW.lib_dir, VIEW.runtime_dir, DEPS]
+
+
+def test_the_cxx_runtime_view_is_left_out_when_nothing_loads_libstdcxx() -> None:
+    plan = _plan(PackageSurvey(OLD, (_python(),)), FakeScan(_target(), nx.DiGraph()))
+    assert not plan.uses_runtime
+    assert VIEW.runtime_dir not in _interpreter_rpath(plan)
+
+
+def test_a_stdenv_libstdcxx_older_than_the_process_needs_is_not_put_first() -> None:
+    graph = _graph_loading_libstdcxx(("GLIBCXX_3.4.32",))
+    plan = _plan(PackageSurvey(OLD, (_python(),)), FakeScan(_target(), graph))
+    assert not plan.uses_runtime
+    assert any("libstdc++.so.6 lacks GLIBCXX_3.4.32" in note for note in plan.notes)
+
+
+def test_every_rpath_of_the_plan_is_absolute_or_origin_and_never_empty() -> None:
+    library = ElfFacts(path=f"{OLD}/lib/libx.so", needed=("libc.so.6",), rpath=f":lib::$ORIGIN:{DEPS}:")
+    plan = _plan(PackageSurvey(OLD, (_python(runpath=f"::{OLD_GLIBC}:./x:{DEPS}"), library)))
+    for patch in plan.elf_patches:
+        entries = patch.new_rpath.split(":")
+        assert all(entry.startswith(("/", "$ORIGIN")) for entry in entries), patch.new_rpath
+
+
+def test_the_loader_stays_the_stdenvs_real_loader_path_not_the_view_link() -> None:
+    plan = _plan(PackageSurvey(OLD, (_python(),)))
+    assert plan.elf_patches[0].new_interpreter == STDENV.loader
+
+
+def test_the_plan_shows_the_view_and_what_it_links_to() -> None:
+    plan = _plan(PackageSurvey(OLD, (_python(),)))
+    lines = plan.describe()
+    assert any(line.startswith(f"glibc view {VIEW.lib_dir}") for line in lines)
+    assert f"    libc.so.6 -> {SYSTEM_DIR}/libc.so.6" in lines
+    view = plan.as_json()["glibc_view"]
+    assert view["lib_dir"] == VIEW.lib_dir
+    assert view["glibc"] == {"libc.so.6": f"{SYSTEM_DIR}/libc.so.6", "libm.so.6": f"{SYSTEM_DIR}/libm.so.6"}
+    assert view["uses_runtime"] is False
+
+
+def test_the_view_links_exactly_glibcs_own_libraries_of_a_distribution_dir() -> None:
+    listing = [
+        "libc.so.6", "libc.so", "libc.a", "libm.so.6", "libpthread.so.0", "ld-linux-x86-64.so.2",
+        "libnss_files.so.2", "libnss_dns.so.2", "libnsl.so.1", "libnsl.so.2", "libexpat.so.1",
+        "libz.so.1", "libsqlite3.so.0", "libncursesw.so.6", "libstdc++.so.6", "libc_malloc_debug.so.0",
+    ]  # fmt: skip
+    names = [link.name for link in glibc_links(SYSTEM_DIR, listing)]
+    assert names == sorted(
+        [
+            "libc.so.6", "libm.so.6", "libpthread.so.0", "ld-linux-x86-64.so.2", "libnss_files.so.2",
+            "libnss_dns.so.2", "libnsl.so.1", "libc_malloc_debug.so.0",
+        ]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "loader", ["ld-linux-aarch64.so.1", "ld-linux.so.2", "ld64.so.2", "ld-linux-armhf.so.3"]
+)
+def test_the_loader_of_another_architecture_is_linked_too(loader: str) -> None:
+    assert [link.name for link in glibc_links("/g/lib", [loader, "libc.so.6"])] == sorted(
+        [loader, "libc.so.6"]
+    )
+
+
+def test_the_view_of_a_stdenv_lives_under_its_short_fingerprint() -> None:
+    view = make_view_record(STDENV, "/data", ["libc.so.6"], "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1")
+    assert view.root == view_root("/data", STDENV.fingerprint) == "/data/glibc/ffffffffffffffff"
+    assert [link.target for link in view.glibc] == [f"{SYSTEM_DIR}/libc.so.6"]
+    assert [link.name for link in view.runtime] == ["libstdc++.so.6", "libgcc_s.so.1"]

@@ -75,6 +75,27 @@ def test_gc_keeps_current_and_previous_and_removes_the_rest(env: dict[str, str])
     assert sorted(p.name for p in packages.iterdir()) == ["python3.9-current", "python3.9-previous"]
 
 
+def test_gc_keeps_the_glibc_views_that_kept_builds_name_and_removes_the_rest(env: dict[str, str]) -> None:
+    views = store.views_dir(env)
+    for name in ("aaaa000000000000", "bbbb000000000000", "cccc000000000000", ".staging-dddd-x"):
+        (views / name / "lib").mkdir(parents=True)
+    current = replace(
+        _record(str(store.packages_dir(env) / "python3.9-current")), view=str(views / "aaaa000000000000")
+    )
+    previous = replace(_record("/p/previous"), view=str(views / "bbbb000000000000"))
+    store.save_manifest(_manifest(env, current=current, previous=previous), env)
+    removed = store.gc(env)
+    assert sorted(os.path.basename(path) for path in removed) == [".staging-dddd-x", "cccc000000000000"]
+    assert sorted(p.name for p in views.iterdir()) == ["aaaa000000000000", "bbbb000000000000"]
+
+
+def test_a_manifest_names_the_glibc_view_of_its_build(env: dict[str, str]) -> None:
+    manifest = _manifest(env, current=replace(_record("/p/current"), view="/d/glibc/aaaa000000000000"))
+    store.save_manifest(manifest, env)
+    (loaded,) = store.load_manifests(env)
+    assert loaded.current.view == "/d/glibc/aaaa000000000000"
+
+
 def test_gc_removes_a_build_whose_directories_are_read_only(env: dict[str, str]) -> None:
     stale = store.packages_dir(env) / "python3.9-old" / "lib"
     stale.mkdir(parents=True)

@@ -99,9 +99,10 @@ def broken_roots(result: ScanResult) -> list[BrokenRoot]:
     names = extension_names(result)
     rows: dict[str, BrokenRoot] = {}
     for conflict in result.errors:
-        node = _chain_extension(graph, conflict.chain, names) or root
+        opened = conflict.library if conflict.library in names else None  # an extension dlopen() cannot open
+        node = _chain_extension(graph, conflict.chain, names) or opened or root
         row = rows.setdefault(node, BrokenRoot(node, names.get(node) or os.path.basename(node)))
-        if conflict.object == node or (node == root and conflict.object not in graph):
+        if node in (conflict.object, opened) or (node == root and conflict.object not in graph):
             row.own.append(conflict)
         else:
             row.through.setdefault(conflict.object, []).append(conflict)
@@ -187,7 +188,7 @@ def glibc_header(result: ScanResult, *, verbose: bool = False) -> Group:
     interpreter = os.path.basename(target.executable)
     lines: list[RenderableType] = [
         Text.from_markup(
-            f"[bold]{escape(home_path(target.spec))}[/]  [dim]({escape(target.kind)}, "
+            f"[bold]{escape(short_path(target.spec))}[/]  [dim]({escape(target.kind)}, "
             f"interpreter {escape(interpreter)})[/]"
         )
     ]
@@ -354,7 +355,6 @@ class CommandLine(Text):
 def what_to_do(result: ScanResult, rows: list[BrokenRoot]) -> list[RenderableType]:
     """The one command to run, what it does, what remains; and where the details are."""
     lines: list[RenderableType] = [Text("\nWhat to do", style="bold")]
-    target = home_path(result.target.spec)
     stdenv = result.stdenv
     command = home_path(fix_command(result.target.spec, result.target, stdenv))
     decided = [(row, verdict(row, stdenv)) for row in rows]
@@ -368,10 +368,12 @@ def what_to_do(result: ScanResult, rows: list[BrokenRoot]) -> list[RenderableTyp
     elif fixable:
         lines.append(_command(command))
         lines.append(_indented(_fix_summary(result, stdenv, fixable)))
-    lines += [_remaining_line(row, v, after_fix=bool(fixable)) for row, v in remaining]
+    lines += [_remaining_line(result, row, v, after_fix=bool(fixable)) for row, v in remaining]
     lines.append(
         _indented(
-            f"details: add --verbose (tree, symbols, chains) or --json; the TUI: glibc-doctor {target}", "dim"
+            "details: rerun with --verbose (tree, symbols, chains) or --json; "
+            "glibc-doctor TARGET opens the TUI",
+            "dim",
         )
     )
     return lines
@@ -393,22 +395,25 @@ def _fix_summary(result: ScanResult, stdenv: StdenvInfo, fixable: list[str]) -> 
     switch = "points the venv at it" if result.target.environment else "tells you how to use it"
     return (
         f"It patches a copy of {interpreter} to load the stdenv glibc {stdenv.version}, checks that "
-        f"{', '.join(fixable)} load with it, then {switch}; the original is not touched "
-        f"(undo: glibc-doctor rollback {home_path(result.target.spec)})."
+        f"{', '.join(fixable)} {'loads' if len(fixable) == 1 else 'load'} with it, then {switch}; "
+        "the original interpreter is not touched (glibc-doctor rollback TARGET undoes it)."
     )
 
 
-def _remaining_line(row: BrokenRoot, decided: Verdict, *, after_fix: bool) -> Padding:
-    """What remains for an extension the repatch cannot help, from its first record's fixes."""
+def _remaining_line(result: ScanResult, row: BrokenRoot, decided: Verdict, *, after_fix: bool) -> Padding:
+    """What remains for an extension the repatch cannot help, in words taken from its records' fixes."""
     why = decided.words.removeprefix("no: ")
     lead = (
         f"{row.name} still fails after it ({why})" if after_fix else f"{row.name}: no repatch helps ({why})"
     )
     fixes = next((c.fixes for c in row.records if c.fixes), ())
     commands = [match for fix in fixes[:1] for match in re.findall(r"`([^`]+)`", fix)]
-    advice = f": rebuild it for the interpreter's glibc ({shorten_text(commands[0])})" if commands else ""
-    if not commands and fixes:
-        advice = f": {shorten_text(fixes[0])}"
+    loaded = result.glibc.version
+    against = f" against glibc ≤ {loaded}" if loaded else " for the interpreter's glibc"
+    if commands:
+        advice = f": rebuild it{against} ({shorten_text(commands[0])} under the interpreter's own compiler)"
+    else:
+        advice = f": {shorten_text(fixes[0])}" if fixes else ""
     newer = next((fix for fix in fixes if fix.startswith("move the stdenv")), None)
     if newer is not None:
         advice += f", or {shorten_text(newer.split(', then')[0])} and fix again"

@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from types import FrameType
 
 import networkx as nx
 import pytest
+from elftools.elf.elffile import ELFFile
 from glibc_doctor.core.scan import ScanResult, result_text, scan
 
 from tests.gcc import compile_elf
@@ -611,6 +613,48 @@ def test_a_directory_named_like_an_extension_is_no_record(
 ) -> None:
     directory = str(hostile.site / f"a_directory{_ext_suffix()}")
     assert not [c for c in conflicts_of(hostile_json) if directory in (c["object"], c["library"])]
+
+
+def _with_huge_symbol_tables(source: Path, out: Path, padding: int) -> Path:
+    """``source`` padded with ``padding`` bytes of 0x02 that its ``.dynsym`` and ``.gnu.version`` section
+    headers claim as theirs: millions of "symbols" whose version index (0x0202) is not a real one.
+    The loader's view (program headers, dynamic section) is untouched: ld.so would load the file."""
+    data = bytearray(source.read_bytes()) + b"\x02" * padding
+    with open(source, "rb") as handle:
+        elf = ELFFile(handle)
+        header = elf.header
+        for index, section in enumerate(elf.iter_sections()):
+            if section.name in (".dynsym", ".gnu.version"):
+                size = len(data) - section["sh_offset"]
+                size -= size % section["sh_entsize"]
+                struct.pack_into("<Q", data, header.e_shoff + index * header.e_shentsize + 32, size)
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=subprocess.TimeoutExpired,
+    reason="core/symbols.py _versioned_symbols parses every .dynsym entry whose .gnu.version index is > 1 "
+    "(pyelftools, ~1 s per MB): section headers claiming 32 MB of symbols with a bogus index make "
+    "the scan of a venv take ~40 s. Parse only the entries whose index is one of the file's Vernaux "
+    "indexes (filter the raw index array first), or bound the tables by the loader's view",
+)
+def test_an_extension_with_huge_bogus_symbol_tables_is_scanned_in_seconds(
+    synthetic: Synthetic, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    if not os.path.exists(MACHINE_PYTHON):
+        pytest.skip("needs the machine's /usr/bin/python3")
+    venv = tmp_path_factory.mktemp("bigsyms") / "venv"
+    subprocess.run([MACHINE_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
+    big = _with_huge_symbol_tables(
+        synthetic.ext_needs_238, _site_packages(venv) / f"big{_ext_suffix()}", 32 << 20
+    )
+    result = run("scan", venv, "--json", "--no-cache", env=env)
+    assert_completed_scan(result)
+    assert [c["version"] for c in json.loads(result.stdout)["conflicts"] if c["object"] == str(big)] == [
+        "GLIBC_2.38"
+    ]
 
 
 # --- every output format on the hostile venv --------------------------------------------------------------

@@ -627,7 +627,8 @@ def print_explanation(explanation: Any, scanned: ScanResult | None, console: Con
     """Each loader message with its cause, the next commands, then the scan of the target it names."""
     console = console or make_console()
     for finding in explanation.findings:
-        body = [Text(finding.message.raw or str(finding.message.kind), style="bold"), Text(finding.cause)]
+        raw = shorten_text(finding.message.raw or str(finding.message.kind))
+        body = [Text(raw, style="bold"), Text(shorten_text(finding.cause))]
         if finding.min_glibc:
             body.append(Text.from_markup(f"[bold]needs[/] glibc ≥ {escape(finding.min_glibc)}"))
         if finding.min_gcc:
@@ -635,7 +636,7 @@ def print_explanation(explanation: Any, scanned: ScanResult | None, console: Con
         console.print(Panel(Group(*body), title=escape(str(finding.message.kind)), title_align="left"))
     console.print(Text(explanation.summary))
     for command in explanation.commands:
-        console.print(Text.from_markup(f"[green]next[/] {escape(command)}"))
+        console.print(Text.from_markup(f"[green]next[/] {escape(home_path(command))}"), soft_wrap=True)
     if scanned is not None:
         console.print(Text.from_markup(f"\n[bold]scan of {escape(home_path(scanned.target.spec))}[/]"))
         rows = broken_roots(scanned)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -65,6 +66,30 @@ class Env:
     def packages(self) -> Path:
         return self.tmp / "data" / "glibc-doctor" / "packages"
 
+    @property
+    def views(self) -> Path:
+        return self.tmp / "data" / "glibc-doctor" / "glibc"
+
+    def mapped(self, modules: str) -> dict[str, str]:
+        """Soname-ish file name -> real directory, of what the venv's interpreter maps after importing."""
+        code = (
+            f"import {modules}\n"
+            "for line in open('/proc/self/maps'):\n"
+            "    fields = line.split()\n"
+            "    if len(fields) > 5 and '.so' in fields[5]: print(fields[5])\n"
+        )
+        done = subprocess.run(
+            [str(self.venv / "bin" / "python"), "-c", code],
+            env=self.environ,
+            cwd=self.site,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        files = {os.path.realpath(path) for path in done.stdout.split()}
+        return {os.path.basename(path).split(".so")[0]: os.path.dirname(path) for path in files}
+
 
 @pytest.fixture
 def env(lab: Lab, tmp_path: Path) -> Env:
@@ -104,6 +129,28 @@ def test_fix_makes_the_glibc_2_34_and_libstdcxx_extensions_import(env: Env) -> N
     assert env.imports("ext_cxx").returncode == 0
     assert env.imports("ext_clean; import ssl, sqlite3, ctypes").returncode == 0
     assert code == 1  # one conflict remains
+
+
+def test_the_patched_interpreter_swaps_only_glibc_and_keeps_its_own_deps(env: Env, lab: Lab) -> None:
+    _fix_json(env)
+    mapped = env.mapped("pyexpat, zlib, sqlite3, ext_pthread, ext_cxx")
+    system = os.path.dirname(os.path.realpath("/lib/x86_64-linux-gnu/libc.so.6"))
+    deps = os.path.realpath(lab.deps_lib)
+    assert {
+        name: mapped[name] for name in ("libc", "libm", "libpthread", "ld-linux-x86-64")
+    } == dict.fromkeys(("libc", "libm", "libpthread", "ld-linux-x86-64"), system)
+    assert {name: mapped[name] for name in ("libexpat", "libz", "libsqlite3")} == dict.fromkeys(
+        ("libexpat", "libz", "libsqlite3"), deps
+    )
+
+
+def test_the_patched_rpath_starts_with_the_glibc_view_not_the_system_dirs(env: Env, lab: Lab) -> None:
+    _, report = _fix_json(env)
+    rpath = read_elf(str(report["interpreter"])).rpath or ""
+    (view,) = env.views.iterdir()
+    assert rpath.split(":") == [str(view / "lib"), str(view / "cxx"), str(lab.deps_lib)]
+    assert os.path.samefile(view / "lib" / "libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6")
+    assert not (view / "lib" / "libz.so.1").exists()
 
 
 def test_fix_reports_the_glibc_2_38_extension_as_remaining_against_the_machines_glibc(env: Env) -> None:
@@ -152,6 +199,17 @@ def test_a_wrapper_moving_the_stdenv_to_glibc_2_41_makes_ensure_rebuild_and_fix_
     assert "rebuilt" in done.stdout
     assert env.imports("ext_strlcpy").returncode == 0
     assert env.imports("ext_pthread").returncode == 0
+
+
+def test_ensure_with_the_trixie_wrapper_makes_a_new_view_and_still_keeps_the_deps(env: Env, lab: Lab) -> None:
+    _fix_json(env)
+    first = {path.name for path in env.views.iterdir()}
+    env.use_trixie_wrapper()
+    assert env.cli("ensure").returncode == 0
+    assert len({path.name for path in env.views.iterdir()} - first) == 1
+    mapped = env.mapped("pyexpat, zlib, sqlite3, ext_strlcpy, ext_cxx")
+    assert mapped["libc"] == mapped["libm"] == os.path.realpath(lab.glibc_new_lib)
+    assert mapped["libexpat"] == mapped["libsqlite3"] == os.path.realpath(lab.deps_lib)
 
 
 def test_a_second_ensure_does_nothing(env: Env) -> None:
@@ -203,9 +261,13 @@ def test_gc_keeps_the_current_and_previous_builds(env: Env) -> None:
     env.use_trixie_wrapper()
     env.cli("ensure")
     (env.packages / "python3.9-stale000000").mkdir()
+    (env.views / "stale00000000000").mkdir()
     done = env.cli("gc")
     assert "python3.9-stale000000" in done.stdout
+    assert "stale00000000000" in done.stdout
     assert len([p for p in env.packages.iterdir()]) == 2
+    assert len([p for p in env.views.iterdir()]) == 2
+    assert env.imports("ext_strlcpy").returncode == 0
 
 
 def test_status_lists_the_fixed_venv(env: Env) -> None:

@@ -39,6 +39,11 @@ _STORE_ENTRY = re.compile(r"(?:/[^\s/:;,()'\"`]+)*/store/([0-9a-df-np-sv-z]{4})[
 _MAX_SYMBOLS = 3
 _MAX_WARNINGS = 5
 _MAX_CLOSURE_DIRS = 4
+# Past these, the default report summarises (a venv full of broken files still fits a screen or two);
+# --verbose shows everything.
+_MAX_NAMES = 6
+_MAX_REMAINING = 3
+_MAX_CHAINS = 8
 
 
 # --- paths for display ---------------------------------------------------------------------------------
@@ -129,7 +134,8 @@ def verdict(row: BrokenRoot, stdenv: StdenvInfo | None) -> Verdict:
         if c.kind == Kind.NOT_FOUND and c.library and not _stdenv_has(stdenv, c)
     ]
     if missing:
-        return Verdict(False, f"no: stdenv has no {missing[0]}")
+        what = "file not found" if "/" in missing[0] else f"stdenv has no {missing[0]}"
+        return Verdict(False, f"no: {what}")
     pairs = [
         (c.library, c.version)
         for c in row.records
@@ -171,7 +177,7 @@ def scan_report(result: ScanResult, *, verbose: bool = False, width: int = 100) 
     rows = broken_roots(result)
     parts: list[RenderableType] = [glibc_header(result, verbose=verbose), verdict_line(result, rows)]
     if rows:
-        parts.append(broken_table(result, rows, width))
+        parts.append(broken_table(result, rows, width))  # every broken extension, even when many
     parts += what_to_do(result, rows)
     parts += warning_lines(result, verbose=verbose)
     if verbose:
@@ -257,13 +263,22 @@ def verdict_line(result: ScanResult, rows: list[BrokenRoot]) -> Text:
     if len(extensions) < len(rows):
         parts.append(f"{os.path.basename(root)} itself cannot start")
     if extensions:
-        names = ", ".join(row.name for row in extensions)
+        names = ", ".join(row.name for row in extensions[:_MAX_NAMES])
+        if len(extensions) > _MAX_NAMES:
+            names += f" and {len(extensions) - _MAX_NAMES} more"
         parts.append(f"{len(extensions)} of {total} extensions cannot load: {names}")
     return Text("✗ " + "; ".join(parts) + tail, style="bold red")
 
 
-def broken_table(result: ScanResult, rows: list[BrokenRoot], width: int = 100) -> Table:
-    """One row per extension: what it needs, through which library, and whether ``fix`` helps."""
+def broken_table(
+    result: ScanResult, rows: list[BrokenRoot], width: int = 100, *, limit: int | None = None
+) -> Table:
+    """One row per extension: what it needs, through which library, and whether ``fix`` helps.
+
+    Past ``limit`` rows the rest is one line ("… and 14 more"); fixable rows come first.
+    """
+    hidden = rows[limit:] if limit is not None else []
+    rows = rows[:limit] if limit is not None else rows
     verdicts = [verdict(row, result.stdenv) for row in rows]
     cells = [
         (row.name, _needs_cell(row.own) or "—", _through_cell(row.through), decided.words)
@@ -276,6 +291,10 @@ def broken_table(result: ScanResult, rows: list[BrokenRoot], width: int = 100) -
     for (name, needs, through, words), decided in zip(cells, verdicts, strict=True):
         style = "green" if decided.fixable else ("red" if decided.fixable is False else "yellow")
         table.add_row(Text(name, style="bold"), needs, through, Text(words, style=style))
+    if hidden:
+        table.add_row(
+            Text(f"… {len(hidden)} more", style="dim"), Text("(--verbose lists them)", style="dim"), "", ""
+        )
     return table
 
 
@@ -321,7 +340,7 @@ def _symbol_hint(symbols: tuple[str, ...]) -> str:
 
 def _problem_words(conflict: Conflict) -> str:
     if conflict.kind == Kind.NOT_FOUND:
-        return f"{conflict.library} (not found)"
+        return f"{os.path.basename(conflict.library or '')} (not found)"
     if conflict.version:
         return f"{conflict.version} ({conflict.kind})"
     return shorten_text(conflict.message.removeprefix(f"{conflict.object}: "))
@@ -368,7 +387,14 @@ def what_to_do(result: ScanResult, rows: list[BrokenRoot]) -> list[RenderableTyp
     elif fixable:
         lines.append(_command(command))
         lines.append(_indented(_fix_summary(result, stdenv, fixable)))
-    lines += [_remaining_line(result, row, v, after_fix=bool(fixable)) for row, v in remaining]
+    lines += [
+        _remaining_line(result, row, v, after_fix=bool(fixable)) for row, v in remaining[:_MAX_REMAINING]
+    ]
+    if len(remaining) > _MAX_REMAINING:
+        more = len(remaining) - _MAX_REMAINING
+        lines.append(
+            _indented(f"… and {more} more that no repatch helps (--verbose has each one's fix).", "yellow")
+        )
     lines.append(
         _indented(
             "details: rerun with --verbose (tree, symbols, chains) or --json; "
@@ -413,7 +439,7 @@ def _remaining_line(result: ScanResult, row: BrokenRoot, decided: Verdict, *, af
     if commands:
         advice = f": rebuild it{against} ({shorten_text(commands[0])} under the interpreter's own compiler)"
     else:
-        advice = f": {shorten_text(fixes[0])}" if fixes else ""
+        advice = f": {shorten_text(fixes[0].replace(row.node, os.path.basename(row.node)))}" if fixes else ""
     newer = next((fix for fix in fixes if fix.startswith("move the stdenv")), None)
     if newer is not None:
         advice += f", or {shorten_text(newer.split(', then')[0])} and fix again"
@@ -444,11 +470,12 @@ def failing_chains(result: ScanResult, rows: list[BrokenRoot]) -> Group:
     badges = _badges(result.conflicts)
     tree = Tree(Text(os.path.basename(root), style="bold"))
     names = extension_names(result)
-    for row in rows:
-        if row.node == root:
-            continue
+    broken = [row for row in rows if row.node != root]
+    for row in broken[:_MAX_CHAINS]:
         branch = tree.add(_short_node(graph, row.node, names, badges))
         _add_chain_nodes(graph, branch, row, names, badges)
+    if len(broken) > _MAX_CHAINS:
+        tree.add(Text(f"{len(broken) - _MAX_CHAINS} more that cannot load (the table above)", style="dim"))
     clean = len(result.target.extensions) - sum(1 for row in rows if row.node != root)
     if clean > 0:
         tree.add(Text(f"{clean} more extensions load cleanly (--verbose lists them)", style="dim"))

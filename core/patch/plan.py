@@ -260,6 +260,19 @@ def view_dirs(view: GlibcView, uses_runtime: bool) -> tuple[str, ...]:
     return (view.lib_dir, view.runtime_dir) if uses_runtime and view.runtime else (view.lib_dir,)
 
 
+def check_store_path(store_root: str) -> None:
+    """Refuse a store path RPATH cannot hold: ``:`` would split an entry in two, the second relative
+    (a library-injection hole), and the loader expands ``$`` tokens."""
+    problems = [f"holds {char!r}" for char in ":$" if char in store_root]
+    if not store_root.startswith("/"):
+        problems.append("is relative")
+    if problems:
+        raise PatchError(
+            f"the store {store_root} cannot be named in an RPATH (it {' and '.join(problems)}): "
+            "set XDG_DATA_HOME to an absolute path without ':' or '$'"
+        )
+
+
 def new_rpath(
     facts: ElfFacts,
     first_dirs: Sequence[str],
@@ -489,6 +502,7 @@ def make_plan(
     ``provided`` maps a library name to the versions the view's copy defines (None: not in the view).
     """
     check_stdenv_not_older(result.glibc, stdenv)
+    check_store_path(store_root)
     old_root = survey.root
     destination = destination_for(store_root, old_root, stdenv)
     dirs = glibc_dirs if glibc_dirs is not None else old_glibc_dirs(result.glibc)

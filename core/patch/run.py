@@ -59,6 +59,7 @@ class FixResult:
             "package": self.build.package,
             "source_package": self.plan.source_package,
             "stdenv": self.plan.stdenv.as_json(),
+            "glibc_view": self.plan.view.as_json(self.plan.uses_runtime),
             "verified": self.verified,
             "activated": self.activation.changed if self.activation is not None else [],
             "remaining": [item.as_json() for item in self.remaining],

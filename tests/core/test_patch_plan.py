@@ -370,3 +370,10 @@ def test_the_view_of_a_stdenv_lives_under_its_short_fingerprint() -> None:
     assert view.root == view_root("/data", STDENV.fingerprint) == "/data/glibc/ffffffffffffffff"
     assert [link.target for link in view.glibc] == [f"{SYSTEM_DIR}/libc.so.6"]
     assert [link.name for link in view.runtime] == ["libstdc++.so.6", "libgcc_s.so.1"]
+
+
+@pytest.mark.parametrize("store", ["/home/me/a:b/glibc-doctor", "/data/$LIB/x", "data/glibc-doctor"])
+def test_a_store_path_an_rpath_cannot_hold_is_refused_before_anything_is_planned(store: str) -> None:
+    scan = FakeScan(_target(), None)
+    with pytest.raises(PatchError, match="cannot be named in an RPATH"):
+        make_plan(scan, STDENV, PackageSurvey(OLD, (_python(),)), PROVIDED, store, "bin/python3.9", view=VIEW)

@@ -285,9 +285,10 @@ def _version_cause(context: _Context, subject: _Subject) -> str:
     need, name = subject.need, os.path.basename(subject.requester)
     if subject.family != "GLIBC":
         return (
-            f"{_who(context, subject)} was linked against a newer {need.library} than the one this process "
-            f"loads ({subject.provider}), which does not define {need.version}."
-        )
+            f"{_built(context, subject)} a newer {need.library} than the one this process loads "
+            f"({subject.provider}, {_how_found(context.graph, subject.provider)}): it needs {need.version}, "
+            "which that one does not define."
+        ) + _stdenv_sentence(context, subject)
     loaded = f"the glibc {context.glibc.version}" if context.glibc.version else "the glibc"
     release = _release_of(need.version)
     wants = f"{need.version} (glibc {release} or later)" if release else need.version
@@ -347,18 +348,25 @@ def _stdenv_sentence(context: _Context, subject: _Subject) -> str:
     if stdenv is None or not subject.unmet:
         return ""
     glibc_unmet = [v for v in subject.unmet if VersionName.parse(v).family == "GLIBC"]
-    if glibc_unmet and stdenv.version:
-        top = min_glibc_for(glibc_unmet)
+    top = min_glibc_for(glibc_unmet)
+    if top is not None and stdenv.version:
         return f" The stdenv glibc {stdenv.version} is too old for it too (it needs {top})."
     return f" The stdenv does not define {', '.join(subject.unmet)} either."
 
 
+def _built(context: _Context, subject: _Subject) -> str:
+    """The start of "X was built against …", for an extension or a library pulled in through one."""
+    if subject.through:
+        return f"{_who(context, subject)}, and was built against"
+    return f"{os.path.basename(subject.requester)} was built against"
+
+
 def _cxx_cause(context: _Context, subject: _Subject) -> str:
     need = subject.need
-    who = _who(context, subject)
     cause = (
-        f"{who} was built with a newer g++ than the libstdc++ this process loads ({subject.provider}): "
-        f"it needs {need.version}, which that libstdc++ does not define."
+        f"{_built(context, subject)} a newer libstdc++ (a newer g++) than the one this process loads "
+        f"({subject.provider}, {_how_found(context.graph, subject.provider)}): it needs {need.version}, "
+        "which that libstdc++ does not define."
     )
     stdenv = context.stdenv
     if stdenv is not None and stdenv.libstdcxx:
@@ -414,8 +422,10 @@ def _rebuild_fix(context: _Context, subject: _Subject) -> str:
     name = _display_name(graph, node)
     loaded = context.glibc.version
     toolchain = f"whose glibc is ≤ {loaded} (the interpreter's)" if loaded else "of the interpreter"
+    if subject.family in CXX_FAMILIES:
+        toolchain = f"whose libstdc++ is no newer than the one that loads ({subject.provider})"
     kind = getattr(graph.graph.get("target"), "kind", "")
-    if kind == "python" and subject.extension is not None:
+    if kind == "python" and subject.extension is not None and _site_packages_of(node) is not None:
         dist = _distribution_of(node) or name.split(".")[0]
         wheel = f"manylinux_2_{loaded.split('.')[1]} or older" if loaded and "." in loaded else "manylinux"
         return (
@@ -439,14 +449,19 @@ def _display_name(graph: nx.DiGraph, node: str) -> str:
     return os.path.basename(node)
 
 
-def _distribution_of(path: str) -> str | None:
-    """The installed distribution that owns ``path`` (from the ``RECORD`` of its ``.dist-info``)."""
+def _site_packages_of(path: str) -> tuple[str, str] | None:
+    """(the site-packages dir holding ``path``, ``path`` relative to it); None for the stdlib's own."""
     parts = path.split(os.sep)
     for index in range(len(parts) - 1, 0, -1):
         if parts[index] in ("site-packages", "dist-packages"):
-            site = os.sep.join(parts[: index + 1])
-            return _record_owner(site, os.sep.join(parts[index + 1 :]))
+            return os.sep.join(parts[: index + 1]), os.sep.join(parts[index + 1 :])
     return None
+
+
+def _distribution_of(path: str) -> str | None:
+    """The installed distribution that owns ``path`` (from the ``RECORD`` of its ``.dist-info``)."""
+    site = _site_packages_of(path)
+    return _record_owner(*site) if site is not None else None
 
 
 def _record_owner(site: str, relpath: str) -> str | None:

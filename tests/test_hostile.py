@@ -268,6 +268,31 @@ def test_explain_with_5_mb_of_one_repeated_error_on_one_line_reports_it_once(env
     assert len(messages[0]["raw"]) < 10_000
 
 
+def distinct_errors(count: int) -> bytes:
+    """``count`` different loader errors naming one real libc (about 90 bytes each)."""
+    return "\n".join(
+        f"/lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.{i % 50}' not found (required by /x/ext{i}.so)"
+        for i in range(count)
+    ).encode()
+
+
+def test_explain_json_of_20000_distinct_errors_answers_in_seconds(env: dict[str, str]) -> None:
+    result = run("explain", "-", "--json", env=env, stdin=distinct_errors(20_000))
+    assert result.returncode == 1, result.stderr
+    assert len(json.loads(result.stdout)["messages"]) == 20_000
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=subprocess.TimeoutExpired,
+    reason="tui/render.py print_explanation draws one panel per finding: 20000 distinct errors (1.8 MB "
+    "pasted) take ~15 s and print ~24 MB; summarise past a few findings, as the scan report now does",
+)
+def test_explain_text_of_20000_distinct_errors_answers_in_seconds(env: dict[str, str]) -> None:
+    result = run("explain", "-", env=env, stdin=distinct_errors(20_000))
+    assert result.returncode == 1
+
+
 def test_explain_naming_a_fifo_as_libc_does_not_block(env: dict[str, str], tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "libc.so.6")
     message = f"{tmp_path / 'libc.so.6'}: version `GLIBC_2.34' not found (required by /x/ext.so)"

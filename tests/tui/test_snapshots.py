@@ -50,11 +50,12 @@ def private_venv(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 def build_alias(venv: Path) -> dict[str, str]:
-    """The patched copy's directory holds a hash of the stdenv fingerprint: show it as a name."""
+    """The patched copy's and the glibc view's directories hold hashes of the stdenv fingerprint:
+    show them as names."""
     from glibc_doctor.core.scan import scan
 
-    destination = engine.prepare_fix(scan(str(venv), use_cache=False)).plan.destination
-    return {destination: "$DATA/packages/python3.9-<build>"}
+    plan = engine.prepare_fix(scan(str(venv), use_cache=False)).plan
+    return {plan.destination: "$DATA/packages/python3.9-<build>", plan.view.root: "$DATA/glibc/<stdenv>"}
 
 
 def test_start_screen(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snap_compare: Any) -> None:

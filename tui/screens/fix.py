@@ -66,6 +66,11 @@ def _interpreter_section(text: Text, plan: Any, name: PathNamer) -> None:
     text.append(f"  {name.text(before)}\n  → RPATH {name.text(main.new_rpath)}\n")
     for needed in main.add_needed:
         text.append(f"  + DT_NEEDED {needed}\n")
+    view = getattr(plan, "view", None)  # the stdenv's glibc, seen through a directory of links
+    if view is not None:
+        text.append(
+            f"  {name(view.lib_dir)} links to the stdenv's glibc in {name(view.source_dir)}\n", style="dim"
+        )
 
 
 def _copy_section(text: Text, plan: Any, name: PathNamer) -> None:

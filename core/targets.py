@@ -489,6 +489,7 @@ def _resolve_venv(spec: str, venv: str, ext: Sequence[str], notes: Sequence[str]
     base = _venv_base(venv, cfg, version)
     layout = python_layout(base)
     executable = _venv_executable(venv, version or layout.version, base)
+    check_runnable_here(executable, read_elf(executable))
     all_notes = list(notes)
     if executable != base:
         all_notes.append(f"the venv runs its own copy of the interpreter: {executable}")

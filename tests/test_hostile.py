@@ -128,6 +128,18 @@ def test_a_program_of_another_architecture_is_named_as_such(
     assert "32-bit" in line or "this machine runs" in line
 
 
+def test_a_venv_whose_interpreter_is_of_another_architecture_is_one_line(
+    synthetic: Synthetic, env: dict[str, str], tmp_path: Path
+) -> None:
+    home, venv = tmp_path / "home", tmp_path / "venv"
+    home.mkdir()
+    shutil.copy(synthetic.foreign_machine, home / "python3")
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text(f"home = {home}\nversion = 3.11\n")
+    os.symlink(home / "python3", venv / "bin" / "python3")
+    assert "aarch64" in assert_one_line_error(run("scan", venv, env=env))
+
+
 def test_a_missing_path_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
     line = assert_one_line_error(run("scan", tmp_path / "nonexistent", env=env))
     assert "no such file" in line

@@ -27,7 +27,9 @@ from glibc_doctor.core.model import ElfFacts, Extension, Problem, Resolution, Ro
 MISSING_PREFIX = "not-found:"
 
 
-def simulate(target: Target, *, strict: bool = False, env: Mapping[str, str] | None = None) -> nx.DiGraph:
+def simulate(
+    target: Target, *, strict: bool = False, env: Mapping[str, str] | None = None
+) -> nx.DiGraph[str]:
     """The process ``target`` would be, as a graph (node and edge attributes in CONTRACTS.md)."""
     config = loader_config(target.executable, os.environ if env is None else env)
     process = _Process(target, config, strict)
@@ -52,7 +54,7 @@ class _Process:
         self.parent: dict[str, str | None] = {}
         self.chains: dict[str, tuple[ElfFacts, ...]] = {}
         self.loaded_real = {os.path.realpath(path) for path in target.loaded}
-        self.graph = nx.DiGraph(
+        self.graph: nx.DiGraph[str] = nx.DiGraph(
             target=target,
             root=target.executable,
             loader=None,

@@ -57,8 +57,8 @@ class ScanResult:
     """Everything one scan found; ``as_json()`` is the stable ``scan --json`` document."""
 
     target: Target
-    graph: nx.DiGraph
-    strict_graph: nx.DiGraph | None
+    graph: nx.DiGraph[str]
+    strict_graph: nx.DiGraph[str] | None
     conflicts: tuple[Conflict, ...]
     glibc: GlibcInfo
     stdenv: StdenvInfo | None
@@ -226,7 +226,7 @@ def dependencies(result: ScanResult) -> tuple[set[str], set[str]]:
     return files, dirs
 
 
-def _graph_dependencies(graph: nx.DiGraph, files: set[str], dirs: set[str]) -> None:
+def _graph_dependencies(graph: nx.DiGraph[str], files: set[str], dirs: set[str]) -> None:
     for node, data in graph.nodes(data=True):
         if data.get("role") != Role.MISSING:
             files.add(node)
@@ -248,7 +248,7 @@ def _graph_dependencies(graph: nx.DiGraph, files: set[str], dirs: set[str]) -> N
         files.add(str(loader))
 
 
-def _check_root(graph: nx.DiGraph) -> None:
+def _check_root(graph: nx.DiGraph[str]) -> None:
     """A target the loader could not even start is bad input (exit 2), not a conflict to report."""
     root = graph.graph.get("root")
     if root is None or root not in graph:
@@ -284,16 +284,16 @@ def _target_json(target: Target) -> dict[str, object]:
     }
 
 
-def _load_order(graph: nx.DiGraph) -> list[str]:
+def _load_order(graph: nx.DiGraph[str]) -> list[str]:
     return sorted(graph.nodes, key=lambda node: (graph.nodes[node].get("order", 0), node))
 
 
-def _edges(graph: nx.DiGraph) -> list[tuple[str, str, dict[str, object]]]:
+def _edges(graph: nx.DiGraph[str]) -> list[tuple[str, str, dict[str, object]]]:
     order = {node: index for index, node in enumerate(_load_order(graph))}
     return sorted(graph.edges(data=True), key=lambda edge: (order[edge[0]], order[edge[1]]))
 
 
-def _object_json(graph: nx.DiGraph, node: str) -> dict[str, object]:
+def _object_json(graph: nx.DiGraph[str], node: str) -> dict[str, object]:
     data = graph.nodes[node]
     facts: ElfFacts = data["facts"]
     found: Resolution | None = data.get("found")

@@ -30,6 +30,8 @@ from glibc_doctor.core.errors import DoctorError, PatchError
 # typing and the record types cost imports on ensure's fast path; mypy treats this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from glibc_doctor.core.model import StdenvInfo, Target
     from glibc_doctor.core.patch.activate import Activation
     from glibc_doctor.core.patch.build import BuildResult
@@ -236,7 +238,7 @@ def _manifest_of(
     )
 
 
-def replace_fields(manifest: Manifest, **changes: object) -> Manifest:
+def replace_fields(manifest: Manifest, **changes: Any) -> Manifest:
     """``dataclasses.replace``, imported only when a manifest is written (not on the no-op path)."""
     from dataclasses import replace
 

@@ -177,8 +177,8 @@ def _box(
 # --- layout and drawing ------------------------------------------------------------------------------
 
 
-def _acyclic(boxes: Collection[str], edges: list[tuple[str, str, str]], root: str | None) -> nx.DiGraph:
-    dag = nx.DiGraph()
+def _acyclic(boxes: Collection[str], edges: list[tuple[str, str, str]], root: str | None) -> nx.DiGraph[str]:
+    dag: nx.DiGraph[str] = nx.DiGraph()
     dag.add_nodes_from(boxes)
     for u, v, style in edges:
         dag.add_edge(u, v, style=style)
@@ -190,7 +190,7 @@ def _acyclic(boxes: Collection[str], edges: list[tuple[str, str, str]], root: st
         dag.remove_edge(*cycle[-1][:2])
 
 
-def _layers(dag: nx.DiGraph, root: str | None) -> dict[str, int]:
+def _layers(dag: nx.DiGraph[str], root: str | None) -> dict[str, int]:
     layer: dict[str, int] = {}
     for node in nx.topological_sort(dag):
         preds = [layer[p] + 1 for p in dag.predecessors(node)]
@@ -200,9 +200,9 @@ def _layers(dag: nx.DiGraph, root: str | None) -> dict[str, int]:
     return layer
 
 
-def _with_dummies(dag: nx.DiGraph, layer: dict[str, int]) -> tuple[nx.DiGraph, set[str]]:
+def _with_dummies(dag: nx.DiGraph[str], layer: dict[str, int]) -> tuple[nx.DiGraph[str], set[str]]:
     """Split every edge that spans more than one layer into one-layer steps through dummy nodes."""
-    out = nx.DiGraph()
+    out: nx.DiGraph[str] = nx.DiGraph()
     out.add_nodes_from(dag.nodes)
     dummies: set[str] = set()
     for u, v, data in dag.edges(data=True):
@@ -217,7 +217,7 @@ def _with_dummies(dag: nx.DiGraph, layer: dict[str, int]) -> tuple[nx.DiGraph, s
     return out, dummies
 
 
-def _order(graph: nx.DiGraph, layer: dict[str, int]) -> list[list[str]]:
+def _order(graph: nx.DiGraph[str], layer: dict[str, int]) -> list[list[str]]:
     depth = max(layer.values(), default=-1) + 1
     rows: list[list[str]] = [[] for _ in range(depth)]
     for node in nx.topological_sort(graph):
@@ -316,7 +316,7 @@ def draw(pic: Picture) -> Text:
     return canvas.render()
 
 
-def _place(graph: nx.DiGraph, rows: list[list[str]], width: Mapping[str, int]) -> dict[str, int]:
+def _place(graph: nx.DiGraph[str], rows: list[list[str]], width: Mapping[str, int]) -> dict[str, int]:
     """Left edges: each node under the mean centre of its parents, pushed right past its neighbour."""
     left: dict[str, int] = {}
     for row in rows:
@@ -342,7 +342,7 @@ def _draw_box(canvas: Canvas, x: int, y: int, width: int, height: int, box: Box)
 
 
 def _draw_channel(
-    canvas: Canvas, graph: nx.DiGraph, row: list[str], center: dict[str, int], bottom: int
+    canvas: Canvas, graph: nx.DiGraph[str], row: list[str], center: dict[str, int], bottom: int
 ) -> int:
     """Route the edges leaving ``row``; return the y of the next layer's top.
 

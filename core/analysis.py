@@ -530,8 +530,8 @@ def _missing_objects(context: _Context) -> Iterator[Conflict]:
 
 def _not_found(context: _Context, requester: str, name: str, resolution: Resolution | None) -> Conflict:
     rejected = resolution.rejected if resolution is not None else ()
-    if "/" in name and rejected:
-        return _unloadable_path(context, requester, name, rejected[0].reason)
+    if "/" in name and (rejected or _is_extension(context.graph, name)):
+        return _unloadable_path(context, requester, name, rejected[0].reason if rejected else None)
     searched = resolution.searched if resolution is not None else ()
     where = f" in {', '.join(searched)}" if searched else ""
     kind, cause = Kind.NOT_FOUND, f"The loader searched for {name}{where} and found no such file."
@@ -543,7 +543,7 @@ def _not_found(context: _Context, requester: str, name: str, resolution: Resolut
     return Conflict(
         kind=kind,
         object=requester,
-        message=f"{name}: cannot open shared object file: No such file or directory",
+        message=_not_found_words(name, resolution),
         library=name,
         chain=_chain(context.graph, context.root, requester),
         cause=cause,
@@ -554,21 +554,46 @@ def _not_found(context: _Context, requester: str, name: str, resolution: Resolut
     )
 
 
-def _unloadable_path(context: _Context, requester: str, path: str, reason: str) -> Conflict:
-    """A name with a slash is opened as is: ld.so reports why that one file was refused."""
-    wrong = reason.startswith("wrong")
-    return Conflict(
-        kind=Kind.WRONG_ELF if wrong else Kind.UNREADABLE,
-        object=path,
-        message=f"{path}: {reason}",
-        library=path,
-        chain=_chain(context.graph, context.root, requester) + (path,),
-        cause=f"{requester} opens {path} by its path, and the loader refuses that file: {reason}.",
-        fixes=(
+def _not_found_words(name: str, resolution: Resolution | None) -> str:
+    """ld.so's own words: the loader model already wrote them (``libx.so: wrong ELF class: ELFCLASS32``
+    when only the other class was found, the refused candidate when a non-ELF file stopped the search)."""
+    if resolution is not None and resolution.via == Via.NOT_FOUND and resolution.detail:
+        return resolution.detail
+    return f"{name}: {_NO_SUCH_FILE}"
+
+
+_NO_SUCH_FILE = "cannot open shared object file: No such file or directory"
+
+
+def _is_extension(graph: nx.DiGraph, path: str) -> bool:
+    """Is ``path`` one of the target's extensions (dlopen()ed by its path)?"""
+    return any(extension.path == path for extension in getattr(graph.graph.get("target"), "extensions", ()))
+
+
+def _unloadable_path(context: _Context, requester: str, path: str, reason: str | None) -> Conflict:
+    """A name with a slash is opened as is: ld.so reports why that one file was refused, or that there
+    is no such file (a dangling link). The record is the file's, not its opener's: the interpreter
+    starts fine, only this extension cannot load."""
+    wrong = reason is not None and reason.startswith("wrong")
+    if reason is None:
+        kind, cause = Kind.NOT_FOUND, f"{requester} opens {path} by its path, and there is no such file."
+        fix = f"reinstall the package that owns {path} (a link that leads nowhere, or a file removed)"
+    else:
+        kind = Kind.WRONG_ELF if wrong else Kind.UNREADABLE
+        cause = f"{requester} opens {path} by its path, and the loader refuses that file: {reason}."
+        fix = (
             f"reinstall {os.path.basename(path)} built for this interpreter's platform"
             if wrong
-            else f"reinstall the package that owns {path} (the file is damaged or not a library)",
-        ),
+            else f"reinstall the package that owns {path} (the file is damaged or not a library)"
+        )
+    return Conflict(
+        kind=kind,
+        object=path,
+        message=f"{path}: {reason or _NO_SUCH_FILE}",
+        library=path,
+        chain=_chain(context.graph, context.root, requester) + (path,),
+        cause=cause,
+        fixes=(fix,),
     )
 
 

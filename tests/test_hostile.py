@@ -632,12 +632,6 @@ def test_a_library_found_only_in_the_wrong_class_is_a_wrong_elf_conflict(
     assert kinds == [("wrong-elf", "libonly_32.so")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/analysis.py _not_found: a WRONG_ELF record keeps the fixed 'cannot open shared object "
-    "file: No such file or directory' message; ld.so says 'libonly_32.so: wrong ELF class: ELFCLASS32' "
-    "(the loader's Resolution.detail already holds those words)",
-)
 def test_a_library_found_only_in_the_wrong_class_is_reported_in_ld_so_words(
     hostile: HostileVenv, hostile_json: dict[str, object]
 ) -> None:
@@ -646,12 +640,6 @@ def test_a_library_found_only_in_the_wrong_class_is_reported_in_ld_so_words(
     assert conflict["message"] == "libonly_32.so: wrong ELF class: ELFCLASS32"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/analysis.py _not_found: an extension dlopen()ed by a path that leads nowhere (a "
-    "dangling link) is recorded with object = the interpreter, so tui/render.py reports "
-    "'python3.11 itself cannot start'; _unloadable_path already names the extension for refused files",
-)
 def test_a_dangling_extension_link_is_a_record_of_the_extension_not_the_interpreter(
     hostile: HostileVenv, hostile_json: dict[str, object]
 ) -> None:

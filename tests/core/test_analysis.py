@@ -6,6 +6,7 @@ states the loader's decision it starts from and checks only what analysis conclu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import networkx as nx
 import pytest
 from glibc_doctor.core.analysis import analyze, glibc_info
 from glibc_doctor.core.elf import read_elf
+from glibc_doctor.core.loader import Loader, loader_config
 from glibc_doctor.core.model import (
+    DF_1_NODEFLIB,
     Conflict,
     ElfFacts,
     Extension,
@@ -595,3 +598,63 @@ def test_a_libstdcxx_version_the_stdenvs_libstdcxx_lacks_too_offers_no_repatch(
     assert f"The stdenv's libstdc++ ({old}) does not define it either." in conflict.cause
     assert not any(fix.startswith("glibc-doctor fix") for fix in conflict.fixes)
     assert "GLIBCXX_3.4.30" in conflict.fixes[1]
+
+
+def resolved_by_the_loader(s: Synthetic, name: str, search_dir: Path) -> Resolution:
+    """The loader model's answer for ``name`` asked by an extension whose only search dir is
+    ``search_dir`` (RUNPATH, and DF_1_NODEFLIB so neither the cache nor the default dirs answer)."""
+    requester = dataclasses.replace(
+        read_elf(str(s.ext_clean)), runpath=str(search_dir), flags_1=DF_1_NODEFLIB
+    )
+    return Loader(loader_config(str(s.app), {})).resolve(name, requester, [read_elf(str(s.app))])
+
+
+def test_a_library_found_only_in_the_other_class_is_reported_in_ld_sos_words(synthetic: Synthetic) -> None:
+    s = synthetic
+    resolution = resolved_by_the_loader(s, "libc.so.6", s.libc32.parent)
+    graph = process(
+        s.app, [*app_closure(s), (s.app, "ext.so", s.ext_clean), (s.ext_clean, "libc.so.6", None)]
+    )
+    graph.edges[str(s.ext_clean), "not-found:libc.so.6"]["resolution"] = resolution
+    (conflict,) = [c for c in analyze(graph) if c.object == str(s.ext_clean)]
+    assert (conflict.kind, conflict.message) == (Kind.WRONG_ELF, "libc.so.6: wrong ELF class: ELFCLASS32")
+
+
+def test_a_library_found_nowhere_keeps_the_no_such_file_words(synthetic: Synthetic, tmp_path: Path) -> None:
+    s = synthetic
+    resolution = resolved_by_the_loader(s, "libnothere.so", tmp_path)
+    graph = process(
+        s.app, [*app_closure(s), (s.app, "ext.so", s.ext_clean), (s.ext_clean, "libnothere.so", None)]
+    )
+    graph.edges[str(s.ext_clean), "not-found:libnothere.so"]["resolution"] = resolution
+    (conflict,) = [c for c in analyze(graph) if c.object == str(s.ext_clean)]
+    assert conflict.message == "libnothere.so: cannot open shared object file: No such file or directory"
+
+
+def test_an_extension_whose_link_leads_nowhere_is_its_own_record_not_the_interpreters(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    s = synthetic
+    dangling = tmp_path / "gone.so"
+    dangling.symlink_to(tmp_path / "removed.so")
+    graph = process(s.app, [*app_closure(s), (s.app, str(dangling), None)])
+    graph.graph["target"] = Target(
+        kind="generic", spec=str(s.app), executable=str(s.app), extensions=(Extension(str(dangling), "gone"),)
+    )
+    (conflict,) = analyze(graph)
+    assert (conflict.kind, conflict.object, conflict.library) == (
+        Kind.NOT_FOUND,
+        str(dangling),
+        str(dangling),
+    )
+    assert conflict.chain == (str(s.app), str(dangling))
+
+
+def test_a_dt_needed_path_that_leads_nowhere_stays_a_record_of_its_requester(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    s = synthetic
+    missing = str(tmp_path / "libabsolute.so")
+    graph = process(s.app, [*app_closure(s), (s.app, "ext.so", s.ext_clean), (s.ext_clean, missing, None)])
+    (conflict,) = analyze(graph)
+    assert (conflict.object, conflict.library) == (str(s.ext_clean), missing)

@@ -13,7 +13,11 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.lab import Lab
+    from rich.console import Console
 
 EXIT_USAGE = 2
 
@@ -53,7 +57,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return int(code) if isinstance(code, int) else 0
 
 
-def build_with_progress(cache_dir: Path | None) -> Any:
+def build_with_progress(cache_dir: Path | None) -> Lab:
     """The lab, reused when built, else built under a rich progress bar (Ctrl-C cancels cleanly)."""
     from glibc_doctor.core.errors import LabError
     from glibc_doctor.core.lab import Lab, build_lab, default_cache_dir
@@ -78,13 +82,13 @@ def build_with_progress(cache_dir: Path | None) -> Any:
     raise LabError("the build ended without a lab")
 
 
-def _stderr_console() -> Any:
+def _stderr_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)
 
 
-def lab_path_aliases(lab: Any) -> Mapping[str, str]:
+def lab_path_aliases(lab: Lab) -> Mapping[str, str]:
     """Short stable names for the lab's paths (``$LAB/venv``, ``$STORE/glibc-2.31``) for screenshots
     and snapshots: store entries are ``<hash>-<name>`` and the build directory is machine-specific."""
     aliases = {str(lab.root): "$LAB"}

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from glibc_doctor.core.diagnose import Diagnosis
-    from glibc_doctor.core.patch import FixResult
+    from glibc_doctor.core.patch import FixProgress, FixResult
     from glibc_doctor.core.patch.plan import FixPlan
     from rich.console import Console
 
@@ -156,7 +156,7 @@ def run_fix_command(args: argparse.Namespace) -> int:
     return OK if fixed.ok else CONFLICTS
 
 
-def _show_progress(err: Console, event: Any) -> None:
+def _show_progress(err: Console, event: FixProgress) -> None:
     """One line per step; per-file patch events only as a count, every tenth and the last."""
     if event.step in ("patched", "rewrote"):
         if event.total and (event.done % 10 == 0 or event.done == event.total):
@@ -247,7 +247,7 @@ def run_ensure(args: argparse.Namespace) -> int:
 
     quiet = bool(args.quiet)
 
-    def progress(event: Any) -> None:
+    def progress(event: FixProgress) -> None:
         if not quiet and event.step not in ("patched", "rewrote"):
             print(f"{event.step} {event.detail}", file=sys.stderr)
 

@@ -8,16 +8,23 @@ same records as the CLI and the JSON output, it never re-derives them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:  # core records are imported by the workers, not when the app starts
+    from glibc_doctor.core.explain import Explanation
+    from glibc_doctor.core.patch.run import FixResult
+    from glibc_doctor.core.scan import ScanResult
+    from glibc_doctor.core.targets import Candidate
+    from glibc_doctor.tui.screens.engine import FixRequest
 
 
 @dataclass
 class CandidatesFound(Message):
     """The start screen's background detection found these targets (``core.targets.Candidate``)."""
 
-    candidates: tuple[Any, ...]
+    candidates: tuple[Candidate, ...]
 
 
 @dataclass
@@ -51,7 +58,7 @@ class ScanProgressed(Message):
 class ScanFinished(Message):
     """A scan finished with its ``ScanResult``."""
 
-    result: Any
+    result: ScanResult
 
 
 @dataclass
@@ -70,7 +77,7 @@ class NodeChosen(Message):
 class PlanReady(Message):
     """The fix plan is computed (``engine.FixRequest``: core's ``FixPlan`` and what the run needs)."""
 
-    request: Any
+    request: FixRequest
 
 
 @dataclass
@@ -86,7 +93,7 @@ class FixProgressed(Message):
 class FixFinished(Message):
     """The fix ended with its ``FixResult`` (or None when it was cancelled before the end)."""
 
-    result: Any
+    result: FixResult | None
     cancelled: bool = False
 
 
@@ -94,7 +101,7 @@ class FixFinished(Message):
 class ExplainFinished(Message):
     """An explanation of a loader message, and the graph nodes it involves."""
 
-    explanation: Any
+    explanation: Explanation
     involved: tuple[str, ...]
     output: str = ""
 

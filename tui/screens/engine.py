@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from glibc_doctor.tui.widgets.render import short_name
+from glibc_doctor.tui.widgets.render import ProcessGraph, short_name
 
 if TYPE_CHECKING:
     from glibc_doctor.core.diagnose import Diagnosis
     from glibc_doctor.core.explain import Explanation
+    from glibc_doctor.core.model import Conflict
     from glibc_doctor.core.patch import FixPlan, FixProgress, FixResult
     from glibc_doctor.core.scan import ScanProgress, ScanResult
     from glibc_doctor.core.targets import Candidate
@@ -80,7 +81,7 @@ class FixRequest:
     """
 
     plan: FixPlan
-    before: tuple[Any, ...]
+    before: tuple[Conflict, ...]
     current_root: str | None
 
 
@@ -141,7 +142,7 @@ def diagnose(argv: Sequence[str]) -> Diagnosis:
     return run(list(argv))
 
 
-def involved_nodes(graph: Any, explanation: Explanation) -> tuple[str, ...]:
+def involved_nodes(graph: ProcessGraph | None, explanation: Explanation) -> tuple[str, ...]:
     """The graph nodes a loader message names (required-by, provider, library, program): by path, or
     by file name when the message was printed through another link or on another machine."""
     import os

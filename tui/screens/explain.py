@@ -8,12 +8,11 @@ screen when it closes.
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 from glibc_doctor.tui.messages import ExplainFinished
 from glibc_doctor.tui.screens import engine
 from glibc_doctor.tui.screens.modals import report_worker_error
-from glibc_doctor.tui.widgets.render import PathNamer, namer_of, node_name
+from glibc_doctor.tui.widgets.render import PathNamer, ProcessGraph, namer_of, node_name
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -32,7 +31,7 @@ class ExplainScreen(Screen[tuple[str, ...]]):
         Binding("escape", "close", "Back (highlight what it names)", id="explain.close"),
     ]
 
-    def __init__(self, graph: Any) -> None:
+    def __init__(self, graph: ProcessGraph | None) -> None:
         super().__init__()
         self.graph = graph
         self.involved: tuple[str, ...] = ()
@@ -110,7 +109,7 @@ class ExplainScreen(Screen[tuple[str, ...]]):
         for line in engine.explanation_lines(message.explanation):
             text.append(name.text(line.text) + "\n", style=line.style)
         if message.involved:
-            shown = ", ".join(node_name(self.graph, node) for node in message.involved)
+            shown = ", ".join(node_name(node) for node in message.involved)
             text.append(f"\nIn this process: {shown} (Escape shows them highlighted)\n", style="bold magenta")
         elif self.graph is not None:
             text.append("\nNone of the objects it names is in the scanned process.\n", style="yellow")

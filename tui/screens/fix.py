@@ -8,7 +8,8 @@ was). The result screen says what imports now, what remains and why, and how to 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from glibc_doctor.tui.messages import FixFinished, FixProgressed
 from glibc_doctor.tui.screens import engine
@@ -23,12 +24,13 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Label, ProgressBar, RichLog, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+if TYPE_CHECKING:  # core's fix records arrive from the workers
+    from glibc_doctor.core.model import Conflict
+    from glibc_doctor.core.patch.plan import FixPlan, Remaining
+    from glibc_doctor.core.patch.run import FixResult
 
-def _namer(screen: Screen[Any]) -> PathNamer:
-    return namer_of(screen.app)
 
-
-def plan_text(plan: Any, name: PathNamer) -> Text:
+def plan_text(plan: FixPlan, name: PathNamer) -> Text:
     """The plan as the user reads it before saying yes: what gets fixed, what does not and why, the
     interpreter's new loader and RPATH, where the copy goes, what is retargeted; then core's full list."""
     text = Text()
@@ -45,7 +47,7 @@ def plan_text(plan: Any, name: PathNamer) -> Text:
     return text
 
 
-def _remaining_section(text: Text, remaining: Any, name: PathNamer) -> None:
+def _remaining_section(text: Text, remaining: Sequence[Remaining], name: PathNamer) -> None:
     if not remaining:
         return
     text.append("Still broken after the fix\n", style="bold yellow")
@@ -55,7 +57,7 @@ def _remaining_section(text: Text, remaining: Any, name: PathNamer) -> None:
         text.append(f"  ✗ {what}: {name.text(item.reason)}\n", style="yellow")
 
 
-def _interpreter_section(text: Text, plan: Any, name: PathNamer) -> None:
+def _interpreter_section(text: Text, plan: FixPlan, name: PathNamer) -> None:
     main = next((patch for patch in plan.elf_patches if patch.relpath == plan.interpreter), None)
     if main is None:
         return
@@ -73,7 +75,7 @@ def _interpreter_section(text: Text, plan: Any, name: PathNamer) -> None:
         )
 
 
-def _copy_section(text: Text, plan: Any, name: PathNamer) -> None:
+def _copy_section(text: Text, plan: FixPlan, name: PathNamer) -> None:
     others = sum(1 for patch in plan.elf_patches if patch.relpath != plan.interpreter)
     text.append("\nCopy ", style="bold")
     text.append(f"{name(plan.source_package)}\n  → {name(plan.destination)}\n")
@@ -88,7 +90,7 @@ def _copy_section(text: Text, plan: Any, name: PathNamer) -> None:
     text.append("The original stays untouched; u (rollback) switches back.\n", style="dim")
 
 
-def _versions_section(text: Text, title: str, conflicts: Any, style: str) -> None:
+def _versions_section(text: Text, title: str, conflicts: Iterable[Conflict], style: str) -> None:
     by_object: dict[str, list[str]] = {}
     for conflict in conflicts:
         by_object.setdefault(short_name(conflict.object), []).append(conflict.version or str(conflict.kind))
@@ -107,7 +109,7 @@ class FixPlanScreen(ModalScreen[bool]):
         Binding("escape", "cancel", "Cancel", id="plan.cancel"),
     ]
 
-    def __init__(self, plan: Any) -> None:
+    def __init__(self, plan: FixPlan) -> None:
         super().__init__()
         self.plan = plan
 
@@ -115,7 +117,7 @@ class FixPlanScreen(ModalScreen[bool]):
         with Vertical(id="plan-dialog"):
             yield Label("[b]Fix plan[/b] — nothing is changed until you press Enter", id="plan-title")
             with VerticalScroll(id="plan-body"):
-                yield Static(plan_text(self.plan, _namer(self)), id="plan-text")
+                yield Static(plan_text(self.plan, namer_of(self.app)), id="plan-text")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Apply (Enter)", id="apply", variant="success", compact=True)
                 yield Button("Cancel (Esc)", id="cancel", compact=True)
@@ -135,7 +137,7 @@ class FixPlanScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class FixProgressScreen(Screen[Any]):
+class FixProgressScreen(Screen["FixResult | None"]):
     """The fix running: each step in a log; Escape cancels and leaves the original untouched."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel the fix", id="fixing.cancel")]
@@ -173,7 +175,7 @@ class FixProgressScreen(Screen[Any]):
         self.post_message(FixFinished(None, cancelled=True))
 
     def on_fix_progressed(self, message: FixProgressed) -> None:
-        self.query_one(RichLog).write(_namer(self).text(message.line))
+        self.query_one(RichLog).write(namer_of(self.app).text(message.line))
         if message.total:
             self.query_one(ProgressBar).update(total=message.total, progress=message.done)
 
@@ -193,7 +195,7 @@ class FixProgressScreen(Screen[Any]):
             log.write("Cancelled: nothing was changed. Press Escape to go back.")
             return
         report_worker_error(self, event)
-        log.write(f"Stopped: {_namer(self).text(engine.one_line(event.worker.error))}")
+        log.write(f"Stopped: {namer_of(self.app).text(engine.one_line(event.worker.error))}")
         log.write("The original is untouched. Press Escape to go back.")
 
     def action_cancel(self) -> None:
@@ -204,7 +206,7 @@ class FixProgressScreen(Screen[Any]):
         self.query_one(RichLog).write("Cancelling … (the current step finishes, then everything is undone)")
 
 
-def result_text(result: Any, name: PathNamer) -> Text:
+def result_text(result: FixResult, name: PathNamer) -> Text:
     """What works now (verified by real imports), what remains and why, and how to undo."""
     text = Text()
     if result.verified and result.activation is not None:
@@ -227,13 +229,13 @@ class FixResultScreen(Screen[None]):
 
     BINDINGS = [Binding("escape,enter,q", "close", "Back to the graph", id="fixed.close")]
 
-    def __init__(self, result: Any) -> None:
+    def __init__(self, result: FixResult) -> None:
         super().__init__()
         self.result = result
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="fix-result"):
-            yield Static(result_text(self.result, _namer(self)), id="fix-result-text")
+            yield Static(result_text(self.result, namer_of(self.app)), id="fix-result-text")
         yield Footer()
 
     def action_close(self) -> None:

@@ -7,8 +7,8 @@ the set of nodes an explanation highlighted.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from glibc_doctor.tui.messages import (
     NodeChosen,
@@ -32,6 +32,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Checkbox, Footer, Input, Label, ProgressBar, TabbedContent, TabPane, Tree
 from textual.worker import Worker, WorkerState, get_current_worker
+
+if TYPE_CHECKING:  # the scan and plan records come from core, imported by the workers
+    from glibc_doctor.core.patch.run import FixResult
+    from glibc_doctor.core.scan import ScanResult
 
 
 class MainCommands(Provider):
@@ -59,7 +63,7 @@ class MainCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(title), self._runner(action), help=f"action: {action}")
 
-    def _runner(self, action: str) -> Any:
+    def _runner(self, action: str) -> Callable[[], Awaitable[None]]:
         screen = self.screen
 
         async def run() -> None:
@@ -91,7 +95,7 @@ class MainScreen(Screen[None]):
         self.spec = spec
         self.ext = tuple(ext)
         self.glibc = glibc
-        self.result: Any = None
+        self.result: ScanResult | None = None
         self.selected: str | None = None
         self.highlighted: tuple[str, ...] = ()
         self.conflicts_only = False
@@ -171,23 +175,23 @@ class MainScreen(Screen[None]):
             self.query_one("#scan-step", Label).update("scan cancelled — press r to scan again")
 
     def on_scan_finished(self, message: ScanFinished) -> None:
-        self.result = message.result
+        self.result = result = message.result
         self.query_one("#scan-status").display = False
-        self.query_one(SummaryBar).show(self.result, self.namer)
-        self.query_one(ConflictsTable).show(self.result, self.namer)
+        self.query_one(SummaryBar).show(result, self.namer)
+        self.query_one(ConflictsTable).show(result, self.namer)
         self._redraw()
-        first = self._first_interesting()
+        first = self._first_interesting(result)
         if first is not None:
             self.choose(first)
 
-    def _first_interesting(self) -> str | None:
-        if self.selected is not None and self.selected in self.result.graph:
+    def _first_interesting(self, result: ScanResult) -> str | None:
+        if self.selected is not None and self.selected in result.graph:
             return self.selected
-        failing = errors(self.result.conflicts)
+        failing = errors(result.conflicts)
         if failing:  # the shortest chain first: an extension itself before a library deep under one
             nearest = min(enumerate(failing), key=lambda item: (len(item[1].chain) or 99, item[0]))
             return str(nearest[1].object)
-        root = root_of(self.result.graph)
+        root = root_of(result.graph)
         return str(root) if root is not None else None
 
     def _redraw(self) -> None:
@@ -300,7 +304,7 @@ class MainScreen(Screen[None]):
         self._plan_worker(self.result)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
-    def _plan_worker(self, result: Any) -> None:
+    def _plan_worker(self, result: ScanResult) -> None:
         self.post_message(PlanReady(engine.prepare_fix(result, self.glibc)))
 
     def on_plan_ready(self, message: PlanReady) -> None:
@@ -317,7 +321,7 @@ class MainScreen(Screen[None]):
     def _start_fix(self, request: engine.FixRequest) -> None:
         from glibc_doctor.tui.screens.fix import FixProgressScreen, FixResultScreen
 
-        def finished(result: Any) -> None:
+        def finished(result: FixResult | None) -> None:
             if result is None:
                 self.scan()
                 return

@@ -15,12 +15,12 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import networkx as nx
 from glibc_doctor.core.model import Conflict, Role
 from glibc_doctor.core.versions import VersionName
 from glibc_doctor.tui.widgets.render import (
+    ProcessGraph,
     ScanLike,
     conflicts_by_object,
     errors,
@@ -129,7 +129,7 @@ def _condensed_edges(result: ScanLike, group: Mapping[str, str]) -> tuple[tuple[
     return tuple((a, b, style) for (a, b), style in edges.items())
 
 
-def _fold_private_libraries(graph: Any, group: dict[str, str], hot: set[str]) -> None:
+def _fold_private_libraries(graph: ProcessGraph, group: dict[str, str], hot: set[str]) -> None:
     """A library only the collapsed extensions need joins their box (to a fixpoint): a box that stands
     for 46 modules should not fan out to the 15 libraries behind them."""
     changed = True
@@ -171,7 +171,7 @@ def _box(
         style = "bold" if role_of(graph, node) in (Role.INTERPRETER, Role.EXTENSION) else ""
     if node in highlighted:
         style = "bold magenta"
-    return Box((node_name(graph, node), second), style)
+    return Box((node_name(node), second), style)
 
 
 # --- layout and drawing ------------------------------------------------------------------------------

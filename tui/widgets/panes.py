@@ -67,7 +67,7 @@ class ConflictsTable(DataTable[str]):
         for index, conflict in enumerate(result.conflicts):
             key = str(index)
             self._objects[key] = conflict.object
-            provider = node_name(result.graph, conflict.provider) if conflict.provider else "-"
+            provider = node_name(conflict.provider) if conflict.provider else "-"
             cause = (
                 name.text(conflict.cause or conflict.message).splitlines()[0]
                 if (conflict.cause or conflict.message)
@@ -75,9 +75,7 @@ class ConflictsTable(DataTable[str]):
             )
             self.add_row(
                 str(conflict.kind),
-                node_name(result.graph, conflict.object)
-                if conflict.object in result.graph
-                else name(conflict.object),
+                node_name(conflict.object) if conflict.object in result.graph else name(conflict.object),
                 conflict.version or "-",
                 provider,
                 cause,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 from glibc_doctor.core.model import Conflict, Role
 from glibc_doctor.tui.widgets.render import (
+    ProcessGraph,
     ScanLike,
     conflicts_by_object,
     node_label,
@@ -34,7 +34,7 @@ class Branch:
     repeat: bool = False
 
 
-def _children(graph: Any, node: str) -> list[str]:
+def _children(graph: ProcessGraph, node: str) -> list[str]:
     """Libraries first, then dlopen()ed extensions, each in load order."""
     succ = list(graph.successors(node))
 
@@ -46,7 +46,7 @@ def _children(graph: Any, node: str) -> list[str]:
     return sorted(succ, key=key)
 
 
-def branches(graph: Any) -> list[Branch]:
+def branches(graph: ProcessGraph) -> list[Branch]:
     """The tree of the process: depth-first from the root, each node expanded at its first place."""
     seen: set[str] = set()
 
@@ -130,7 +130,7 @@ class ProcessTree(Tree[str]):
         self,
         parent: TreeNode[str],
         branch: Branch,
-        graph: Any,
+        graph: ProcessGraph,
         conflicts: dict[str, list[Conflict]],
         highlighted: Collection[str],
         *,
@@ -138,7 +138,7 @@ class ProcessTree(Tree[str]):
     ) -> None:
         mine = conflicts.get(branch.node, [])
         if branch.repeat:
-            label = Text(node_name(graph, branch.node), style="dim")
+            label = Text(node_name(branch.node), style="dim")
             label.append(" (above)", style="dim italic")
             parent.add_leaf(label, data=branch.node)
             return

@@ -12,7 +12,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 import networkx as nx
 from glibc_doctor.core.model import (
@@ -31,6 +31,9 @@ from rich.text import Text
 
 MAX_SYMBOLS = 8
 
+# The process graph of ``core.process.simulate`` (node id = path); networkx is not subscriptable at runtime.
+ProcessGraph: TypeAlias = "nx.DiGraph[str]"
+
 
 class ScanLike(Protocol):
     """What the TUI reads of ``core.scan.ScanResult``."""
@@ -38,7 +41,7 @@ class ScanLike(Protocol):
     @property
     def target(self) -> Target: ...
     @property
-    def graph(self) -> Any: ...
+    def graph(self) -> ProcessGraph: ...
     @property
     def conflicts(self) -> tuple[Conflict, ...]: ...
     @property
@@ -78,12 +81,12 @@ def namer_of(app: object) -> PathNamer:
     return namer if isinstance(namer, PathNamer) else PathNamer()
 
 
-def facts_of(graph: Any, node: str) -> ElfFacts | None:
+def facts_of(graph: ProcessGraph, node: str) -> ElfFacts | None:
     facts = graph.nodes[node].get("facts")
     return facts if isinstance(facts, ElfFacts) else None
 
 
-def role_of(graph: Any, node: str) -> Role | None:
+def role_of(graph: ProcessGraph, node: str) -> Role | None:
     role = graph.nodes[node].get("role")
     return role if isinstance(role, Role) else None
 
@@ -96,7 +99,7 @@ def short_name(path: str) -> str:
     return PY_ABI_TAG.sub("", os.path.basename(path)) or path
 
 
-def node_name(graph: Any, node: str) -> str:
+def node_name(node: str) -> str:
     """The short name people know an object by: its file name without the Python ABI tag
     (``ext_pthread.so``), or the needed name when it was not found."""
     if node.startswith("not-found:"):
@@ -123,7 +126,7 @@ def errors(conflicts: Iterable[Conflict]) -> list[Conflict]:
     return [conflict for conflict in conflicts if conflict.severity == Severity.ERROR]
 
 
-def root_of(graph: Any) -> str | None:
+def root_of(graph: ProcessGraph) -> str | None:
     root = graph.graph.get("root")
     if isinstance(root, str) and root in graph:
         return root
@@ -144,7 +147,7 @@ def badge(conflicts: list[Conflict]) -> Text:
     return Text(f" {mark} {words}", style=style)
 
 
-def node_label(graph: Any, node: str, conflicts: list[Conflict], highlighted: bool = False) -> Text:
+def node_label(graph: ProcessGraph, node: str, conflicts: list[Conflict], highlighted: bool = False) -> Text:
     """One tree row: name, role, the newest GLIBC need, and the conflict badge."""
     role = role_of(graph, node)
     label = Text()
@@ -153,7 +156,7 @@ def node_label(graph: Any, node: str, conflicts: list[Conflict], highlighted: bo
     name_style = "bold" if role in (Role.INTERPRETER, Role.EXTENSION) else ""
     if role == Role.MISSING:
         name_style = "red"
-    label.append(node_name(graph, node), style=name_style)
+    label.append(node_name(node), style=name_style)
     if role is not None and role not in (Role.LIBRARY, Role.EXTENSION):
         label.append(f" ({role})", style="dim")
     need = max_glibc_need(facts_of(graph, node))
@@ -237,11 +240,11 @@ def _section(text: Text, title: str) -> None:
     text.append(f"\n{title}\n", style="bold underline")
 
 
-def _providers(graph: Any, node: str) -> dict[str, str]:
+def _providers(graph: ProcessGraph, node: str) -> dict[str, str]:
     """DT_NEEDED name -> provider node, from the graph's edges."""
     providers: dict[str, str] = {}
     for _, provider, data in graph.out_edges(node, data=True):
-        providers[str(data.get("needed") or node_name(graph, provider))] = provider
+        providers[str(data.get("needed") or node_name(provider))] = provider
     return providers
 
 
@@ -266,7 +269,7 @@ def details_text(result: ScanLike, node: str, name: PathNamer) -> Text:
     facts = facts_of(graph, node)
     mine = conflicts_by_object(result.conflicts).get(node, [])
     text = Text()
-    text.append(node_name(graph, node), style="bold")
+    text.append(node_name(node), style="bold")
     text.append_text(badge(mine))
     text.append(f"\nPath     {name(node)}\n")
     text.append(f"Role     {role_of(graph, node) or '-'}\n")
@@ -291,7 +294,9 @@ def details_text(result: ScanLike, node: str, name: PathNamer) -> Text:
     return text
 
 
-def _requires_section(text: Text, graph: Any, node: str, facts: ElfFacts | None, name: PathNamer) -> None:
+def _requires_section(
+    text: Text, graph: ProcessGraph, node: str, facts: ElfFacts | None, name: PathNamer
+) -> None:
     providers = _providers(graph, node)
     if not providers and not (facts and facts.requires):
         return

@@ -368,14 +368,8 @@ def _python_target(
         )
     if skipped:
         all_notes.append(f"skipped {len(skipped)} extension(s) built for another Python (e.g. {skipped[0]})")
-    return Target(
-        kind="python",
-        spec=spec,
-        executable=executable or layout.executable,
-        extensions=_unique_extensions(extensions),
-        environment=environment,
-        searched_dirs=tuple(walk.dirs),
-        notes=tuple(all_notes),
+    return _walked_target(
+        "python", spec, executable or layout.executable, walk, extensions, all_notes, environment
     )
 
 
@@ -596,14 +590,7 @@ def _resolve_ruby(
             for path, _ in walk.found[start:]:
                 extensions.append(Extension(path, _ruby_feature_name(path, root, naming), caller))
     extensions += _explicit_extensions(ext, walk, caller, lambda p, r: _module_name(p, r, "/"))
-    return Target(
-        kind="ruby",
-        spec=spec,
-        executable=real,
-        extensions=_unique_extensions(extensions),
-        searched_dirs=tuple(walk.dirs),
-        notes=tuple(all_notes + walk.notes),
-    )
+    return _walked_target("ruby", spec, real, walk, extensions, all_notes + walk.notes)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -639,6 +626,27 @@ def _explicit_extensions(
     return extensions
 
 
+def _walked_target(
+    kind: str,
+    spec: str,
+    executable: str,
+    walk: _Walk,
+    extensions: Iterable[Extension],
+    notes: Sequence[str],
+    environment: str | None = None,
+) -> Target:
+    """A target whose extensions ``walk`` found: one per path, and the walked dirs kept for the cache."""
+    return Target(
+        kind=kind,
+        spec=spec,
+        executable=executable,
+        extensions=_unique_extensions(extensions),
+        environment=environment,
+        searched_dirs=tuple(walk.dirs),
+        notes=tuple(notes),
+    )
+
+
 def _unique_extensions(extensions: Iterable[Extension]) -> tuple[Extension, ...]:
     """One extension per path, the first kept (a --ext entry may repeat a walked directory's file)."""
     by_path: dict[str, Extension] = {}
@@ -650,14 +658,7 @@ def _unique_extensions(extensions: Iterable[Extension]) -> tuple[Extension, ...]
 def _resolve_generic(spec: str, real: str, ext: Sequence[str], notes: Sequence[str] = ()) -> Target:
     walk = _Walk()
     extensions = _explicit_extensions(ext, walk, None)
-    return Target(
-        kind="generic",
-        spec=spec,
-        executable=real,
-        extensions=_unique_extensions(extensions),
-        searched_dirs=tuple(walk.dirs),
-        notes=tuple(list(notes) + walk.notes),
-    )
+    return _walked_target("generic", spec, real, walk, extensions, list(notes) + walk.notes)
 
 
 # ---------------------------------------------------------------------------------------------------

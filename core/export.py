@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -25,7 +26,31 @@ def node_label(path: str, facts: ElfFacts) -> str:
     """The file name and its newest GLIBC need (``_psycopg.so GLIBC_2.38``): the two things to compare."""
     name = os.path.basename(path) if not path.startswith("not-found:") else path.removeprefix("not-found:")
     top = newest(tuple(need.version for need in facts.requires), "GLIBC")
-    return f"{name} {top}" if top is not None else name
+    return printable(f"{name} {top}" if top is not None else name)
+
+
+# Characters XML 1.0 forbids even as character references: C0 controls other than tab, LF and CR.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8: a byte of a file name that was not UTF-8 (held by Python as a lone
+    surrogate, ``\\udce9``) is written ``\\xe9``, so Mermaid, DOT and GraphML readers get text they
+    can decode, and the byte is still recognisable."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate that does not stand for a byte: write its code point
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
+
+
+def _xml_text(text: str) -> str:
+    """``printable`` plus the control characters XML cannot hold at all, written ``\\x01``."""
+    return _XML_FORBIDDEN.sub(lambda match: f"\\x{ord(match[0]):02x}", printable(text))
 
 
 def to_mermaid(result: ScanResult) -> str:
@@ -68,21 +93,25 @@ def to_dot(result: ScanResult) -> str:
 
 
 def to_graphml(result: ScanResult) -> str:
-    """GraphML via networkx, on a copy whose attributes are all strings (GraphML has no records)."""
+    """GraphML via networkx, on a copy whose attributes are all strings (GraphML has no records).
+
+    Every string goes through ``_xml_text``: networkx would write a lone surrogate (a file name that is
+    not UTF-8) as ``&#56553;``, a character reference XML does not allow, and readers refuse the file."""
     graph = result.graph
     bad = conflicting_nodes(result.conflicts)
     plain = nx.DiGraph()
     for node in _sorted_nodes(graph):
-        plain.add_node(node, **_node_attributes(node, graph.nodes[node], node in bad))
+        attributes = _node_attributes(node, graph.nodes[node], node in bad)
+        plain.add_node(_xml_text(node), **{key: _xml_text(value) for key, value in attributes.items()})
     for source, target, data in _sorted_edges(graph):
         resolution = data.get("resolution")
         fallback = resolution.detail if isinstance(resolution, Resolution) else ""
         plain.add_edge(
-            source,
-            target,
-            needed=str(data.get("needed", "")),
-            via=str(data.get("via", "")),
-            detail=str(data.get("detail", "") or fallback),
+            _xml_text(source),
+            _xml_text(target),
+            needed=_xml_text(str(data.get("needed", ""))),
+            via=_xml_text(str(data.get("via", ""))),
+            detail=_xml_text(str(data.get("detail", "") or fallback)),
         )
     buffer = io.BytesIO()
     nx.write_graphml(plain, buffer, encoding="utf-8")
@@ -118,7 +147,7 @@ def _short_ids(graph: nx.DiGraph) -> dict[str, str]:
 
 
 def _edge_label(data: dict[str, object]) -> str:
-    return f"{data.get('needed', '')} ({data.get('via', '')})"
+    return printable(f"{data.get('needed', '')} ({data.get('via', '')})")
 
 
 def _mermaid_text(text: str) -> str:
@@ -127,4 +156,5 @@ def _mermaid_text(text: str) -> str:
 
 
 def _dot_quote(text: str) -> str:
+    text = printable(text)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -799,11 +799,6 @@ def test_a_file_name_that_is_not_utf8_prints_under_a_utf8_locale(
     assert_completed_scan(run("scan", latin1_venv, "--format", fmt, "--no-cache", env=utf8_env))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/export.py to_graphml: a path holding a surrogate escape (a file name that is not UTF-8) "
-    "becomes the character reference '&#56553;', which is not valid XML: networkx.read_graphml fails",
-)
 def test_graphml_of_a_file_name_that_is_not_utf8_reads_back(
     latin1_venv: Path, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
 import pytest
-from glibc_doctor.core.export import node_label, to_dot, to_graphml, to_mermaid
+from glibc_doctor.core.export import node_label, printable, to_dot, to_graphml, to_mermaid
 from glibc_doctor.core.scan import ScanResult, scan
 
 from tests.synthetic import Synthetic
@@ -103,3 +104,36 @@ def test_graphml_attributes_are_strings_with_the_conflict_flag(
 def test_labels_carry_the_newest_glibc_need(result: ScanResult, synthetic: Synthetic) -> None:
     facts = result.graph.nodes[str(synthetic.ext_needs_238)]["facts"]
     assert node_label(str(synthetic.ext_needs_238), facts) == f"{synthetic.ext_needs_238.name} GLIBC_2.38"
+
+
+@pytest.fixture(scope="module")
+def odd_names(synthetic: Synthetic, tmp_path_factory: pytest.TempPathFactory) -> ScanResult:
+    """Extensions named with a byte that is not UTF-8 (``caf\\xe9.so``) and with a control character."""
+    plugins = tmp_path_factory.mktemp("odd")
+    for name in (b"caf\xe9.so", b"bell\x07.so"):
+        with open(os.fsencode(plugins) + b"/" + name, "wb") as out:
+            out.write(synthetic.ext_needs_238.read_bytes())
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))}
+    return scan(str(synthetic.app), ext=(str(plugins),), env=env, use_cache=False)
+
+
+def test_graphml_of_names_that_are_not_utf8_or_hold_control_characters_reads_back(
+    odd_names: ScanResult, tmp_path: Path
+) -> None:
+    path = tmp_path / "process.graphml"
+    path.write_text(to_graphml(odd_names), encoding="utf-8")
+    names = {os.path.basename(node) for node in nx.read_graphml(path).nodes}
+    assert {"caf\\xe9.so", "bell\\x07.so"} <= names
+
+
+@pytest.mark.parametrize("render", [to_mermaid, to_dot], ids=["mermaid", "dot"])
+def test_mermaid_and_dot_of_a_name_that_is_not_utf8_are_utf8_with_the_byte_escaped(
+    odd_names: ScanResult, render: Callable[[ScanResult], str]
+) -> None:
+    text = render(odd_names)
+    text.encode("utf-8")  # no lone surrogate left: a strict writer accepts it
+    assert "caf\\xe9.so" in text.replace("\\\\", "\\")
+
+
+def test_printable_keeps_valid_text_and_escapes_only_the_bytes_that_were_not_utf8() -> None:
+    assert printable("/x/café/caf\udce9.so") == "/x/café/caf\\xe9.so"

@@ -197,11 +197,6 @@ def test_a_venv_with_a_broken_pyvenv_cfg_is_one_line(
     assert "venv" in assert_one_line_error(run("scan", tmp_path, env=env))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tui/cli.py _fail prints the message as is: a path holding a newline (legal in file names) "
-    "splits the one-line error in two; control characters should be escaped there",
-)
 def test_a_path_with_a_newline_is_still_one_line(env: dict[str, str], tmp_path: Path) -> None:
     assert_one_line_error(run("scan", tmp_path / "evil\nname", env=env))
 
@@ -766,12 +761,6 @@ def latin1_venv(synthetic: Synthetic, tmp_path_factory: pytest.TempPathFactory) 
     return venv
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tui/cli.py _explain_input reads sys.stdin.read(): under a UTF-8 locale stdin is strict and "
-    "non-UTF-8 bytes raise UnicodeDecodeError with a traceback (read sys.stdin.buffer and decode with "
-    "errors='surrogateescape' or 'replace')",
-)
 def test_explain_reads_bytes_that_are_not_utf8_under_a_utf8_locale(utf8_env: dict[str, str]) -> None:
     result = run("explain", "-", env=utf8_env, stdin=random.Random(7).randbytes(20_000))
     assert "Traceback" not in result.stderr
@@ -786,12 +775,6 @@ def test_json_of_a_file_name_that_is_not_utf8_is_valid_under_a_utf8_locale(
     assert json.loads(result.stdout)["conflicts"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tui/cli.py writes paths holding surrogate escapes (a file name that is not UTF-8) to a strict "
-    "UTF-8 stdout: UnicodeEncodeError with a traceback for text, mermaid and dot (reconfigure "
-    "sys.stdout with errors='surrogateescape' or 'backslashreplace' in main)",
-)
 @pytest.mark.parametrize("fmt", ["text", "mermaid", "dot"])
 def test_a_file_name_that_is_not_utf8_prints_under_a_utf8_locale(
     latin1_venv: Path, utf8_env: dict[str, str], fmt: str

@@ -13,6 +13,7 @@ each parser they add sets ``func`` (``parser.set_defaults(func=handler)``), a ca
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -168,6 +169,7 @@ _BUILTIN_COMMANDS = frozenset({"scan", "explain"})
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure the user can cause ends here as one line and exit code 2."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    _tolerant_stdout()
     try:
         return _dispatch(args_list)
     except UsageError as error:
@@ -237,8 +239,29 @@ def _registered_commands() -> set[str]:
 
 
 def _fail(message: str) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    print(f"{PROG}: {one_line(message)}", file=sys.stderr)
     return int(ExitCode.USAGE)
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped as Python writes them (``\\n``, ``\\x1b``): a file name
+    may hold a newline, and the error must stay one line. Bytes that were not UTF-8 (surrogate escapes)
+    are written ``\\xe9``, the byte they stand for."""
+    return "".join(char if char.isprintable() or char == " " else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return repr(char)[1:-1]
+
+
+def _tolerant_stdout() -> None:
+    """Paths that are not UTF-8 (held as surrogate escapes) go out as the bytes they were, so a strict
+    UTF-8 locale (``en_US.UTF-8``) prints them instead of raising ``UnicodeEncodeError``."""
+    stream = sys.stdout
+    if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+        stream.reconfigure(errors="surrogateescape")
 
 
 def _os_error_text(error: OSError) -> str:
@@ -361,12 +384,22 @@ def _explain_input(words: list[str]) -> str:
     if not words or words == ["-"]:
         if not words and sys.stdin.isatty():
             raise UsageError("explain needs a MESSAGE, or - to read it from stdin")
-        text = sys.stdin.read()
+        text = _read_stdin()
     else:
         text = " ".join(words)
     if not text.strip():
         raise UsageError("explain got an empty message")
     return text
+
+
+def _read_stdin() -> str:
+    """stdin as bytes, decoded leniently: a pasted log may hold anything, and the locale's strict
+    decoder would raise on the first byte that is not UTF-8."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # replaced by a text stream (tests, embedding)
+        return sys.stdin.read()
+    data: bytes = buffer.read()
+    return data.decode("utf-8", errors="replace")
 
 
 def _scan_mentioned(targets: Sequence[str]) -> ScanResult | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from glibc_doctor.tui.cli import one_line
 from glibc_doctor.tui.render import home_path
 
 from tests.synthetic import Synthetic
@@ -317,3 +318,63 @@ def test_ensure_quiet_is_answered_without_heavy_imports(env: dict[str, str], tmp
     assert result.returncode == 0
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert not imported & {"networkx", "rich", "textual", "elftools"}
+
+
+# --- hostile bytes: newlines in paths, input and file names that are not UTF-8 ------------------------------
+
+
+def run_bytes(
+    *args: str | Path | bytes, env: dict[str, str], stdin: bytes | None = None
+) -> tuple[int, bytes, str]:
+    """Run with a strict UTF-8 stdin/stdout (what a real ``en_US.UTF-8`` locale gives Python)."""
+    completed = subprocess.run(
+        [DOCTOR, *(os.fsencode(arg) if not isinstance(arg, bytes) else arg for arg in args)],
+        capture_output=True,
+        env={**env, "PYTHONIOENCODING": "utf-8:strict"},
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    return completed.returncode, completed.stdout, completed.stderr.decode("utf-8", "replace")
+
+
+def test_one_line_escapes_control_characters_and_bytes_that_were_not_utf8() -> None:
+    assert one_line("/tmp/evil\nname\x1b[31m caf\udce9 é") == "/tmp/evil\\nname\\x1b[31m caf\\xe9 é"
+
+
+def test_an_error_naming_a_path_with_a_newline_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    result = run("scan", tmp_path / "evil\nname", env=env)
+    assert_one_line_error(result)
+    assert "evil\\nname" in result.stderr
+
+
+def test_explain_reads_stdin_that_is_not_utf8_under_a_strict_decoder(env: dict[str, str]) -> None:
+    code, stdout, stderr = run_bytes("explain", "-", env=env, stdin=b"\xff\xfe\xe9 " + MESSAGE.encode())
+    assert "Traceback" not in stderr
+    assert (code, b"GLIBC_2.38" in stdout) == (1, True)
+
+
+@pytest.fixture
+def latin1_extension(synthetic: Synthetic, tmp_path: Path) -> Path:
+    """A plugin dir holding an extension whose file name is Latin-1 (``caf\\xe9.so``), not UTF-8."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    with open(os.fsencode(plugins) + b"/caf\xe9.so", "wb") as out:
+        out.write(synthetic.ext_needs_238.read_bytes())
+    return plugins
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [("text", b"caf\xe9"), ("mermaid", b"caf\\xe9"), ("dot", b"caf\\\\xe9")],
+    ids=["text-as-the-bytes", "mermaid-escaped", "dot-escaped-then-quoted"],
+)
+def test_a_file_name_that_is_not_utf8_prints_under_a_strict_encoder(
+    synthetic: Synthetic, env: dict[str, str], latin1_extension: Path, fmt: str, name: bytes
+) -> None:
+    code, stdout, stderr = run_bytes(
+        "scan", synthetic.app, "--ext", latin1_extension, "--format", fmt, "--no-cache", env=env
+    )
+    assert "Traceback" not in stderr
+    assert (code, name in stdout) == (1, True)

@@ -679,14 +679,6 @@ def _with_huge_symbol_tables(source: Path, out: Path, padding: int) -> Path:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=subprocess.TimeoutExpired,
-    reason="core/symbols.py _versioned_symbols parses every .dynsym entry whose .gnu.version index is > 1 "
-    "(pyelftools, ~1 s per MB): section headers claiming 32 MB of symbols with a bogus index make "
-    "the scan of a venv take ~40 s. Parse only the entries whose index is one of the file's Vernaux "
-    "indexes (filter the raw index array first), or bound the tables by the loader's view",
-)
 def test_an_extension_with_huge_bogus_symbol_tables_is_scanned_in_seconds(
     synthetic: Synthetic, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.symbols import defined_symbols, symbols_for_version
 
@@ -124,3 +126,27 @@ def test_real_libc_defines_arc4random_at_glibc_2_36() -> None:
 
 def test_defined_symbols_of_a_bad_file_are_empty(synthetic: Synthetic) -> None:
     assert defined_symbols(str(synthetic.truncated_dynamic), "GLIBC_2.2.5") == ()
+
+
+def with_bogus_symbol_tables(source: Path, out: Path, padding: int) -> Path:
+    """``source`` padded with ``padding`` bytes of 0x02 that its ``.dynsym`` and ``.gnu.version`` section
+    headers claim: hundreds of thousands of "symbols" whose version index (0x0202) no Vernaux has."""
+    data = bytearray(source.read_bytes()) + b"\x02" * padding
+    with open(source, "rb") as handle:
+        elf = ELFFile(handle)
+        for number, section in enumerate(elf.iter_sections()):
+            if section.name in (".dynsym", ".gnu.version"):
+                size = len(data) - section["sh_offset"]
+                size -= size % section["sh_entsize"]
+                struct.pack_into("<Q", data, elf.header.e_shoff + number * elf.header.e_shentsize + 32, size)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_bogus_symbol_tables_with_no_real_version_index_are_skipped_quickly(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    big = with_bogus_symbol_tables(synthetic.ext_needs_238, tmp_path / "big.so", 8 << 20)
+    started = time.monotonic()
+    assert symbols_for_version(str(big), "libc.so.6", "GLIBC_2.38") == ("strlcpy",)
+    assert time.monotonic() - started < 2.0  # every bogus entry parsed by pyelftools took ~10 s

@@ -28,8 +28,9 @@ def compile_elf(
 
     ``libs`` are paths of shared objects to link against (they become DT_NEEDED by their soname) or
     ``-l`` flags. ``rpath`` entries become DT_RPATH (``--disable-new-dtags``), ``runpath`` entries
-    DT_RUNPATH (give one or the other: the linker writes one tag kind per object). ``version_script`` is the text of a linker
-    version script (it makes ``.gnu.version_d``). ``nostdlib`` links without libc (a fake libc itself).
+    DT_RUNPATH (give one or the other: the linker writes one tag kind per object). ``version_script``
+    is the text of a linker version script (it makes ``.gnu.version_d``). ``nostdlib`` links without
+    libc (a fake libc itself).
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".cc" if cxx else ".c"

@@ -289,12 +289,6 @@ def test_explain_json_of_20000_distinct_errors_answers_in_seconds(env: dict[str,
     assert len(json.loads(result.stdout)["messages"]) == 20_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=subprocess.TimeoutExpired,
-    reason="tui/render.py print_explanation draws one panel per finding: 20000 distinct errors (1.8 MB "
-    "pasted) take ~15 s and print ~24 MB; summarise past a few findings, as the scan report now does",
-)
 def test_explain_text_of_20000_distinct_errors_answers_in_seconds(env: dict[str, str]) -> None:
     result = run("explain", "-", env=env, stdin=distinct_errors(20_000))
     assert result.returncode == 1

@@ -44,6 +44,8 @@ _MAX_CLOSURE_DIRS = 4
 _MAX_NAMES = 6
 _MAX_REMAINING = 3
 _MAX_CHAINS = 8
+_MAX_FINDINGS = 5  # explain: panels for the first messages, then counts per kind and version
+_MAX_FINDING_GROUPS = 8
 
 
 # --- paths for display ---------------------------------------------------------------------------------
@@ -651,16 +653,14 @@ def summary(conflicts: tuple[Conflict, ...]) -> Text:
 
 
 def print_explanation(explanation: Any, scanned: ScanResult | None, console: Console | None = None) -> None:
-    """Each loader message with its cause, the next commands, then the scan of the target it names."""
+    """Each loader message with its cause (the first few; the rest counted by kind and version), the
+    next commands, then the scan of the target it names."""
     console = console or make_console()
-    for finding in explanation.findings:
-        raw = shorten_text(finding.message.raw or str(finding.message.kind))
-        body = [Text(raw, style="bold"), Text(shorten_text(finding.cause))]
-        if finding.min_glibc:
-            body.append(Text.from_markup(f"[bold]needs[/] glibc ≥ {escape(finding.min_glibc)}"))
-        if finding.min_gcc:
-            body.append(Text.from_markup(f"[bold]built by[/] GCC ≥ {escape(finding.min_gcc)}"))
-        console.print(Panel(Group(*body), title=escape(str(finding.message.kind)), title_align="left"))
+    findings = explanation.findings
+    for finding in findings[:_MAX_FINDINGS]:
+        console.print(finding_panel(finding))
+    for line in more_findings(findings[_MAX_FINDINGS:]):
+        console.print(line)
     console.print(Text(explanation.summary))
     for command in explanation.commands:
         console.print(Text.from_markup(f"[green]next[/] {escape(home_path(command))}"), soft_wrap=True)
@@ -673,6 +673,36 @@ def print_explanation(explanation: Any, scanned: ScanResult | None, console: Con
             console.print(broken_table(scanned, rows, console.width))
         for part in what_to_do(scanned, rows):
             console.print(part, soft_wrap=isinstance(part, CommandLine))
+
+
+def finding_panel(finding: Any) -> Panel:
+    """One loader message: its words, the cause, and the oldest glibc (or GCC) that would do."""
+    raw = shorten_text(finding.message.raw or str(finding.message.kind))
+    body = [Text(raw, style="bold"), Text(shorten_text(finding.cause))]
+    if finding.min_glibc:
+        body.append(Text.from_markup(f"[bold]needs[/] glibc ≥ {escape(finding.min_glibc)}"))
+    if finding.min_gcc:
+        body.append(Text.from_markup(f"[bold]built by[/] GCC ≥ {escape(finding.min_gcc)}"))
+    return Panel(Group(*body), title=escape(str(finding.message.kind)), title_align="left")
+
+
+def more_findings(rest: Sequence[Any]) -> list[Text]:
+    """The findings past the first panels, counted per (kind, version), most frequent first: a log of
+    20,000 errors is a few lines, not 20,000 panels (``--json`` lists every one)."""
+    if not rest:
+        return []
+    counts: dict[tuple[str, str], int] = {}
+    for finding in rest:
+        key = (str(finding.message.kind), finding.message.version or "")
+        counts[key] = counts.get(key, 0) + 1
+    groups = sorted(counts.items(), key=lambda item: (-item[1], VersionName.parse(item[0][1]), item[0][0]))
+    lines = [Text(f"{len(rest)} more loader message(s) (--json lists every one):", style="bold")]
+    for (kind, version), count in groups[:_MAX_FINDING_GROUPS]:
+        lines.append(Text(f"  {count} × {kind}" + (f" {version}" if version else "")))
+    if len(groups) > _MAX_FINDING_GROUPS:
+        hidden = sum(count for _key, count in groups[_MAX_FINDING_GROUPS:])
+        lines.append(Text(f"  {hidden} in {len(groups) - _MAX_FINDING_GROUPS} other groups", style="dim"))
+    return lines
 
 
 # --- small helpers ---------------------------------------------------------------------------------------

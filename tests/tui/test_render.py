@@ -9,14 +9,23 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import time
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from glibc_doctor.core.explain import explain
 from glibc_doctor.core.lab import Lab
 from glibc_doctor.core.scan import ScanResult, scan
 from glibc_doctor.core.versions import GlibcVersion
-from glibc_doctor.tui.render import column_widths, print_scan, short_path, shorten_text, version_range
+from glibc_doctor.tui.render import (
+    column_widths,
+    print_explanation,
+    print_scan,
+    short_path,
+    shorten_text,
+    version_range,
+)
 from rich.console import Console
 
 from tests.synthetic import Synthetic
@@ -261,3 +270,36 @@ def test_many_broken_extensions_are_all_in_the_table_and_summarised_elsewhere(
     assert all(f"plugin_{index}.so " in text for index in range(10))
     assert "… and 7 more that no repatch helps" in text
     assert "2 more that cannot load (the table above)" in text
+
+
+# --- explain --------------------------------------------------------------------------------------------
+
+
+def explained(count: int) -> str:
+    """``count`` distinct loader errors (50 versions, one extension each), rendered as ``explain`` prints."""
+    text = "\n".join(
+        f"/nowhere/libc.so.6: version `GLIBC_2.{i % 50}' not found (required by /x/ext{i}.so)"
+        for i in range(count)
+    )
+    out = StringIO()
+    print_explanation(explain(text), None, Console(file=out, width=WIDTH, color_system=None))
+    return out.getvalue()
+
+
+def test_explain_draws_a_panel_for_each_of_a_few_findings() -> None:
+    text = explained(3)
+    assert text.count("╭") == 3
+    assert "more loader message" not in text
+
+
+def test_explain_of_20000_errors_draws_the_first_panels_and_counts_the_rest_by_version() -> None:
+    started = time.monotonic()
+    text = explained(20_000)
+    assert time.monotonic() - started < 5.0  # a panel per finding took ~15 s and 24 MB
+    assert text.count("╭") == 5
+    assert "19995 more loader message(s)" in text
+    assert "  400 × missing-version GLIBC_2.5\n" in text  # GLIBC_2.0 … 2.4 lost one each to the panels
+
+
+def test_explain_names_how_many_findings_the_groups_past_the_cap_hold() -> None:
+    assert "  16795 in 42 other groups" in explained(20_000)

@@ -71,7 +71,10 @@ class PathNamer:
     def text(self, text: str) -> str:
         """Replace every aliased root inside free text (messages, causes, log lines)."""
         for root in sorted(self.aliases, key=len, reverse=True):
-            text = text.replace(root.rstrip("/"), self.aliases[root])
+            clean = re.escape(root.rstrip("/"))
+            # A root only where a whole path component ends: "/root" must not rename "/rootfs".
+            alias = self.aliases[root]
+            text = re.sub(rf"{clean}(?=/|$|[^\w.~-])", lambda _, alias=alias: alias, text)
         return text
 
 

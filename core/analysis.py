@@ -74,7 +74,7 @@ class _Context:
     ``stdenv_defines`` maps a library name to the versions the stdenv's copy defines (None: it has none).
     """
 
-    graph: nx.DiGraph
+    graph: nx.DiGraph[str]
     root: str
     glibc: GlibcInfo
     stdenv: StdenvInfo | None
@@ -83,7 +83,7 @@ class _Context:
 
 
 def analyze(
-    graph: nx.DiGraph, strict_graph: nx.DiGraph | None = None, *, stdenv: StdenvInfo | None = None
+    graph: nx.DiGraph[str], strict_graph: nx.DiGraph[str] | None = None, *, stdenv: StdenvInfo | None = None
 ) -> tuple[Conflict, ...]:
     """Every conflict of the process ``graph``, errors first; ``strict_graph`` adds LATENT warnings.
 
@@ -97,7 +97,7 @@ def analyze(
     return tuple(sorted(set(conflicts), key=_order))
 
 
-def _make_context(graph: nx.DiGraph, stdenv: StdenvInfo | None) -> _Context:
+def _make_context(graph: nx.DiGraph[str], stdenv: StdenvInfo | None) -> _Context:
     missing: dict[str, list[VersionNeed]] = {}
     for requester, _provider, need in _missing_needs(graph):
         if not need.weak:
@@ -141,7 +141,7 @@ def _order(conflict: Conflict) -> tuple[object, ...]:
 # --- the process's glibc ---------------------------------------------------------------------------
 
 
-def glibc_info(graph: nx.DiGraph) -> GlibcInfo:
+def glibc_info(graph: nx.DiGraph[str]) -> GlibcInfo:
     """Which libc.so.6 and ld.so the process loads, its release, and the reasons in plain words."""
     libc = _libc_node(graph)
     loader = graph.graph.get("loader")
@@ -158,7 +158,7 @@ def glibc_info(graph: nx.DiGraph) -> GlibcInfo:
     return GlibcInfo(version=version, libc=libc, loader=loader, why=tuple(why))
 
 
-def _libc_node(graph: nx.DiGraph) -> str | None:
+def _libc_node(graph: nx.DiGraph[str]) -> str | None:
     candidates = [
         node
         for node, data in graph.nodes(data=True)
@@ -167,7 +167,7 @@ def _libc_node(graph: nx.DiGraph) -> str | None:
     return min(candidates, key=lambda node: graph.nodes[node].get("order", 0), default=None)
 
 
-def _found_reason(graph: nx.DiGraph, node: str) -> list[str]:
+def _found_reason(graph: nx.DiGraph[str], node: str) -> list[str]:
     found: Resolution | None = graph.nodes[node].get("found")
     if found is None:
         return []
@@ -178,7 +178,7 @@ def _found_reason(graph: nx.DiGraph, node: str) -> list[str]:
 # --- missing symbol versions -------------------------------------------------------------------------
 
 
-def _missing_needs(graph: nx.DiGraph) -> Iterator[tuple[str, str, VersionNeed]]:
+def _missing_needs(graph: nx.DiGraph[str]) -> Iterator[tuple[str, str, VersionNeed]]:
     """(requester, provider, need) for every version ld.so would not find, weak ones included."""
     for requester, provider, edge in graph.edges(data=True):
         provider_data = graph.nodes[provider]
@@ -272,7 +272,7 @@ class _Subject:
         return self.extension is not None and self.extension != self.requester
 
 
-def _chain_extension(graph: nx.DiGraph, chain: tuple[str, ...]) -> str | None:
+def _chain_extension(graph: nx.DiGraph[str], chain: tuple[str, ...]) -> str | None:
     """The extension node of a load chain (the first one after the root), or None."""
     return next((node for node in chain[1:] if graph.nodes[node].get("role") == Role.EXTENSION), None)
 
@@ -319,7 +319,7 @@ def _who(context: _Context, subject: _Subject) -> str:
     return f"{extension}'s {name} is {where}, {_how_found(context.graph, subject.requester)}"
 
 
-def _how_found(graph: nx.DiGraph, node: str) -> str:
+def _how_found(graph: nx.DiGraph[str], node: str) -> str:
     found: Resolution | None = graph.nodes[node].get("found")
     if found is None:
         edge = next((graph.edges[p, node] for p in graph.predecessors(node)), None)
@@ -440,7 +440,7 @@ def _rebuild_fix(context: _Context, subject: _Subject) -> str:
     return f"rebuild {name} with a toolchain {toolchain}"
 
 
-def _display_name(graph: nx.DiGraph, node: str) -> str:
+def _display_name(graph: nx.DiGraph[str], node: str) -> str:
     """What the user knows an extension by (``ext_cxx``, ``psycopg2._psycopg``), else its file name."""
     target = graph.graph.get("target")
     for extension in getattr(target, "extensions", ()):
@@ -565,7 +565,7 @@ def _not_found_words(name: str, resolution: Resolution | None) -> str:
 _NO_SUCH_FILE = "cannot open shared object file: No such file or directory"
 
 
-def _is_extension(graph: nx.DiGraph, path: str) -> bool:
+def _is_extension(graph: nx.DiGraph[str], path: str) -> bool:
     """Is ``path`` one of the target's extensions (dlopen()ed by its path)?"""
     return any(extension.path == path for extension in getattr(graph.graph.get("target"), "extensions", ()))
 
@@ -659,7 +659,7 @@ def _elf_mismatch(root: ElfFacts, facts: ElfFacts) -> str:
 # --- several glibc builds in one process -------------------------------------------------------------
 
 
-def _glibc_members(graph: nx.DiGraph) -> dict[str, str]:
+def _glibc_members(graph: nx.DiGraph[str]) -> dict[str, str]:
     """The glibc libraries of the process (not the loader) -> the real directory they come from."""
     loader = graph.graph.get("loader")
     members: dict[str, str] = {}
@@ -705,7 +705,7 @@ def _mixed_glibc(context: _Context) -> Iterator[Conflict]:
         )
 
 
-def _private_crossing(graph: nx.DiGraph, node: str, members: dict[str, str]) -> bool:
+def _private_crossing(graph: nx.DiGraph[str], node: str, members: dict[str, str]) -> bool:
     """Does ``node`` need GLIBC_PRIVATE from (or give it to) a glibc library of another build?"""
     for neighbour in list(graph.successors(node)) + list(graph.predecessors(node)):
         if neighbour not in members or members[neighbour] == members[node]:
@@ -775,7 +775,9 @@ def _order_dependent(context: _Context) -> Iterator[Conflict]:
 _LATENT_KINDS = frozenset({Kind.MISSING_VERSION, Kind.NOT_FOUND, Kind.WRONG_ELF})
 
 
-def _latent(exact: list[Conflict], strict_graph: nx.DiGraph, stdenv: StdenvInfo | None) -> list[Conflict]:
+def _latent(
+    exact: list[Conflict], strict_graph: nx.DiGraph[str], stdenv: StdenvInfo | None
+) -> list[Conflict]:
     seen = {_identity(conflict) for conflict in exact}
     strict_context = _make_context(strict_graph, stdenv)
     latent: list[Conflict] = []
@@ -802,12 +804,12 @@ def _identity(conflict: Conflict) -> tuple[str, str, str | None, str | None]:
 # --- small helpers -----------------------------------------------------------------------------------
 
 
-def _root(graph: nx.DiGraph) -> str:
+def _root(graph: nx.DiGraph[str]) -> str:
     root = graph.graph.get("root")
     return str(root) if root is not None else ""
 
 
-def _facts(graph: nx.DiGraph, node: str) -> ElfFacts:
+def _facts(graph: nx.DiGraph[str], node: str) -> ElfFacts:
     facts: ElfFacts = graph.nodes[node]["facts"]
     return facts
 
@@ -837,13 +839,13 @@ def _ext_arguments(target: Target) -> list[str]:
     ]
 
 
-def _target_spec(graph: nx.DiGraph) -> str:
+def _target_spec(graph: nx.DiGraph[str]) -> str:
     target = graph.graph.get("target")
     spec = getattr(target, "spec", None)
     return str(spec) if spec else _root(graph)
 
 
-def _chain(graph: nx.DiGraph, root: str, node: str) -> tuple[str, ...]:
+def _chain(graph: nx.DiGraph[str], root: str, node: str) -> tuple[str, ...]:
     """The shortest load path from the root to ``node`` (what pulled it into the process)."""
     if root in graph and node in graph:
         try:

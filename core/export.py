@@ -99,7 +99,7 @@ def to_graphml(result: ScanResult) -> str:
     not UTF-8) as ``&#56553;``, a character reference XML does not allow, and readers refuse the file."""
     graph = result.graph
     bad = conflicting_nodes(result.conflicts)
-    plain = nx.DiGraph()
+    plain: nx.DiGraph[str] = nx.DiGraph()
     for node in _sorted_nodes(graph):
         attributes = _node_attributes(node, graph.nodes[node], node in bad)
         plain.add_node(_xml_text(node), **{key: _xml_text(value) for key, value in attributes.items()})
@@ -133,16 +133,16 @@ def _node_attributes(node: str, data: dict[str, object], conflict: bool) -> dict
     }
 
 
-def _sorted_nodes(graph: nx.DiGraph) -> list[str]:
+def _sorted_nodes(graph: nx.DiGraph[str]) -> list[str]:
     return sorted(graph.nodes, key=lambda node: (graph.nodes[node].get("order", 0), node))
 
 
-def _sorted_edges(graph: nx.DiGraph) -> list[tuple[str, str, dict[str, object]]]:
+def _sorted_edges(graph: nx.DiGraph[str]) -> list[tuple[str, str, dict[str, object]]]:
     order = {node: index for index, node in enumerate(_sorted_nodes(graph))}
     return sorted(graph.edges(data=True), key=lambda edge: (order[edge[0]], order[edge[1]]))
 
 
-def _short_ids(graph: nx.DiGraph) -> dict[str, str]:
+def _short_ids(graph: nx.DiGraph[str]) -> dict[str, str]:
     return {node: f"n{index}" for index, node in enumerate(_sorted_nodes(graph))}
 
 

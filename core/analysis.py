@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import networkx as nx
 
-from .elf import glibc_release, read_elf
+from .elf import glibc_release
 from .model import (
     Conflict,
     ElfFacts,
@@ -34,6 +34,7 @@ from .model import (
     VersionNeed,
     Via,
 )
+from .patch.view import patched_provides, unmet_versions
 from .versions import VersionName, min_glibc_for
 
 LIBC = "libc.so.6"
@@ -71,7 +72,8 @@ class _Context:
 
     ``missing`` maps each object to the non-weak versions it needs that its providers lack (the whole
     object decides whether the stdenv can help: one version it cannot provide keeps the object broken);
-    ``stdenv_defines`` maps a library name to the versions the stdenv's copy defines (None: it has none).
+    ``provided`` maps a library name to the versions a patched interpreter would provide for it
+    (``core/patch/view.py``'s ``patched_provides``; None: none), the rule the fix plan follows too.
     """
 
     graph: nx.DiGraph[str]
@@ -79,7 +81,7 @@ class _Context:
     glibc: GlibcInfo
     stdenv: StdenvInfo | None
     missing: Mapping[str, tuple[VersionNeed, ...]]
-    stdenv_defines: Mapping[str, tuple[str, ...] | None]
+    provided: Mapping[str, tuple[str, ...] | None]
 
 
 def analyze(
@@ -103,14 +105,14 @@ def _make_context(graph: nx.DiGraph[str], stdenv: StdenvInfo | None) -> _Context
         if not need.weak:
             missing.setdefault(requester, []).append(need)
     libraries = {need.library for needs in missing.values() for need in needs}
-    defines = {library: stdenv_defines(stdenv, library) for library in libraries} if stdenv else {}
+    provided = patched_provides(stdenv, libraries, graph) if stdenv else {}
     return _Context(
         graph,
         _root(graph),
         glibc_info(graph),
         stdenv,
         {node: tuple(needs) for node, needs in missing.items()},
-        defines,
+        provided,
     )
 
 
@@ -252,9 +254,7 @@ class _Subject:
         cls, context: _Context, requester: str, provider: str, need: VersionNeed, chain: tuple[str, ...]
     ) -> _Subject:
         needs = context.missing.get(requester, ()) or (need,)
-        unmet = tuple(
-            n.version for n in needs if n.version not in (context.stdenv_defines.get(n.library) or ())
-        )
+        unmet = _unmet_of(context.provided, [(n.library, n.version) for n in needs])
         top = min_glibc_for([n.version for n in _facts(context.graph, requester).requires])
         return cls(
             requester=requester,
@@ -479,39 +479,33 @@ def _record_owner(site: str, relpath: str) -> str | None:
     return None
 
 
-def stdenv_library(stdenv: StdenvInfo, library: str) -> str | None:
-    """The stdenv's file for ``library`` (its libc, its libstdc++, else the first in its lib dirs)."""
-    if library == LIBC:
-        return stdenv.libc
-    if library == "libstdc++.so.6" and stdenv.libstdcxx:
-        return stdenv.libstdcxx
-    dirs = (os.path.dirname(stdenv.libc), *stdenv.lib_dirs)
-    return next((os.path.join(d, library) for d in dirs if os.path.exists(os.path.join(d, library))), None)
+def stdenv_provides(stdenv: StdenvInfo, library: str, graph: nx.DiGraph[str] | None = None) -> bool:
+    """Would the interpreter patched against ``stdenv`` provide ``library`` at all (a NOT_FOUND need)?"""
+    return unmet_versions(patched_provides(stdenv, (library,), graph), library, ()) is not None
 
 
-def stdenv_defines(stdenv: StdenvInfo | None, library: str) -> tuple[str, ...] | None:
-    """The versions the stdenv's copy of ``library`` defines (read with ``read_elf``); None: no copy."""
-    if stdenv is None:
-        return None
-    path = stdenv_library(stdenv, library)
-    facts = read_elf(path) if path is not None else None
-    return facts.defines if facts is not None and facts.ok else None
+def stdenv_unmet(
+    stdenv: StdenvInfo | None, needs: Iterable[tuple[str, str]], graph: nx.DiGraph[str] | None = None
+) -> tuple[str, ...] | None:
+    """Of the (library, version) pairs, the versions a repatch against ``stdenv`` would still not
+    provide (sorted, unique), by the fix plan's own rule (``unmet_versions`` of the glibc view).
 
-
-def stdenv_unmet(stdenv: StdenvInfo | None, needs: Iterable[tuple[str, str]]) -> tuple[str, ...] | None:
-    """Of the (library, version) pairs, the versions the stdenv does not define either (sorted, unique).
-
-    Empty: a repatch against the stdenv satisfies them all; None: no stdenv is known.
+    Empty: a repatch satisfies them all; None: no stdenv is known. ``graph``: the scanned process, whose
+    C++ runtime needs decide whether the stdenv's libstdc++/libgcc_s would be used at all.
     """
     if stdenv is None:
         return None
-    defines: dict[str, tuple[str, ...] | None] = {}
+    pairs = list(needs)
+    return _unmet_of(patched_provides(stdenv, {library for library, _ in pairs}, graph), pairs)
+
+
+def _unmet_of(
+    provided: Mapping[str, tuple[str, ...] | None], pairs: Iterable[tuple[str, str]]
+) -> tuple[str, ...]:
     unmet: set[str] = set()
-    for library, version in needs:
-        if library not in defines:
-            defines[library] = stdenv_defines(stdenv, library)
-        if version not in (defines[library] or ()):
-            unmet.add(version)
+    for library, version in pairs:
+        missing = unmet_versions(provided, library, (version,))
+        unmet.update((version,) if missing is None else missing)
     return tuple(sorted(unmet, key=VersionName.parse))
 
 

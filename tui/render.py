@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
-from glibc_doctor.core.analysis import fix_command, stdenv_library, stdenv_unmet
+from glibc_doctor.core.analysis import fix_command, stdenv_provides, stdenv_unmet
 from glibc_doctor.core.model import Conflict, ElfFacts, Kind, Resolution, Role, Severity, StdenvInfo, Via
 from glibc_doctor.core.versions import VersionName, min_glibc_for, newest
 from rich import box
@@ -123,8 +123,9 @@ def _chain_extension(graph: nx.DiGraph, chain: Sequence[str], names: dict[str, s
     return None
 
 
-def verdict(row: BrokenRoot, stdenv: StdenvInfo | None) -> Verdict:
-    """What the repatch does for this row, in the table's words (``no: needs 2.38 > stdenv 2.36``)."""
+def verdict(row: BrokenRoot, stdenv: StdenvInfo | None, graph: nx.DiGraph | None = None) -> Verdict:
+    """What the repatch does for this row, in the table's words (``no: needs 2.38 > stdenv 2.36``),
+    by the rule the fix plan follows (``graph``: the scanned process, for its C++ runtime needs)."""
     if stdenv is None:
         return Verdict(None, "? no stdenv found")
     blockers = [c for c in row.records if c.kind in (Kind.WRONG_ELF, Kind.UNREADABLE)]
@@ -133,7 +134,7 @@ def verdict(row: BrokenRoot, stdenv: StdenvInfo | None) -> Verdict:
     missing = [
         c.library
         for c in row.records
-        if c.kind == Kind.NOT_FOUND and c.library and not _stdenv_has(stdenv, c)
+        if c.kind == Kind.NOT_FOUND and c.library and not stdenv_provides(stdenv, c.library, graph)
     ]
     if missing:
         what = "file not found" if "/" in missing[0] else f"stdenv has no {missing[0]}"
@@ -143,17 +144,13 @@ def verdict(row: BrokenRoot, stdenv: StdenvInfo | None) -> Verdict:
         for c in row.records
         if c.library and c.version and c.version != "GLIBC_PRIVATE"
     ]
-    unmet = stdenv_unmet(stdenv, pairs) or ()
+    unmet = stdenv_unmet(stdenv, pairs, graph) or ()
     if not unmet:
         return Verdict(True, "yes")
     top = min_glibc_for(list(unmet))
     if top is not None:
         return Verdict(False, f"no: needs {top} > stdenv {stdenv.version or '?'}")
     return Verdict(False, f"no: stdenv lacks {unmet[0]}")
-
-
-def _stdenv_has(stdenv: StdenvInfo, conflict: Conflict) -> bool:
-    return conflict.library is not None and stdenv_library(stdenv, conflict.library) is not None
 
 
 # --- printing ------------------------------------------------------------------------------------------
@@ -281,7 +278,7 @@ def broken_table(
     """
     hidden = rows[limit:] if limit is not None else []
     rows = rows[:limit] if limit is not None else rows
-    verdicts = [verdict(row, result.stdenv) for row in rows]
+    verdicts = [verdict(row, result.stdenv, result.graph) for row in rows]
     cells = [
         (row.name, _needs_cell(row.own) or "—", _through_cell(row.through), decided.words)
         for row, decided in zip(rows, verdicts, strict=True)
@@ -378,7 +375,7 @@ def what_to_do(result: ScanResult, rows: list[BrokenRoot]) -> list[RenderableTyp
     lines: list[RenderableType] = [Text("\nWhat to do", style="bold")]
     stdenv = result.stdenv
     command = home_path(fix_command(result.target.spec, result.target, stdenv))
-    decided = [(row, verdict(row, stdenv)) for row in rows]
+    decided = [(row, verdict(row, stdenv, result.graph)) for row in rows]
     fixable = [row.name for row, v in decided if v.fixable]
     remaining = [(row, v) for row, v in decided if v.fixable is False]
     if not rows:

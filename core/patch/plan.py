@@ -18,7 +18,16 @@ from typing import Any, Protocol
 
 from glibc_doctor.core.errors import PatchError
 from glibc_doctor.core.model import Conflict, ElfFacts, GlibcInfo, Kind, Role, StdenvInfo, Target
-from glibc_doctor.core.patch.view import GlibcView, survey_view
+from glibc_doctor.core.patch.view import (
+    RUNTIME_SONAMES,
+    GlibcView,
+    runtime_needs,
+    runtime_shortfall,
+    survey_view,
+    unmet_versions,
+    view_provides,
+    without_short_runtime,
+)
 from glibc_doctor.core.versions import GlibcVersion, VersionName
 
 # Directories whose parent is a whole system, not one package: patching "the package" of
@@ -33,7 +42,6 @@ GLIBC_SONAMES = frozenset(
         "ld-linux-x86-64.so.2", "ld-linux.so.2", "ld-linux-aarch64.so.1",
     }
 )  # fmt: skip
-RUNTIME_SONAMES = ("libstdc++.so.6", "libgcc_s.so.1")
 _NIX_HASH = re.compile(r"^[0-9a-df-np-sv-z]{32}-")
 
 
@@ -361,39 +369,6 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
-def runtime_needs(graph: Any) -> dict[str, set[str]]:
-    """For libstdc++/libgcc_s: the versions the graph's objects require of it (a key: something loads it)."""
-    needs: dict[str, set[str]] = {}
-    if graph is None:
-        return needs
-    for requester, _provider, edge in graph.edges(data=True):
-        name = edge.get("needed")
-        if name not in RUNTIME_SONAMES:
-            continue
-        facts = graph.nodes[requester].get("facts")
-        versions = needs.setdefault(str(name), set())
-        if facts is not None:
-            versions.update(need.version for need in facts.requires_from(str(name)))
-    return needs
-
-
-def runtime_shortfall(
-    needs: Mapping[str, set[str]], provided: Mapping[str, tuple[str, ...] | None]
-) -> dict[str, tuple[str, ...]]:
-    """Versions the process needs of libstdc++/libgcc_s that the stdenv's copy lacks (by library).
-
-    A library the stdenv has no copy of is short of everything; an empty result means the stdenv's
-    C++ runtime serves every object that loads one, so it can come first.
-    """
-    short: dict[str, tuple[str, ...]] = {}
-    for name, versions in needs.items():
-        defines = provided.get(name)
-        missing = sorted(versions) if defines is None else sorted(versions - set(defines))
-        if defines is None or missing:
-            short[name] = tuple(missing)
-    return short
-
-
 def uses_runtime_view(
     needs: Mapping[str, set[str]], shortfall: Mapping[str, tuple[str, ...]], preloads: Iterable[str]
 ) -> bool:
@@ -425,16 +400,22 @@ def classify(
 def _remaining_reason(
     conflict: Conflict, stdenv: StdenvInfo, provided: Mapping[str, tuple[str, ...] | None]
 ) -> str | None:
+    """Why the repatch leaves ``conflict`` (None: it fixes it); versions by ``unmet_versions``, the rule
+    the scan's advice follows too."""
     library = conflict.library
     if conflict.version is not None and library is not None:
-        defines = provided.get(library)
-        if defines is None:
+        unmet = unmet_versions(provided, library, (conflict.version,))
+        if unmet is None:
             return f"the stdenv has no {library} to provide {conflict.version}"
-        if conflict.version in defines:
+        if not unmet:
             return None
-        return _too_new_reason(conflict.version, library, defines, stdenv)
+        return _too_new_reason(conflict.version, library, provided.get(library) or (), stdenv)
     if conflict.kind in (Kind.NOT_FOUND,) and library is not None:
-        return None if provided.get(library) is not None else f"the stdenv has no {library} either"
+        return (
+            None
+            if unmet_versions(provided, library, ()) is not None
+            else f"the stdenv has no {library} either"
+        )
     if conflict.kind in (Kind.WRONG_ELF, Kind.UNREADABLE):
         return "a file problem that relinking the interpreter does not change"
     return None
@@ -509,8 +490,7 @@ def make_plan(
     keep = dirs_with_other_libraries(result.graph, dirs)
     needs = runtime_needs(result.graph)
     shortfall = runtime_shortfall(needs, provided)
-    if shortfall:  # the package keeps its own C++ runtime: the stdenv's would break an object
-        provided = {name: None if name in RUNTIME_SONAMES else v for name, v in provided.items()}
+    provided = without_short_runtime(provided, shortfall)  # short: the package keeps its own
     runtime_dirs = (view.runtime_dir,) if view.runtime else ()
     preloads = needed_preloads(result.graph, stdenv, provided, old_root, dirs, runtime_dirs)
     uses_runtime = uses_runtime_view(needs, shortfall, preloads) and bool(view.runtime)
@@ -652,22 +632,6 @@ def _text_kind(path: str, name: str, in_bin: bool, needle: bytes) -> str | None:
     if name == "rbconfig.rb":
         return "rbconfig"
     return "text"
-
-
-def view_provides(view: GlibcView, libraries: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
-    """For each library name, the versions the view's copy defines (None when the view has none).
-
-    Only what the view links counts: a library that merely sits in the stdenv's directory (the
-    system's libfoo next to a distribution's libc) is not something the patched RPATH reaches.
-    """
-    from glibc_doctor.core.elf import read_elf
-
-    provided: dict[str, tuple[str, ...] | None] = {}
-    for library in set(libraries):
-        path = view.target_of(library)
-        facts = read_elf(path) if path is not None else None
-        provided[library] = facts.defines if facts is not None and facts.ok else None
-    return provided
 
 
 def plan_fix(result: ScanLike, stdenv: StdenvInfo, store_root: str | None = None) -> FixPlan:

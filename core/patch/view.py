@@ -19,9 +19,10 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from glibc_doctor.core.errors import PatchError
 from glibc_doctor.core.model import StdenvInfo
@@ -32,6 +33,7 @@ VIEW_FORMAT = 1
 SHORT = 16
 LIBSTDCXX = "libstdc++.so.6"
 LIBGCC_S = "libgcc_s.so.1"
+RUNTIME_SONAMES = (LIBSTDCXX, LIBGCC_S)
 
 # glibc's own shared objects, by file name: the names ld.so looks up (sonames), never the linker's
 # ``.so`` development links or static archives. The loader's name differs per architecture.
@@ -235,3 +237,103 @@ def _rename_into_place(view: GlibcView, staging: str) -> bool:
         raise PatchError(f"cannot move the glibc view to {view.root}: {error.strerror}") from error
     shutil.rmtree(aside, ignore_errors=True)
     return True
+
+
+# --- what a patched interpreter provides: the one rule of "fixable by ``fix``" -----------------------
+#
+# The scan's advice (core/analysis.py: "repatch" or "the stdenv is too old") and the fix plan's split
+# into fixed and REMAINING (core/patch/plan.py) both answer here, so they cannot disagree: a library
+# counts only when the view links it (glibc's own libraries, and libstdc++/libgcc_s while the stdenv's
+# copies serve every object that loads one), never because it merely sits in a stdenv directory.
+
+
+def stdenv_view(stdenv: StdenvInfo) -> GlibcView | None:
+    """The view of ``stdenv`` as a record (nothing is built): what its patched RPATH would reach.
+
+    None when the stdenv's glibc dir cannot be listed or holds no libc.so.6 (nothing is provided).
+    The record's ``root`` is relative (no store is involved): only its links are meant to be read.
+    """
+    try:
+        return survey_view(stdenv, "")
+    except PatchError:
+        return None
+
+
+def view_provides(view: GlibcView | None, libraries: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
+    """For each library name, the versions the view's copy defines (None when the view has none).
+
+    Only what the view links counts: a library that merely sits in the stdenv's directory (the
+    system's libfoo next to a distribution's libc) is not something the patched RPATH reaches.
+    """
+    from glibc_doctor.core.elf import read_elf
+
+    provided: dict[str, tuple[str, ...] | None] = {}
+    for library in set(libraries):
+        path = view.target_of(library) if view is not None else None
+        facts = read_elf(path) if path is not None else None
+        provided[library] = facts.defines if facts is not None and facts.ok else None
+    return provided
+
+
+def runtime_needs(graph: Any) -> dict[str, set[str]]:
+    """For libstdc++/libgcc_s: the versions the graph's objects require of it (a key: something loads it)."""
+    needs: dict[str, set[str]] = {}
+    if graph is None:
+        return needs
+    for requester, _provider, edge in graph.edges(data=True):
+        name = edge.get("needed")
+        if name not in RUNTIME_SONAMES:
+            continue
+        facts = graph.nodes[requester].get("facts")
+        versions = needs.setdefault(str(name), set())
+        if facts is not None:
+            versions.update(need.version for need in facts.requires_from(str(name)))
+    return needs
+
+
+def runtime_shortfall(
+    needs: Mapping[str, set[str]], provided: Mapping[str, tuple[str, ...] | None]
+) -> dict[str, tuple[str, ...]]:
+    """Versions the process needs of libstdc++/libgcc_s that the stdenv's copy lacks (by library).
+
+    A library the stdenv has no copy of is short of everything; an empty result means the stdenv's
+    C++ runtime serves every object that loads one, so it can come first.
+    """
+    short: dict[str, tuple[str, ...]] = {}
+    for name, versions in needs.items():
+        defines = provided.get(name)
+        missing = sorted(versions) if defines is None else sorted(versions - set(defines))
+        if defines is None or missing:
+            short[name] = tuple(missing)
+    return short
+
+
+def without_short_runtime(
+    provided: Mapping[str, tuple[str, ...] | None], shortfall: Mapping[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...] | None]:
+    """``provided`` as the patched process sees it: when the stdenv's C++ runtime lacks something an
+    object needs, the package keeps its own libstdc++/libgcc_s, so the view provides neither."""
+    return {name: None if shortfall and name in RUNTIME_SONAMES else v for name, v in provided.items()}
+
+
+def patched_provides(
+    stdenv: StdenvInfo, libraries: Iterable[str], graph: Any = None
+) -> dict[str, tuple[str, ...] | None]:
+    """``view_provides`` of the stdenv's view for ``libraries``, with the C++ runtime dropped when it
+    falls short for the process of ``graph`` (what ``plan_fix`` decides, for one scan)."""
+    provided = view_provides(stdenv_view(stdenv), {*libraries, *RUNTIME_SONAMES})
+    return without_short_runtime(provided, runtime_shortfall(runtime_needs(graph), provided))
+
+
+def unmet_versions(
+    provided: Mapping[str, tuple[str, ...] | None], library: str, versions: Iterable[str]
+) -> tuple[str, ...] | None:
+    """Of ``versions`` of ``library``, those the patched interpreter would still not provide (pure).
+
+    ``provided`` is ``patched_provides``'s answer. None: the patched interpreter provides no
+    ``library`` at all; empty: it provides every version, so a repatch fixes this need.
+    """
+    defines = provided.get(library)
+    if defines is None:
+        return None
+    return tuple(version for version in versions if version not in defines)

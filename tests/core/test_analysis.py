@@ -7,6 +7,7 @@ states the loader's decision it starts from and checks only what analysis conclu
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from glibc_doctor.core.model import (
     Target,
     Via,
 )
+from glibc_doctor.core.patch.plan import classify
+from glibc_doctor.core.patch.view import survey_view, view_provides
 
 from tests.gcc import compile_elf
 from tests.synthetic import NEW_LIBC_VERSIONS, OLD_LIBC_VERSIONS, Synthetic, _fake_library
@@ -658,3 +661,63 @@ def test_a_dt_needed_path_that_leads_nowhere_stays_a_record_of_its_requester(
     graph = process(s.app, [*app_closure(s), (s.app, "ext.so", s.ext_clean), (s.ext_clean, missing, None)])
     (conflict,) = analyze(graph)
     assert (conflict.object, conflict.library) == (str(s.ext_clean), missing)
+
+
+# --- one rule for "fixable by fix": the scan's advice and the fix plan agree --------------------------
+
+
+@pytest.fixture
+def debian_like(synthetic: Synthetic, tmp_path: Path) -> tuple[nx.DiGraph[str], StdenvInfo, Path]:
+    """A stdenv whose libc dir also holds a non-glibc library (libfoo.so.1 defining FOO_2.0), as
+    /lib/x86_64-linux-gnu does, and a process whose extension needs FOO_2.0 and GLIBC_2.38 but loads
+    an older libfoo (FOO_1.0 only) and the old libc."""
+    s = synthetic
+    stdenv_dir, old_dir = tmp_path / "stdenv", tmp_path / "old"
+    stdenv_dir.mkdir()
+    shutil.copy(s.new_libc, stdenv_dir / "libc.so.6")
+    shutil.copy(s.new_loader, stdenv_dir / "ld-linux-x86-64.so.2")
+    new_foo = _fake_library(
+        stdenv_dir / "libfoo.so.1", "libfoo.so.1", [("FOO_1.0", ["foo_one"]), ("FOO_2.0", ["foo_two"])]
+    )
+    old_foo = _fake_library(old_dir / "libfoo.so.1", "libfoo.so.1", [("FOO_1.0", ["foo_one"])])
+    ext = compile_elf(
+        tmp_path / "ext" / "ext_foo.so",
+        "void foo_two(void); char *strlcpy(char *, const char *, unsigned long);\n"
+        "void use(void) { foo_two(); strlcpy(0, 0, 0); }\n",
+        libs=[new_foo, s.new_libc],
+        nostdlib=True,
+    )
+    graph = process(
+        s.app,
+        [
+            *app_closure(s),
+            (s.app, "ext_foo.so", ext),
+            (ext, "libfoo.so.1", old_foo),
+            (ext, "libc.so.6", s.old_libc),
+        ],
+        extensions=[ext],
+    )
+    stdenv = StdenvInfo(
+        "2.38",
+        str(stdenv_dir / "ld-linux-x86-64.so.2"),
+        str(stdenv_dir / "libc.so.6"),
+        (str(stdenv_dir),),
+        "test",
+        "fp",
+    )
+    return graph, stdenv, tmp_path / "store"
+
+
+def test_a_non_glibc_library_next_to_the_stdenv_libc_is_not_fixable_in_the_scan_or_the_plan(
+    debian_like: tuple[nx.DiGraph[str], StdenvInfo, Path],
+) -> None:
+    graph, stdenv, store = debian_like
+    conflicts = analyze(graph, stdenv=stdenv)
+    provided = view_provides(survey_view(stdenv, str(store)), {c.library for c in conflicts if c.library})
+    fixed, remaining = classify(conflicts, stdenv, provided)
+    by_version = {c.version: c for c in conflicts}
+    assert set(by_version) == {"FOO_2.0", "GLIBC_2.38"}
+    assert [r.conflict.version for r in remaining] == ["FOO_2.0"]
+    assert remaining[0].reason == "the stdenv has no libfoo.so.1 to provide FOO_2.0"
+    assert not by_version["FOO_2.0"].fixes[0].startswith("glibc-doctor fix")  # no repatch offered
+    assert by_version["FOO_2.0"].cause.endswith("The stdenv does not define FOO_2.0 either.")

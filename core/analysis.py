@@ -34,7 +34,13 @@ from .model import (
     VersionNeed,
     Via,
 )
-from .patch.view import patched_provides, unmet_versions
+from .patch.view import (
+    RUNTIME_SONAMES,
+    kept_runtime_words,
+    patched_provides,
+    patched_provision,
+    unmet_versions,
+)
 from .versions import VersionName, min_glibc_for
 
 LIBC = "libc.so.6"
@@ -82,6 +88,7 @@ class _Context:
     stdenv: StdenvInfo | None
     missing: Mapping[str, tuple[VersionNeed, ...]]
     provided: Mapping[str, tuple[str, ...] | None]
+    runtime_shortfall: Mapping[str, tuple[str, ...]]  # non-empty: the package keeps its C++ runtime
 
 
 def analyze(
@@ -105,7 +112,7 @@ def _make_context(graph: nx.DiGraph[str], stdenv: StdenvInfo | None) -> _Context
         if not need.weak:
             missing.setdefault(requester, []).append(need)
     libraries = {need.library for needs in missing.values() for need in needs}
-    provided = patched_provides(stdenv, libraries, graph) if stdenv else {}
+    provided, shortfall = patched_provision(stdenv, libraries, graph) if stdenv else ({}, {})
     return _Context(
         graph,
         _root(graph),
@@ -113,6 +120,7 @@ def _make_context(graph: nx.DiGraph[str], stdenv: StdenvInfo | None) -> _Context
         stdenv,
         {node: tuple(needs) for node, needs in missing.items()},
         provided,
+        shortfall,
     )
 
 
@@ -369,6 +377,10 @@ def _cxx_cause(context: _Context, subject: _Subject) -> str:
         "which that libstdc++ does not define."
     )
     stdenv = context.stdenv
+    if stdenv is not None and context.runtime_shortfall and need.library in RUNTIME_SONAMES:
+        return (
+            cause + f" A repatch would not use the stdenv's: {kept_runtime_words(context.runtime_shortfall)}."
+        )
     if stdenv is not None and stdenv.libstdcxx:
         has = "does not define it either" if need.version in subject.unmet else "defines it"
         cause += f" The stdenv's libstdc++ ({stdenv.libstdcxx}) {has}."

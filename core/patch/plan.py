@@ -21,6 +21,7 @@ from glibc_doctor.core.model import Conflict, ElfFacts, GlibcInfo, Kind, Role, S
 from glibc_doctor.core.patch.view import (
     RUNTIME_SONAMES,
     GlibcView,
+    kept_runtime_words,
     runtime_needs,
     runtime_shortfall,
     survey_view,
@@ -379,17 +380,21 @@ def uses_runtime_view(
 
 
 def classify(
-    conflicts: Sequence[Conflict], stdenv: StdenvInfo, provided: Mapping[str, tuple[str, ...] | None]
+    conflicts: Sequence[Conflict],
+    stdenv: StdenvInfo,
+    provided: Mapping[str, tuple[str, ...] | None],
+    shortfall: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[tuple[Conflict, ...], tuple[Remaining, ...]]:
     """Split the conflicts into those the stdenv fixes and those that REMAIN, with the reason.
 
     ``provided`` maps a library name to the versions the stdenv's copy defines (None: the stdenv has
-    no such file). A missing version is fixed when the stdenv's library defines it.
+    no such file, or, for libstdc++/libgcc_s, its copy falls short by ``shortfall`` and is not used).
+    A missing version is fixed when the stdenv's library defines it.
     """
     fixed: list[Conflict] = []
     remaining: list[Remaining] = []
     for conflict in conflicts:
-        reason = _remaining_reason(conflict, stdenv, provided)
+        reason = _remaining_reason(conflict, stdenv, provided, shortfall or {})
         if reason is None:
             fixed.append(conflict)
         else:
@@ -398,24 +403,27 @@ def classify(
 
 
 def _remaining_reason(
-    conflict: Conflict, stdenv: StdenvInfo, provided: Mapping[str, tuple[str, ...] | None]
+    conflict: Conflict,
+    stdenv: StdenvInfo,
+    provided: Mapping[str, tuple[str, ...] | None],
+    shortfall: Mapping[str, tuple[str, ...]],
 ) -> str | None:
     """Why the repatch leaves ``conflict`` (None: it fixes it); versions by ``unmet_versions``, the rule
     the scan's advice follows too."""
     library = conflict.library
     if conflict.version is not None and library is not None:
         unmet = unmet_versions(provided, library, (conflict.version,))
+        if unmet is None and shortfall and library in RUNTIME_SONAMES:
+            return f"{kept_runtime_words(shortfall)}: the package keeps its own {library}"
         if unmet is None:
             return f"the stdenv has no {library} to provide {conflict.version}"
         if not unmet:
             return None
         return _too_new_reason(conflict.version, library, provided.get(library) or (), stdenv)
     if conflict.kind in (Kind.NOT_FOUND,) and library is not None:
-        return (
-            None
-            if unmet_versions(provided, library, ()) is not None
-            else f"the stdenv has no {library} either"
-        )
+        if unmet_versions(provided, library, ()) is not None:
+            return None
+        return f"the stdenv has no {library} either"
     if conflict.kind in (Kind.WRONG_ELF, Kind.UNREADABLE):
         return "a file problem that relinking the interpreter does not change"
     return None
@@ -496,7 +504,7 @@ def make_plan(
     uses_runtime = uses_runtime_view(needs, shortfall, preloads) and bool(view.runtime)
     rewrite = _Rewrite(stdenv.loader, view_dirs(view, uses_runtime), dirs, keep, old_root, destination)
     patches = _elf_patches(survey, rewrite, interpreter_relpath, preloads)
-    fixes, remaining = classify(result.conflicts, stdenv, provided)
+    fixes, remaining = classify(result.conflicts, stdenv, provided, shortfall)
     return FixPlan(
         target=result.target,
         source_package=old_root,

@@ -316,13 +316,32 @@ def without_short_runtime(
     return {name: None if shortfall and name in RUNTIME_SONAMES else v for name, v in provided.items()}
 
 
+def patched_provision(
+    stdenv: StdenvInfo, libraries: Iterable[str], graph: Any = None
+) -> tuple[dict[str, tuple[str, ...] | None], dict[str, tuple[str, ...]]]:
+    """``view_provides`` of the stdenv's view for ``libraries``, with the C++ runtime dropped when it
+    falls short for the process of ``graph`` (what ``plan_fix`` decides, for one scan); and that
+    shortfall (``runtime_shortfall``: empty when the stdenv's runtime serves the process)."""
+    provided = view_provides(stdenv_view(stdenv), {*libraries, *RUNTIME_SONAMES})
+    shortfall = runtime_shortfall(runtime_needs(graph), provided)
+    return without_short_runtime(provided, shortfall), shortfall
+
+
 def patched_provides(
     stdenv: StdenvInfo, libraries: Iterable[str], graph: Any = None
 ) -> dict[str, tuple[str, ...] | None]:
-    """``view_provides`` of the stdenv's view for ``libraries``, with the C++ runtime dropped when it
-    falls short for the process of ``graph`` (what ``plan_fix`` decides, for one scan)."""
-    provided = view_provides(stdenv_view(stdenv), {*libraries, *RUNTIME_SONAMES})
-    return without_short_runtime(provided, runtime_shortfall(runtime_needs(graph), provided))
+    """``patched_provision`` without the shortfall."""
+    return patched_provision(stdenv, libraries, graph)[0]
+
+
+def kept_runtime_words(shortfall: Mapping[str, tuple[str, ...]]) -> str:
+    """Why the package keeps its own C++ runtime, in words (``shortfall`` is not empty):
+    ``the stdenv's libstdc++.so.6 lacks GLIBCXX_3.4.32, which the process needs``."""
+    parts = [
+        f"the stdenv's {name} lacks {', '.join(versions)}" if versions else f"the stdenv has no {name}"
+        for name, versions in sorted(shortfall.items())
+    ]
+    return "; ".join(parts) + ", which the process needs"
 
 
 def unmet_versions(

@@ -21,6 +21,7 @@ from glibc_doctor.core.model import (
     Conflict,
     ElfFacts,
     Extension,
+    GlibcInfo,
     Kind,
     Problem,
     Rejected,
@@ -31,7 +32,7 @@ from glibc_doctor.core.model import (
     Target,
     Via,
 )
-from glibc_doctor.core.patch.plan import classify
+from glibc_doctor.core.patch.plan import FixPlan, PackageSurvey, classify, make_plan
 from glibc_doctor.core.patch.view import survey_view, view_provides
 
 from tests.gcc import compile_elf
@@ -721,3 +722,53 @@ def test_a_non_glibc_library_next_to_the_stdenv_libc_is_not_fixable_in_the_scan_
     assert remaining[0].reason == "the stdenv has no libfoo.so.1 to provide FOO_2.0"
     assert not by_version["FOO_2.0"].fixes[0].startswith("glibc-doctor fix")  # no repatch offered
     assert by_version["FOO_2.0"].cause.endswith("The stdenv does not define FOO_2.0 either.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scanned:
+    """What ``make_plan`` reads of a scan (``ScanLike``), around a graph built here."""
+
+    target: Target
+    graph: nx.DiGraph[str]
+    conflicts: tuple[Conflict, ...]
+    glibc: GlibcInfo
+
+
+def planned(graph: nx.DiGraph[str], stdenv: StdenvInfo, store: Path) -> FixPlan:
+    """The fix plan's own decision on this graph (``plan_fix`` minus the package survey)."""
+    conflicts = analyze(graph, stdenv=stdenv)
+    view = survey_view(stdenv, str(store))
+    libraries = {c.library for c in conflicts if c.library} | {"libstdc++.so.6", "libgcc_s.so.1"}
+    target = Target("generic", str(graph.graph["root"]), str(graph.graph["root"]))
+    scanned = Scanned(target, graph, conflicts, glibc_info(graph))
+    package = PackageSurvey(str(store.parent / "pkg"), ())
+    return make_plan(scanned, stdenv, package, view_provides(view, libraries), str(store), "app", view=view)
+
+
+def test_a_cxx_runtime_the_process_outgrows_is_not_fixable_in_the_scan_or_the_plan(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """ext_a needs GLIBCXX_3.4.30, which the stdenv's libstdc++ defines; ext_b needs 3.4.32, which it
+    lacks: the package keeps its own libstdc++, so the repatch fixes neither, and both say so."""
+    s = synthetic
+    old = fake_libstdcxx(tmp_path / "old" / "libstdc++.so.6", "GLIBCXX_3.4.28")
+    stdenv_cxx = fake_libstdcxx(tmp_path / "stdenv" / "libstdc++.so.6", "GLIBCXX_3.4.30")
+    newest = fake_libstdcxx(tmp_path / "newest" / "libstdc++.so.6", "GLIBCXX_3.4.32")
+    source = "void cxx_new(void);\nvoid f(void) { cxx_new(); }\n"
+    ext_a = compile_elf(tmp_path / "ext_a.so", source, libs=[stdenv_cxx])
+    ext_b = compile_elf(tmp_path / "ext_b.so", source, libs=[newest])
+    links: list[Link] = [(s.app, "ext_a.so", ext_a), (ext_a, "libstdc++.so.6", old)]
+    links += [(s.app, "ext_b.so", ext_b), (ext_b, "libstdc++.so.6", old)]
+    graph = process(s.app, [*app_closure(s), *links], extensions=[ext_a, ext_b])
+    stdenv = dataclasses.replace(stdenv_with(s.new_libc, "2.38", libstdcxx=stdenv_cxx), fingerprint="f" * 64)
+    (record_a,) = [c for c in analyze(graph, stdenv=stdenv) if c.object == str(ext_a)]
+    assert not record_a.fixes[0].startswith("glibc-doctor fix")
+    assert record_a.cause.endswith(
+        "A repatch would not use the stdenv's: the stdenv's libstdc++.so.6 lacks GLIBCXX_3.4.32, "
+        "which the process needs."
+    )
+    plan = planned(graph, stdenv, tmp_path / "store")
+    assert {r.conflict.object: r.reason for r in plan.remaining}[str(ext_a)] == (
+        "the stdenv's libstdc++.so.6 lacks GLIBCXX_3.4.32, which the process needs: "
+        "the package keeps its own libstdc++.so.6"
+    )

@@ -377,7 +377,7 @@ def _cxx_cause(context: _Context, subject: _Subject) -> str:
         "which that libstdc++ does not define."
     )
     stdenv = context.stdenv
-    if stdenv is not None and context.runtime_shortfall and need.library in RUNTIME_SONAMES:
+    if stdenv is not None and _kept_for_others(context.runtime_shortfall, need):
         return (
             cause + f" A repatch would not use the stdenv's: {kept_runtime_words(context.runtime_shortfall)}."
         )
@@ -385,6 +385,16 @@ def _cxx_cause(context: _Context, subject: _Subject) -> str:
         has = "does not define it either" if need.version in subject.unmet else "defines it"
         cause += f" The stdenv's libstdc++ ({stdenv.libstdcxx}) {has}."
     return cause
+
+
+def _kept_for_others(shortfall: Mapping[str, tuple[str, ...]], need: VersionNeed) -> bool:
+    """The package keeps its own C++ runtime although the stdenv's may define ``need``: some other
+    version the process needs is what the stdenv's copy lacks."""
+    return (
+        bool(shortfall)
+        and need.library in RUNTIME_SONAMES
+        and need.version not in shortfall.get(need.library, ())
+    )
 
 
 def _release_of(version: str) -> str | None:

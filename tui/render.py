@@ -116,14 +116,14 @@ def broken_roots(result: ScanResult) -> list[BrokenRoot]:
     return sorted(rows.values(), key=lambda row: (row.node != root, row.name))
 
 
-def _chain_extension(graph: nx.DiGraph, chain: Sequence[str], names: dict[str, str]) -> str | None:
+def _chain_extension(graph: nx.DiGraph[str], chain: Sequence[str], names: dict[str, str]) -> str | None:
     for node in chain[1:]:
         if node in names or (node in graph and graph.nodes[node].get("role") == Role.EXTENSION):
             return node
     return None
 
 
-def verdict(row: BrokenRoot, stdenv: StdenvInfo | None, graph: nx.DiGraph | None = None) -> Verdict:
+def verdict(row: BrokenRoot, stdenv: StdenvInfo | None, graph: nx.DiGraph[str] | None = None) -> Verdict:
     """What the repatch does for this row, in the table's words (``no: needs 2.38 > stdenv 2.36``),
     by the rule the fix plan follows (``graph``: the scanned process, for its C++ runtime needs)."""
     if stdenv is None:
@@ -483,7 +483,7 @@ def failing_chains(result: ScanResult, rows: list[BrokenRoot]) -> Group:
 
 
 def _add_chain_nodes(
-    graph: nx.DiGraph, branch: Tree, row: BrokenRoot, names: dict[str, str], badges: dict[str, list[str]]
+    graph: nx.DiGraph[str], branch: Tree, row: BrokenRoot, names: dict[str, str], badges: dict[str, list[str]]
 ) -> None:
     """Each library of the row under the objects that pulled it in (the chain after the extension)."""
     added: dict[str, Tree] = {row.node: branch}
@@ -497,7 +497,7 @@ def _add_chain_nodes(
             parent = added[node]
 
 
-def _closure_summary(graph: nx.DiGraph, root: str) -> list[RenderableType]:
+def _closure_summary(graph: nx.DiGraph[str], root: str) -> list[RenderableType]:
     """What the interpreter maps at start (no extension yet), grouped by directory."""
     if root not in graph:
         return []
@@ -515,7 +515,7 @@ def _closure_summary(graph: nx.DiGraph, root: str) -> list[RenderableType]:
     return lines
 
 
-def _closure(graph: nx.DiGraph, root: str) -> list[str]:
+def _closure(graph: nx.DiGraph[str], root: str) -> list[str]:
     seen = {root}
     queue = [root]
     while queue:
@@ -527,7 +527,9 @@ def _closure(graph: nx.DiGraph, root: str) -> list[str]:
     return [node for node in seen if node != root]
 
 
-def _short_node(graph: nx.DiGraph, node: str, names: dict[str, str], badges: dict[str, list[str]]) -> Text:
+def _short_node(
+    graph: nx.DiGraph[str], node: str, names: dict[str, str], badges: dict[str, list[str]]
+) -> Text:
     text = Text(names.get(node) or os.path.basename(node.removeprefix("not-found:")), style="bold")
     data: dict[str, Any] = graph.nodes[node] if node in graph else {}
     found: Resolution | None = data.get("found")
@@ -560,7 +562,7 @@ def process_tree(result: ScanResult) -> Tree:
     return tree
 
 
-def _first_parents(graph: nx.DiGraph, root: str) -> dict[str, str]:
+def _first_parents(graph: nx.DiGraph[str], root: str) -> dict[str, str]:
     """node -> the node it hangs under, in breadth-first order from the root, children in load order."""
     parents: dict[str, str] = {}
     queue = [root]
@@ -576,7 +578,7 @@ def _first_parents(graph: nx.DiGraph, root: str) -> dict[str, str]:
     return parents
 
 
-def _node_text(graph: nx.DiGraph, node: str, badges: dict[str, list[str]]) -> Text:
+def _node_text(graph: nx.DiGraph[str], node: str, badges: dict[str, list[str]]) -> Text:
     data: dict[str, Any] = graph.nodes[node]
     facts: ElfFacts = data["facts"]
     role = data.get("role")
@@ -604,7 +606,7 @@ def _badges(conflicts: Iterable[Conflict]) -> dict[str, list[str]]:
     return badges
 
 
-def conflict_panel(conflict: Conflict, graph: nx.DiGraph | None = None) -> Panel:
+def conflict_panel(conflict: Conflict, graph: nx.DiGraph[str] | None = None) -> Panel:
     """Every detail of one record: ld.so's words, symbols, chain, how the object was found, cause, fixes."""
     body: list[Text] = [Text(shorten_text(conflict.message), style="bold")]
     if conflict.symbols:
@@ -633,7 +635,7 @@ def conflict_panel(conflict: Conflict, graph: nx.DiGraph | None = None) -> Panel
     )
 
 
-def _found_of(graph: nx.DiGraph | None, node: str) -> Resolution | None:
+def _found_of(graph: nx.DiGraph[str] | None, node: str) -> Resolution | None:
     if graph is None or node not in graph:
         return None
     found: Resolution | None = graph.nodes[node].get("found")
@@ -705,11 +707,11 @@ def more_findings(rest: Sequence[Any]) -> list[Text]:
 # --- small helpers ---------------------------------------------------------------------------------------
 
 
-def _root(graph: nx.DiGraph) -> str:
+def _root(graph: nx.DiGraph[str]) -> str:
     return str(graph.graph.get("root", ""))
 
 
-def _facts(graph: nx.DiGraph, node: str) -> ElfFacts | None:
+def _facts(graph: nx.DiGraph[str], node: str) -> ElfFacts | None:
     if node not in graph:
         return None
     facts: ElfFacts = graph.nodes[node]["facts"]

@@ -6,8 +6,9 @@ extension), and the one command to run. The load tree and every record's evidenc
 each file was found) are there with ``--verbose``. Paths are shortened for display only (``~`` for
 $HOME, Nix-style store hashes elided); the JSON keeps them whole.
 
-Only the CLI imports this module; the data comes from ``core`` records (``ScanResult``, ``Conflict``),
-so what is printed here is what the JSON says, in words and colour.
+The CLI prints this module's report; the TUI's summary asks its ``verdict`` too (one rule for "does
+``fix`` help"). The data comes from ``core`` records (``ScanResult``, ``Conflict``), so what is printed
+here is what the JSON says, in words and colour.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import networkx as nx
 from glibc_doctor.core.analysis import fix_command, stdenv_provides, stdenv_unmet
 from glibc_doctor.core.model import Conflict, ElfFacts, Kind, Resolution, Role, Severity, StdenvInfo, Via
 from glibc_doctor.core.versions import VersionName, min_glibc_for, newest
+from glibc_doctor.tui.paths import home_path, short_path, shorten_text
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -34,8 +36,6 @@ from rich.tree import Tree
 if TYPE_CHECKING:
     from glibc_doctor.core.scan import ScanResult
 
-# A Nix-style store entry: ``<anything>/store/<32 base32 chars>-name``; shown as ``…/store/2pwd…-name``.
-_STORE_ENTRY = re.compile(r"(?:/[^\s/:;,()'\"`]+)*/store/([0-9a-df-np-sv-z]{4})[0-9a-df-np-sv-z]{28}-")
 _MAX_SYMBOLS = 3
 _MAX_WARNINGS = 5
 _MAX_CLOSURE_DIRS = 4
@@ -46,28 +46,6 @@ _MAX_REMAINING = 3
 _MAX_CHAINS = 8
 _MAX_FINDINGS = 5  # explain: panels for the first messages, then counts per kind and version
 _MAX_FINDING_GROUPS = 8
-
-
-# --- paths for display ---------------------------------------------------------------------------------
-
-
-def short_path(path: str, home: str | None = None) -> str:
-    """``path`` for people: store hashes elided, ``~`` for the home directory (display only)."""
-    return shorten_text(path, home)
-
-
-def shorten_text(text: str, home: str | None = None) -> str:
-    """Every path inside ``text`` shortened like ``short_path`` (causes and messages name paths)."""
-    text = _STORE_ENTRY.sub(lambda match: f"…/store/{match[1]}…-", text)
-    return home_path(text, home)
-
-
-def home_path(text: str, home: str | None = None) -> str:
-    """``$HOME/x`` as ``~/x``: still a path a shell accepts, so commands stay copy-pasteable."""
-    home = (home if home is not None else os.environ.get("HOME", "")).rstrip("/")
-    if not home:
-        return text
-    return re.sub(rf"(?<![\w/.~-]){re.escape(home)}(?=/|\b|$)", "~", text)
 
 
 # --- the report's rows: one per extension that cannot load ---------------------------------------------

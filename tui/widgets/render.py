@@ -12,6 +12,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol, TypeAlias
 
 import networkx as nx
@@ -26,7 +27,10 @@ from glibc_doctor.core.model import (
     StdenvInfo,
     Target,
 )
-from glibc_doctor.core.versions import GlibcVersion, VersionName, newest
+from glibc_doctor.core.versions import VersionName, newest
+from glibc_doctor.tui.paths import elide_store_hashes
+from glibc_doctor.tui.render import BrokenRoot
+from glibc_doctor.tui.render import verdict as fix_verdict
 from rich.text import Text
 
 MAX_SYMBOLS = 8
@@ -52,7 +56,8 @@ class ScanLike(Protocol):
 
 @dataclass(frozen=True)
 class PathNamer:
-    """Shows paths under a known root by an alias (``$LAB/…``): stable screens, shorter lines."""
+    """Shows paths under a known root by an alias (``$LAB/…``), then store hashes elided
+    (``…/store/32yy…-glibc-2.31``, as the CLI report does): stable screens, lines that fit 80 columns."""
 
     aliases: Mapping[str, str] = field(default_factory=dict)
 
@@ -64,18 +69,21 @@ class PathNamer:
             clean = root.rstrip("/")
             if (path == clean or path.startswith(clean + "/")) and len(clean) > len(best):
                 best = clean
-        if not best:
-            return path
-        return self.aliases[best] + path[len(best) :]
+        named = self.aliases[best] + path[len(best) :] if best else path
+        return elide_store_hashes(named)
 
     def text(self, text: str) -> str:
-        """Replace every aliased root inside free text (messages, causes, log lines)."""
+        """Replace every aliased root inside free text (messages, causes, log lines), then elide hashes."""
         for root in sorted(self.aliases, key=len, reverse=True):
             clean = re.escape(root.rstrip("/"))
             # A root only where a whole path component ends: "/root" must not rename "/rootfs".
-            alias = self.aliases[root]
-            text = re.sub(rf"{clean}(?=/|$|[^\w.~-])", lambda _, alias=alias: alias, text)
-        return text
+            text = re.sub(rf"{clean}(?=/|$|[^\w.~-])", partial(_literal, self.aliases[root]), text)
+        return elide_store_hashes(text)
+
+
+def _literal(alias: str, _match: re.Match[str]) -> str:
+    """The alias as it is: ``re.sub`` would read ``\\`` or ``\\g<…>`` in a replacement string."""
+    return alias
 
 
 def namer_of(app: object) -> PathNamer:
@@ -174,29 +182,38 @@ def counts_by_kind(conflicts: Iterable[Conflict]) -> str:
     return ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items())) or "none"
 
 
-def _release(text: str | None) -> GlibcVersion | None:
-    try:
-        return GlibcVersion.parse(text) if text else None
-    except ValueError:
-        return None
-
-
 def verdict(result: ScanLike) -> tuple[bool, str]:
-    """Green or red, and the one sentence that says why."""
+    """Green or red, and the one sentence that says why: whether ``f`` makes the objects load.
+
+    Each object is judged by the CLI report's verdict (tui/render.py), which asks the fix plan's own
+    rule (core/patch/view.py: what the patched interpreter's glibc view provides): a stdenv with a newer
+    release number can still lack what an object needs (a library that merely sits next to its libc).
+    """
     failing = errors(result.conflicts)
     if not failing:
         warnings = len(result.conflicts)
         extra = f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""
         return True, f"✓ every object this process loads can run on its glibc{extra}"
-    loaded = _release(result.glibc.version)
-    stdenv = _release(result.stdenv.version) if result.stdenv else None
-    objects = len({conflict.object for conflict in failing})
+    by_object = conflicts_by_object(failing)
+    objects = len(by_object)
     head = f"✗ {objects} object{'s' * (objects != 1)} cannot load"
-    if loaded and stdenv and stdenv > loaded:
+    if result.stdenv is None:
+        return False, f"{head}: see Conflicts (2)"
+    decided = {
+        node: fix_verdict(BrokenRoot(node, node_name(node), own=records), result.stdenv, result.graph)
+        for node, records in by_object.items()
+    }
+    unfixed = [(node, found) for node, found in decided.items() if not found.fixable]
+    if not unfixed:
+        loaded, stdenv = result.glibc.version or "?", result.stdenv.version or "?"
         return False, f"{head} on glibc {loaded}; the stdenv has {stdenv}: press f to fix"
-    if loaded and stdenv and stdenv == loaded:
-        return False, f"{head}: they need a newer glibc than the stdenv's {stdenv}"
-    return False, f"{head}: see Conflicts (2)"
+    node, found = unfixed[0]
+    why = f"{node_name(node)}: {found.words.removeprefix('no: ')}"
+    if len(unfixed) > 1:
+        why += f"; {len(unfixed) - 1} more"
+    if len(unfixed) < objects:
+        return False, f"{head}; press f to fix {objects - len(unfixed)} ({why})"
+    return False, f"{head}; f cannot fix {'them' if objects > 1 else 'it'} ({why})"
 
 
 def summary_text(result: ScanLike, name: PathNamer) -> Text:

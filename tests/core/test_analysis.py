@@ -411,17 +411,17 @@ def fake_libstdcxx(path: Path, newest: str) -> Path:
     return compile_elf(path, source, soname="libstdc++.so.6", version_script=script, nostdlib=True)
 
 
+def cxx_extension(path: Path, libstdcxx: Path) -> Path:
+    """An extension calling ``cxx_new``, linked against ``libstdcxx``: it needs that one's newest GLIBCXX."""
+    return compile_elf(path, "void cxx_new(void);\nvoid f(void) { cxx_new(); }\n", libs=[libstdcxx])
+
+
 def test_a_libstdcxx_version_missing_is_reported_with_the_stdenvs_libstdcxx(
     synthetic: Synthetic, tmp_path: Path
 ) -> None:
-
-    from tests.gcc import compile_elf
-
     new = fake_libstdcxx(tmp_path / "new" / "libstdc++.so.6", "GLIBCXX_3.4.30")
     old = fake_libstdcxx(tmp_path / "old" / "libstdc++.so.6", "GLIBCXX_3.4.28")
-    ext = compile_elf(
-        tmp_path / "ext_cxx.so", "void cxx_new(void);\nvoid f(void) { cxx_new(); }\n", libs=[new]
-    )
+    ext = cxx_extension(tmp_path / "ext_cxx.so", new)
     s = synthetic
     graph = process(s.app, [(s.app, "ext_cxx.so", ext), (ext, "libstdc++.so.6", old)], extensions=[ext])
     stdenv = StdenvInfo("2.38", str(s.new_loader), str(s.new_libc), (), "test", "x", libstdcxx=str(new))
@@ -593,9 +593,7 @@ def test_a_libstdcxx_version_the_stdenvs_libstdcxx_lacks_too_offers_no_repatch(
 ) -> None:
     old = fake_libstdcxx(tmp_path / "old" / "libstdc++.so.6", "GLIBCXX_3.4.28")
     new = fake_libstdcxx(tmp_path / "new" / "libstdc++.so.6", "GLIBCXX_3.4.30")
-    ext = compile_elf(
-        tmp_path / "ext_cxx.so", "void cxx_new(void);\nvoid f(void) { cxx_new(); }\n", libs=[new]
-    )
+    ext = cxx_extension(tmp_path / "ext_cxx.so", new)
     s = synthetic
     graph = process(s.app, [(s.app, "ext_cxx.so", ext), (ext, "libstdc++.so.6", old)], extensions=[ext])
     (conflict,) = analyze(graph, stdenv=stdenv_with(s.new_libc, "2.38", libstdcxx=old))
@@ -754,9 +752,8 @@ def test_a_cxx_runtime_the_process_outgrows_is_not_fixable_in_the_scan_or_the_pl
     old = fake_libstdcxx(tmp_path / "old" / "libstdc++.so.6", "GLIBCXX_3.4.28")
     stdenv_cxx = fake_libstdcxx(tmp_path / "stdenv" / "libstdc++.so.6", "GLIBCXX_3.4.30")
     newest = fake_libstdcxx(tmp_path / "newest" / "libstdc++.so.6", "GLIBCXX_3.4.32")
-    source = "void cxx_new(void);\nvoid f(void) { cxx_new(); }\n"
-    ext_a = compile_elf(tmp_path / "ext_a.so", source, libs=[stdenv_cxx])
-    ext_b = compile_elf(tmp_path / "ext_b.so", source, libs=[newest])
+    ext_a = cxx_extension(tmp_path / "ext_a.so", stdenv_cxx)
+    ext_b = cxx_extension(tmp_path / "ext_b.so", newest)
     links: list[Link] = [(s.app, "ext_a.so", ext_a), (ext_a, "libstdc++.so.6", old)]
     links += [(s.app, "ext_b.so", ext_b), (ext_b, "libstdc++.so.6", old)]
     graph = process(s.app, [*app_closure(s), *links], extensions=[ext_a, ext_b])

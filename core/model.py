@@ -9,6 +9,10 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 class Problem(StrEnum):
@@ -267,3 +271,17 @@ class StdenvInfo:
             "fingerprint": self.fingerprint,
             "libstdcxx": self.libstdcxx,
         }
+
+
+class ScanLike(Protocol):
+    """What the fix plan and the TUI read of a scan: ``core.scan.ScanResult`` has these, and so do a
+    rebuild's rescan and the tests' small records. ``graph`` is ``core.process.simulate``'s graph."""
+
+    @property
+    def target(self) -> Target: ...
+    @property
+    def graph(self) -> nx.DiGraph[str]: ...
+    @property
+    def conflicts(self) -> tuple[Conflict, ...]: ...
+    @property
+    def glibc(self) -> GlibcInfo: ...

@@ -14,10 +14,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from glibc_doctor.core.errors import PatchError
-from glibc_doctor.core.model import Conflict, ElfFacts, GlibcInfo, Kind, Role, StdenvInfo, Target
+from glibc_doctor.core.model import Conflict, ElfFacts, GlibcInfo, Kind, Role, ScanLike, StdenvInfo, Target
 from glibc_doctor.core.patch.view import (
     RUNTIME_SONAMES,
     GlibcView,
@@ -44,19 +44,6 @@ GLIBC_SONAMES = frozenset(
     }
 )  # fmt: skip
 _NIX_HASH = re.compile(r"^[0-9a-df-np-sv-z]{32}-")
-
-
-class ScanLike(Protocol):
-    """What the plan reads of a scan: ``core.scan.ScanResult`` has these, so does a rebuild's rescan."""
-
-    @property
-    def target(self) -> Target: ...
-    @property
-    def graph(self) -> Any: ...
-    @property
-    def conflicts(self) -> tuple[Conflict, ...]: ...
-    @property
-    def glibc(self) -> GlibcInfo: ...
 
 
 @dataclass(frozen=True, slots=True)

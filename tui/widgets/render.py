@@ -19,14 +19,13 @@ import networkx as nx
 from glibc_doctor.core.model import (
     Conflict,
     ElfFacts,
-    GlibcInfo,
     Kind,
     Resolution,
     Role,
     Severity,
     StdenvInfo,
-    Target,
 )
+from glibc_doctor.core.model import ScanLike as CoreScanLike
 from glibc_doctor.core.versions import VersionName, newest
 from glibc_doctor.tui.paths import elide_store_hashes
 from glibc_doctor.tui.render import BrokenRoot
@@ -39,17 +38,9 @@ MAX_SYMBOLS = 8
 ProcessGraph: TypeAlias = "nx.DiGraph[str]"
 
 
-class ScanLike(Protocol):
-    """What the TUI reads of ``core.scan.ScanResult``."""
+class ScanLike(CoreScanLike, Protocol):
+    """What the TUI reads of ``core.scan.ScanResult``: the core view of a scan, and the stdenv."""
 
-    @property
-    def target(self) -> Target: ...
-    @property
-    def graph(self) -> ProcessGraph: ...
-    @property
-    def conflicts(self) -> tuple[Conflict, ...]: ...
-    @property
-    def glibc(self) -> GlibcInfo: ...
     @property
     def stdenv(self) -> StdenvInfo | None: ...
 

@@ -75,7 +75,7 @@ def fill_store(env: dict[str, str], count: int) -> None:
 
 def lab_figures(env: dict[str, str], scratch: Path) -> list[tuple[str, float, float | None]]:
     """Wall time of a real ``fix`` of the lab venv, and of the ``ensure`` that rebuilds it."""
-    from glibc_doctor.core.lab import ensure_lab
+    from glibc_doctor.lab.build import ensure_lab
 
     lab = ensure_lab()
     venv = scratch / "venv"
@@ -122,7 +122,7 @@ def main() -> int:
         fast = [
             sys.executable,
             "-c",
-            "from glibc_doctor.tui.cli_fix import fast_ensure; fast_ensure(['ensure', '--quiet'])",
+            "from glibc_doctor.tui.cli.fix import fast_ensure; fast_ensure(['ensure', '--quiet'])",
         ]
         rows: list[tuple[str, float, float | None]] = [
             ("python -c pass (interpreter start-up)", *timed([sys.executable, "-c", "pass"], env, args.runs)),

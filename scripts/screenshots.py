@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from glibc_doctor.core.lab import Lab, ensure_lab
+from glibc_doctor.lab.build import Lab, ensure_lab
 from glibc_doctor.tui.app import DoctorApp
-from glibc_doctor.tui.cli_demo import lab_path_aliases
+from glibc_doctor.tui.cli.demo import lab_path_aliases
 from textual.pilot import Pilot
 
 Step = Callable[[Pilot[Any]], Awaitable[None]]

@@ -1,4 +1,4 @@
-"""The session fixture ``lab``: the real-glibc lab (core/lab.py), built once and cached across runs.
+"""The session fixture ``lab``: the real-glibc lab (lab/build.py), built once and cached across runs.
 
 The lab lives in ``$GLIBC_DOCTOR_LAB`` or ``~/.cache/glibc-doctor/lab``; a valid one is reused in well
 under a second, a cold build takes seconds (Debian packages through apt-get). pytest-xdist workers each
@@ -13,7 +13,7 @@ import os
 
 import pytest
 from glibc_doctor.core.errors import LabError
-from glibc_doctor.core.lab import Lab, ensure_lab
+from glibc_doctor.lab.build import Lab, ensure_lab
 
 
 @pytest.fixture(scope="session")

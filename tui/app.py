@@ -14,7 +14,7 @@ from glibc_doctor.tui.messages import TargetChosen
 from glibc_doctor.tui.screens.main import MainScreen
 from glibc_doctor.tui.screens.modals import HelpScreen
 from glibc_doctor.tui.screens.start import StartScreen
-from glibc_doctor.tui.widgets.render import PathNamer
+from glibc_doctor.tui.widgets.describe import PathNamer
 from textual.app import App
 from textual.binding import Binding
 

@@ -2,8 +2,8 @@
 
 A store path (``/nix/store/32yy…(32 chars)-glibc-2.31/lib/ld-linux-x86-64.so.2``) is 80+ columns of
 which the hash says nothing to a reader; ``…/store/32yy…-glibc-2.31/lib/…`` keeps the name and enough
-of the hash to tell two builds apart. The CLI report (tui/render.py) and the TUI's ``PathNamer``
-(tui/widgets/render.py) both shorten through here, so the two show a path the same way. JSON output
+of the hash to tell two builds apart. The CLI report (tui/cli/report.py) and the TUI's ``PathNamer``
+(tui/widgets/describe.py) both shorten through here, so the two show a path the same way. JSON output
 keeps paths whole.
 """
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import networkx as nx
 import pytest
 from glibc_doctor.core.elf import read_elf
-from glibc_doctor.core.lab import Lab
 from glibc_doctor.core.model import Extension, Role, Target
 from glibc_doctor.core.process import simulate
+from glibc_doctor.lab.build import Lab
 
 STANDARD_MODULES = (
     "_ssl", "_hashlib", "_ctypes", "_sqlite3", "pyexpat", "_decimal", "_lzma", "_bz2", "zlib",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from glibc_doctor.core.elf import read_elf
-from glibc_doctor.core.lab import Lab
+from glibc_doctor.lab.build import Lab
 
 pytestmark = pytest.mark.lab
 

@@ -14,9 +14,9 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from glibc_doctor.core.lab import Lab
 from glibc_doctor.core.model import Conflict, Kind, Severity
 from glibc_doctor.core.scan import ScanResult, scan
+from glibc_doctor.lab.build import Lab
 
 pytestmark = pytest.mark.lab
 

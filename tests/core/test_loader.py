@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 from glibc_doctor.core.elf import read_elf
-from glibc_doctor.core.lab import Lab
 from glibc_doctor.core.loader import (
     Loader,
     LoaderConfig,
@@ -27,6 +26,7 @@ from glibc_doctor.core.loader import (
     x86_isa_levels,
 )
 from glibc_doctor.core.model import EM_X86_64, ElfFacts, Via
+from glibc_doctor.lab.build import Lab
 
 from tests.gcc import compile_elf
 from tests.synthetic import Synthetic

@@ -258,7 +258,7 @@ def test_ensure_on_an_empty_store_says_so_and_succeeds(env: dict[str, str]) -> N
 def test_the_cli_fast_path_runs_ensure_and_leaves_other_commands_alone(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from glibc_doctor.tui.cli_fix import fast_ensure
+    from glibc_doctor.tui.cli.fix import fast_ensure
 
     monkeypatch.setenv("XDG_DATA_HOME", env["XDG_DATA_HOME"])
     assert fast_ensure(["ensure", "--quiet"]) == 0

@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from glibc_doctor.core.lab import Lab
+from glibc_doctor.lab.build import Lab
 from glibc_doctor.tui.app import DoctorApp
-from glibc_doctor.tui.cli_demo import lab_path_aliases
+from glibc_doctor.tui.cli.demo import lab_path_aliases
 from glibc_doctor.tui.screens.explain import ExplainScreen
 from glibc_doctor.tui.screens.fix import FixPlanScreen, FixProgressScreen, FixResultScreen
 from glibc_doctor.tui.screens.main import MainScreen
 from glibc_doctor.tui.screens.modals import ConfirmScreen, ErrorScreen, HelpScreen
 from glibc_doctor.tui.screens.start import StartScreen
+from glibc_doctor.tui.widgets.describe import PathNamer
 from glibc_doctor.tui.widgets.graph_view import Box, GraphView, Picture, draw
 from glibc_doctor.tui.widgets.panes import ConflictsTable, DetailsPane, SummaryBar
 from glibc_doctor.tui.widgets.process_tree import ProcessTree
-from glibc_doctor.tui.widgets.render import PathNamer
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, RichLog, Static, TextArea
 

@@ -1,6 +1,6 @@
 """PathNamer: aliases for known roots in paths and in free text (display only)."""
 
-from glibc_doctor.tui.widgets.render import PathNamer
+from glibc_doctor.tui.widgets.describe import PathNamer
 
 
 def test_a_path_under_an_aliased_root_takes_the_alias() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from glibc_doctor.core.lab import Lab
+from glibc_doctor.lab.build import Lab
 from glibc_doctor.tui.app import DoctorApp
 from glibc_doctor.tui.screens import engine
 from textual.pilot import Pilot

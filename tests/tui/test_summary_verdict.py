@@ -1,4 +1,4 @@
-"""The TUI summary's verdict (tui/widgets/render.py ``verdict``): "press f to fix" only when the fix
+"""The TUI summary's verdict (tui/widgets/describe.py ``verdict``): "press f to fix" only when the fix
 plan's rule (the patched interpreter's glibc view, core/patch/view.py) says the repatch helps, not
 when the stdenv merely has a newer glibc release number."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import networkx as nx
 from glibc_doctor.core.analysis import analyze, glibc_info
 from glibc_doctor.core.model import Conflict, GlibcInfo, StdenvInfo, Target
-from glibc_doctor.tui.widgets.render import verdict
+from glibc_doctor.tui.widgets.describe import verdict
 
 from tests.core.test_analysis import (  # noqa: F401 (debian_like, libc_236: fixtures)
     app_closure,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from glibc_doctor.core.lab import Lab
+from glibc_doctor.lab.build import Lab
 
 from tests.tui.test_app import copy_venv, imports
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from glibc_doctor.tui.widgets.render import ProcessGraph, short_name
+from glibc_doctor.tui.widgets.describe import ProcessGraph, short_name
 
 if TYPE_CHECKING:
     from glibc_doctor.core.diagnose import Diagnosis

@@ -12,7 +12,7 @@ import shlex
 from glibc_doctor.tui.messages import ExplainFinished
 from glibc_doctor.tui.screens import engine
 from glibc_doctor.tui.screens.modals import report_worker_error
-from glibc_doctor.tui.widgets.render import PathNamer, ProcessGraph, namer_of, node_name
+from glibc_doctor.tui.widgets.describe import PathNamer, ProcessGraph, namer_of, node_name
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from glibc_doctor.tui.messages import FixFinished, FixProgressed
 from glibc_doctor.tui.screens import engine
 from glibc_doctor.tui.screens.modals import report_worker_error
-from glibc_doctor.tui.widgets.render import PathNamer, namer_of, short_name
+from glibc_doctor.tui.widgets.describe import PathNamer, namer_of, short_name
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult

@@ -20,10 +20,10 @@ from glibc_doctor.tui.messages import (
 )
 from glibc_doctor.tui.screens import engine
 from glibc_doctor.tui.screens.modals import ConfirmScreen, report_worker_error
+from glibc_doctor.tui.widgets.describe import PathNamer, errors, namer_of, root_of
 from glibc_doctor.tui.widgets.graph_view import GraphView
 from glibc_doctor.tui.widgets.panes import ConflictsTable, DetailsPane, SummaryBar
 from glibc_doctor.tui.widgets.process_tree import ProcessTree
-from glibc_doctor.tui.widgets.render import PathNamer, errors, namer_of, root_of
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from glibc_doctor.tui.screens import engine
-from glibc_doctor.tui.widgets.render import namer_of
+from glibc_doctor.tui.widgets.describe import namer_of
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from glibc_doctor.tui.messages import CandidateGlibcFound, CandidatesFound, TargetChosen
 from glibc_doctor.tui.screens import engine
-from glibc_doctor.tui.widgets.render import namer_of
+from glibc_doctor.tui.widgets.describe import namer_of
 
 if TYPE_CHECKING:
     from glibc_doctor.core.targets import Candidate

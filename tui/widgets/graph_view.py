@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import networkx as nx
 from glibc_doctor.core.model import Conflict, Role
 from glibc_doctor.core.versions import VersionName
-from glibc_doctor.tui.widgets.render import (
+from glibc_doctor.tui.widgets.describe import (
     ProcessGraph,
     ScanLike,
     conflicts_by_object,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from glibc_doctor.tui.messages import NodeChosen
-from glibc_doctor.tui.widgets.render import (
+from glibc_doctor.tui.widgets.describe import (
     PathNamer,
     ScanLike,
     details_text,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from glibc_doctor.core.model import Conflict, Role
-from glibc_doctor.tui.widgets.render import (
+from glibc_doctor.tui.widgets.describe import (
     ProcessGraph,
     ScanLike,
     conflicts_by_object,

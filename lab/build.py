@@ -693,7 +693,7 @@ def _compile_extensions(build: _Build) -> None:
 
 def _source(build: _Build, name: str) -> Path:
     """Copy the extension's source out of the package data into the build (kept beside the output)."""
-    files = resources.files("glibc_doctor.core") / "labsrc"
+    files = resources.files("glibc_doctor.lab") / "labsrc"
     for suffix in (".c", ".cc"):
         candidate = files / f"{name}{suffix}"
         if candidate.is_file():

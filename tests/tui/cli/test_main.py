@@ -10,8 +10,8 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-from glibc_doctor.tui.cli import one_line
-from glibc_doctor.tui.render import home_path
+from glibc_doctor.tui.cli.main import one_line
+from glibc_doctor.tui.cli.report import home_path
 
 from tests.synthetic import Synthetic
 
@@ -276,7 +276,7 @@ def test_explain_text_without_a_loader_error_exits_0(env: dict[str, str]) -> Non
 
 @pytest.mark.lab
 def test_explain_on_a_real_lab_error_scans_the_venv_it_names(lab: object, env: dict[str, str]) -> None:
-    from glibc_doctor.core.lab import Lab
+    from glibc_doctor.lab.build import Lab
 
     assert isinstance(lab, Lab)
     lab_env = {**lab.environ(), "XDG_CACHE_HOME": env["XDG_CACHE_HOME"]}

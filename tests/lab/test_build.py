@@ -22,7 +22,8 @@ import pytest
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from glibc_doctor.core.errors import LabError
-from glibc_doctor.core.lab import (
+from glibc_doctor.core.scan import ScanResult, scan
+from glibc_doctor.lab.build import (
     LAB_RECIPE,
     LOADER_NAME,
     THREAD_EXIT_PROBE,
@@ -33,7 +34,6 @@ from glibc_doctor.core.lab import (
     ensure_lab,
     mirror_uri,
 )
-from glibc_doctor.core.scan import ScanResult, scan
 
 lab_test = pytest.mark.lab
 NOT_FOUND = re.compile(
@@ -397,7 +397,7 @@ def copy_downloads(lab: Lab, cache: Path) -> None:
 def test_concurrent_builders_build_once_and_agree_on_the_lab(lab: Lab, tmp_path: Path) -> None:
     copy_downloads(lab, tmp_path)
     code = (
-        "import sys; from pathlib import Path; from glibc_doctor.core.lab import ensure_lab;"
+        "import sys; from pathlib import Path; from glibc_doctor.lab.build import ensure_lab;"
         "print(ensure_lab(Path(sys.argv[1])).root)"
     )
     builders = [

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from glibc_doctor.core.lab import Lab
+    from glibc_doctor.lab.build import Lab
     from rich.console import Console
 
 EXIT_USAGE = 2
@@ -60,7 +60,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def build_with_progress(cache_dir: Path | None) -> Lab:
     """The lab, reused when built, else built under a rich progress bar (Ctrl-C cancels cleanly)."""
     from glibc_doctor.core.errors import LabError
-    from glibc_doctor.core.lab import Lab, build_lab, default_cache_dir
+    from glibc_doctor.lab.build import Lab, build_lab, default_cache_dir
     from rich.progress import BarColumn, Progress, TextColumn
 
     directory = cache_dir or default_cache_dir()

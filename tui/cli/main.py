@@ -5,7 +5,7 @@ line ``glibc-doctor: <message>`` and exit code 2, never a traceback. The top-lev
 standard library only: ``scan --json`` answers from the result cache before networkx, rich or textual
 are imported, and the TUI's Textual is imported only when the TUI opens.
 
-Other modules add subcommands with ``register(subparsers)`` (``tui/cli_fix.py``, ``tui/cli_demo.py``):
+Other modules add subcommands with ``register(subparsers)`` (``tui/cli/fix.py``, ``tui/cli/demo.py``):
 each parser they add sets ``func`` (``parser.set_defaults(func=handler)``), a callable taking the parsed
 ``argparse.Namespace`` and returning the exit code.
 """
@@ -147,13 +147,13 @@ def _optional_registrars() -> list[Registrar]:
     """Subcommands of modules that may not be installed in this tree (the fix, the demo)."""
     registrars: list[Registrar] = []
     try:
-        from glibc_doctor.tui import cli_fix
+        from glibc_doctor.tui.cli import fix as cli_fix
 
         registrars.append(cli_fix.register)
     except ImportError:
         pass
     try:
-        from glibc_doctor.tui import cli_demo
+        from glibc_doctor.tui.cli import demo as cli_demo
 
         registrars.append(cli_demo.register)
     except ImportError:
@@ -211,7 +211,7 @@ def _fast_ensure(argv: list[str]) -> int | None:
     if not argv or argv[0] != "ensure":
         return None
     try:
-        from glibc_doctor.tui.cli_fix import fast_ensure
+        from glibc_doctor.tui.cli.fix import fast_ensure
     except ImportError:
         return None
     code = fast_ensure(argv)
@@ -351,7 +351,7 @@ def _emit(result: ScanResult, fmt: str, *, verbose: bool = False) -> None:
         render = {"mermaid": export.to_mermaid, "dot": export.to_dot, "graphml": export.to_graphml}[fmt]
         sys.stdout.write(render(result))
     else:
-        from glibc_doctor.tui.render import print_scan
+        from glibc_doctor.tui.cli.report import print_scan
 
         print_scan(result, verbose=verbose)
     sys.stdout.flush()
@@ -372,7 +372,7 @@ def _run_explain(args: argparse.Namespace) -> int:
 
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
-        from glibc_doctor.tui.render import print_explanation
+        from glibc_doctor.tui.cli.report import print_explanation
 
         print_explanation(explanation, scanned)
     found = bool(explanation.findings) or (scanned is not None and bool(scanned.errors))

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from glibc_doctor.core.explain import explain
-from glibc_doctor.core.lab import Lab
 from glibc_doctor.core.scan import ScanResult, scan
 from glibc_doctor.core.versions import GlibcVersion
-from glibc_doctor.tui.render import (
+from glibc_doctor.lab.build import Lab
+from glibc_doctor.tui.cli.report import (
     column_widths,
     print_explanation,
     print_scan,

@@ -18,9 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import networkx as nx
-
-from .elf import glibc_release
-from .model import (
+from glibc_doctor.core.elf import glibc_release
+from glibc_doctor.core.model import (
     Conflict,
     ElfFacts,
     GlibcInfo,
@@ -34,14 +33,14 @@ from .model import (
     VersionNeed,
     Via,
 )
-from .patch.view import (
+from glibc_doctor.core.patch.view import (
     RUNTIME_SONAMES,
     kept_runtime_words,
     patched_provides,
     patched_provision,
     unmet_versions,
 )
-from .versions import VersionName, min_glibc_for
+from glibc_doctor.core.versions import VersionName, min_glibc_for
 
 LIBC = "libc.so.6"
 # The libraries of one glibc build: they call each other through GLIBC_PRIVATE and must come together.
@@ -232,7 +231,7 @@ def _missing_version(context: _Context, requester: str, provider: str, need: Ver
 
 def _symbols(path: str, need: VersionNeed) -> tuple[str, ...]:
     """The symbols bound to the missing version; pyelftools is slow to import and to run, so only here."""
-    from .symbols import symbols_for_version
+    from glibc_doctor.core.symbols import symbols_for_version
 
     try:
         return symbols_for_version(path, need.library, need.version)

@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass, field, replace
 from typing import Final, NamedTuple
 
-from .model import ElfFacts, Problem, VersionNeed
+from glibc_doctor.core.model import ElfFacts, Problem, VersionNeed
 
 PT_LOAD: Final = 1
 PT_DYNAMIC: Final = 2

@@ -13,13 +13,12 @@ import re
 from typing import TYPE_CHECKING
 
 import networkx as nx
-
-from .analysis import conflicting_nodes
-from .model import ElfFacts, Resolution, Role
-from .versions import newest
+from glibc_doctor.core.analysis import conflicting_nodes
+from glibc_doctor.core.model import ElfFacts, Resolution, Role
+from glibc_doctor.core.versions import newest
 
 if TYPE_CHECKING:
-    from .scan import ScanResult
+    from glibc_doctor.core.scan import ScanResult
 
 
 def node_label(path: str, facts: ElfFacts) -> str:

@@ -17,11 +17,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
-
-from . import scancache
-from .analysis import analyze, glibc_info
-from .errors import DoctorError, StdenvError, TargetError
-from .model import (
+from glibc_doctor.core import scancache
+from glibc_doctor.core.analysis import analyze, glibc_info
+from glibc_doctor.core.errors import DoctorError, StdenvError, TargetError
+from glibc_doctor.core.model import (
     Conflict,
     ElfFacts,
     GlibcInfo,
@@ -32,10 +31,10 @@ from .model import (
     StdenvInfo,
     Target,
 )
-from .process import simulate
-from .stdenv import find_stdenv
-from .targets import resolve_target, target_from_pid
-from .versions import newest
+from glibc_doctor.core.process import simulate
+from glibc_doctor.core.stdenv import find_stdenv
+from glibc_doctor.core.targets import resolve_target, target_from_pid
+from glibc_doctor.core.versions import newest
 
 
 class ScanCancelled(DoctorError):

@@ -20,8 +20,7 @@ from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
-
-from .elf import read_elf
+from glibc_doctor.core.elf import read_elf
 
 VERSYM_HIDDEN: Final = 0x8000  # bit 15 of a .gnu.version entry: a non-default (hidden) version
 VER_FLG_BASE: Final = 0x1

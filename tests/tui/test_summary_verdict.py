@@ -1,6 +1,6 @@
-"""The TUI summary's verdict (tui/widgets/describe.py ``verdict``): "press f to fix" only when the fix
-plan's rule (the patched interpreter's glibc view, core/patch/view.py) says the repatch helps, not
-when the stdenv merely has a newer glibc release number."""
+"""The TUI summary's verdict (tui/widgets/describe.py ``verdict``, over tui/verdict.py): "press f to
+fix" only when the fix plan's rule (the patched interpreter's glibc view, core/patch/view.py) says the
+repatch helps, not when the stdenv merely has a newer glibc release number."""
 
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ extension), and the one command to run. The load tree and every record's evidenc
 each file was found) are there with ``--verbose``. Paths are shortened for display only (``~`` for
 $HOME, Nix-style store hashes elided); the JSON keeps them whole.
 
-The CLI prints this module's report; the TUI's summary asks its ``verdict`` too (one rule for "does
-``fix`` help"). The data comes from ``core`` records (``ScanResult``, ``Conflict``), so what is printed
-here is what the JSON says, in words and colour.
+The rows (one per extension that cannot load) and their "does ``fix`` help" verdict come from
+``tui/verdict.py``, which the TUI's summary asks too. The data comes from ``core`` records
+(``ScanResult``, ``Conflict``), so what is printed here is what the JSON says, in words and colour.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
-from glibc_doctor.core.analysis import fix_command, stdenv_provides, stdenv_unmet
+from glibc_doctor.core.analysis import fix_command
 from glibc_doctor.core.model import Conflict, ElfFacts, Kind, Resolution, Role, Severity, StdenvInfo, Via
-from glibc_doctor.core.versions import VersionName, min_glibc_for, newest
+from glibc_doctor.core.versions import VersionName, newest
 from glibc_doctor.tui.paths import home_path, short_path, shorten_text
+from glibc_doctor.tui.verdict import BrokenRoot, Verdict, broken_roots, extension_names, verdict
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -46,89 +46,6 @@ _MAX_REMAINING = 3
 _MAX_CHAINS = 8
 _MAX_FINDINGS = 5  # explain: panels for the first messages, then counts per kind and version
 _MAX_FINDING_GROUPS = 8
-
-
-# --- the report's rows: one per extension that cannot load ---------------------------------------------
-
-
-@dataclass(slots=True)
-class BrokenRoot:
-    """An extension (or the interpreter itself) with the error records of its failing chains."""
-
-    node: str
-    name: str
-    own: list[Conflict] = field(default_factory=list)  # records on the extension itself
-    through: dict[str, list[Conflict]] = field(default_factory=dict)  # library -> its records
-
-    @property
-    def records(self) -> list[Conflict]:
-        return self.own + [c for records in self.through.values() for c in records]
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Does ``glibc-doctor fix`` (a repatch against the stdenv) make this extension load?"""
-
-    fixable: bool | None  # None: no stdenv known
-    words: str
-
-
-def extension_names(result: ScanResult) -> dict[str, str]:
-    return {extension.path: extension.name for extension in result.target.extensions}
-
-
-def broken_roots(result: ScanResult) -> list[BrokenRoot]:
-    """One row per root of a failing chain: the extension on it, or the interpreter when there is none."""
-    graph = result.graph
-    root = _root(graph)
-    names = extension_names(result)
-    rows: dict[str, BrokenRoot] = {}
-    for conflict in result.errors:
-        opened = conflict.library if conflict.library in names else None  # an extension dlopen() cannot open
-        node = _chain_extension(graph, conflict.chain, names) or opened or root
-        row = rows.setdefault(node, BrokenRoot(node, names.get(node) or os.path.basename(node)))
-        if node in (conflict.object, opened) or (node == root and conflict.object not in graph):
-            row.own.append(conflict)
-        else:
-            row.through.setdefault(conflict.object, []).append(conflict)
-    return sorted(rows.values(), key=lambda row: (row.node != root, row.name))
-
-
-def _chain_extension(graph: nx.DiGraph[str], chain: Sequence[str], names: dict[str, str]) -> str | None:
-    for node in chain[1:]:
-        if node in names or (node in graph and graph.nodes[node].get("role") == Role.EXTENSION):
-            return node
-    return None
-
-
-def verdict(row: BrokenRoot, stdenv: StdenvInfo | None, graph: nx.DiGraph[str] | None = None) -> Verdict:
-    """What the repatch does for this row, in the table's words (``no: needs 2.38 > stdenv 2.36``),
-    by the rule the fix plan follows (``graph``: the scanned process, for its C++ runtime needs)."""
-    if stdenv is None:
-        return Verdict(None, "? no stdenv found")
-    blockers = [c for c in row.records if c.kind in (Kind.WRONG_ELF, Kind.UNREADABLE)]
-    if blockers:
-        return Verdict(False, f"no: {blockers[0].kind}")
-    missing = [
-        c.library
-        for c in row.records
-        if c.kind == Kind.NOT_FOUND and c.library and not stdenv_provides(stdenv, c.library, graph)
-    ]
-    if missing:
-        what = "file not found" if "/" in missing[0] else f"stdenv has no {missing[0]}"
-        return Verdict(False, f"no: {what}")
-    pairs = [
-        (c.library, c.version)
-        for c in row.records
-        if c.library and c.version and c.version != "GLIBC_PRIVATE"
-    ]
-    unmet = stdenv_unmet(stdenv, pairs, graph) or ()
-    if not unmet:
-        return Verdict(True, "yes")
-    top = min_glibc_for(list(unmet))
-    if top is not None:
-        return Verdict(False, f"no: needs {top} > stdenv {stdenv.version or '?'}")
-    return Verdict(False, f"no: stdenv lacks {unmet[0]}")
 
 
 # --- printing ------------------------------------------------------------------------------------------

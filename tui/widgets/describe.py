@@ -27,9 +27,9 @@ from glibc_doctor.core.model import (
 )
 from glibc_doctor.core.model import ScanLike as CoreScanLike
 from glibc_doctor.core.versions import VersionName, newest
-from glibc_doctor.tui.cli.report import BrokenRoot
-from glibc_doctor.tui.cli.report import verdict as fix_verdict
 from glibc_doctor.tui.paths import elide_store_hashes
+from glibc_doctor.tui.verdict import BrokenRoot
+from glibc_doctor.tui.verdict import verdict as fix_verdict
 from rich.text import Text
 
 MAX_SYMBOLS = 8
@@ -176,7 +176,7 @@ def counts_by_kind(conflicts: Iterable[Conflict]) -> str:
 def verdict(result: ScanLike) -> tuple[bool, str]:
     """Green or red, and the one sentence that says why: whether ``f`` makes the objects load.
 
-    Each object is judged by the CLI report's verdict (tui/cli/report.py), which asks the fix plan's own
+    Each object is judged by the CLI report's verdict (tui/verdict.py), which asks the fix plan's own
     rule (core/patch/view.py: what the patched interpreter's glibc view provides): a stdenv with a newer
     release number can still lack what an object needs (a library that merely sits next to its libc).
     """

@@ -1,0 +1,109 @@
+"""One rule for both UIs: which extensions cannot load, and whether ``glibc-doctor fix`` helps each.
+
+The CLI report (``tui/cli/report.py``) prints a table row per ``BrokenRoot`` with its ``verdict``; the
+TUI's summary and tree ask the same ``verdict``. The decision itself (what the glibc view would provide)
+is core's (``core/patch/view.py`` through ``core.analysis``); here it is grouped per extension and put in
+the table's words.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import networkx as nx
+from glibc_doctor.core.analysis import stdenv_provides, stdenv_unmet
+from glibc_doctor.core.model import Conflict, Kind, Role, StdenvInfo
+from glibc_doctor.core.versions import min_glibc_for
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.scan import ScanResult
+
+
+# --- the report's rows: one per extension that cannot load ---------------------------------------------
+
+
+@dataclass(slots=True)
+class BrokenRoot:
+    """An extension (or the interpreter itself) with the error records of its failing chains."""
+
+    node: str
+    name: str
+    own: list[Conflict] = field(default_factory=list)  # records on the extension itself
+    through: dict[str, list[Conflict]] = field(default_factory=dict)  # library -> its records
+
+    @property
+    def records(self) -> list[Conflict]:
+        return self.own + [c for records in self.through.values() for c in records]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Does ``glibc-doctor fix`` (a repatch against the stdenv) make this extension load?"""
+
+    fixable: bool | None  # None: no stdenv known
+    words: str
+
+
+def extension_names(result: ScanResult) -> dict[str, str]:
+    return {extension.path: extension.name for extension in result.target.extensions}
+
+
+def broken_roots(result: ScanResult) -> list[BrokenRoot]:
+    """One row per root of a failing chain: the extension on it, or the interpreter when there is none."""
+    graph = result.graph
+    root = _root(graph)
+    names = extension_names(result)
+    rows: dict[str, BrokenRoot] = {}
+    for conflict in result.errors:
+        opened = conflict.library if conflict.library in names else None  # an extension dlopen() cannot open
+        node = _chain_extension(graph, conflict.chain, names) or opened or root
+        row = rows.setdefault(node, BrokenRoot(node, names.get(node) or os.path.basename(node)))
+        if node in (conflict.object, opened) or (node == root and conflict.object not in graph):
+            row.own.append(conflict)
+        else:
+            row.through.setdefault(conflict.object, []).append(conflict)
+    return sorted(rows.values(), key=lambda row: (row.node != root, row.name))
+
+
+def _chain_extension(graph: nx.DiGraph[str], chain: Sequence[str], names: dict[str, str]) -> str | None:
+    for node in chain[1:]:
+        if node in names or (node in graph and graph.nodes[node].get("role") == Role.EXTENSION):
+            return node
+    return None
+
+
+def verdict(row: BrokenRoot, stdenv: StdenvInfo | None, graph: nx.DiGraph[str] | None = None) -> Verdict:
+    """What the repatch does for this row, in the table's words (``no: needs 2.38 > stdenv 2.36``),
+    by the rule the fix plan follows (``graph``: the scanned process, for its C++ runtime needs)."""
+    if stdenv is None:
+        return Verdict(None, "? no stdenv found")
+    blockers = [c for c in row.records if c.kind in (Kind.WRONG_ELF, Kind.UNREADABLE)]
+    if blockers:
+        return Verdict(False, f"no: {blockers[0].kind}")
+    missing = [
+        c.library
+        for c in row.records
+        if c.kind == Kind.NOT_FOUND and c.library and not stdenv_provides(stdenv, c.library, graph)
+    ]
+    if missing:
+        what = "file not found" if "/" in missing[0] else f"stdenv has no {missing[0]}"
+        return Verdict(False, f"no: {what}")
+    pairs = [
+        (c.library, c.version)
+        for c in row.records
+        if c.library and c.version and c.version != "GLIBC_PRIVATE"
+    ]
+    unmet = stdenv_unmet(stdenv, pairs, graph) or ()
+    if not unmet:
+        return Verdict(True, "yes")
+    top = min_glibc_for(list(unmet))
+    if top is not None:
+        return Verdict(False, f"no: needs {top} > stdenv {stdenv.version or '?'}")
+    return Verdict(False, f"no: stdenv lacks {unmet[0]}")
+
+
+def _root(graph: nx.DiGraph[str]) -> str:
+    return str(graph.graph.get("root", ""))

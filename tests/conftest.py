@@ -1,4 +1,24 @@
-"""Session fixtures shared by the whole suite: the synthetic ELF corpus and the real-glibc lab."""
+"""Session fixtures shared by the whole suite: the synthetic ELF corpus and the real-glibc lab.
+
+The development install is setuptools' strict editable mode (README), a link tree of the package files
+that mypy can read; a module added since that install is missing from it. Say so before collection,
+instead of letting each test module fail on an ImportError.
+"""
+
+from __future__ import annotations
+
+import pytest
 
 from tests.labfixture import lab  # noqa: F401
+from tests.linktree import missing_from_install
 from tests.synthetic import synthetic  # noqa: F401
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = missing_from_install()
+    if missing:
+        pytest.exit(
+            f"{', '.join(missing)} not in the editable install (new since it was made): rerun "
+            ".venv/bin/pip install -q -e '.[dev]' --config-settings editable_mode=strict",
+            returncode=2,
+        )

@@ -122,13 +122,13 @@ def main() -> int:
         fast = [
             sys.executable,
             "-c",
-            "from glibc_doctor.tui.cli.fix import fast_ensure; fast_ensure(['ensure', '--quiet'])",
+            "from glibc_doctor.tui.cli import main; main(['ensure', '--quiet'])",
         ]
         rows: list[tuple[str, float, float | None]] = [
             ("python -c pass (interpreter start-up)", *timed([sys.executable, "-c", "pass"], env, args.runs)),
             ("core: store.ensure() no-op, whole process", *timed(core, env, args.runs)),
             ("CLI: glibc-doctor ensure --quiet no-op", *timed(cli, env, args.runs)),
-            ("CLI fast path: cli_fix.fast_ensure (no parser)", *timed(fast, env, args.runs)),
+            ("CLI entry point: tui.cli.main (no parser)", *timed(fast, env, args.runs)),
         ]
         if args.lab:
             rows += lab_figures(env, Path(scratch))

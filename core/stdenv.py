@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from glibc_doctor.core.errors import StdenvError
 
-# The record types cost imports that ``ensure``'s fast path does without; mypy treats this name as true.
+# ``ensure``'s no-op (core/uptodate.py) asks this module for the cached fingerprint before anything else
+# is imported: the standard library's os and json only at the top (pathlib, typing and collections.abc
+# each cost more than the whole answer). mypy treats this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from glibc_doctor.core.model import StdenvInfo
 
 LOADER_NAME = "ld-linux-x86-64.so.2"
@@ -95,6 +97,45 @@ def cached_fingerprint(glibc_dir: str | None = None, env: Mapping[str, str] | No
     return fingerprint if isinstance(fingerprint, str) else None
 
 
+def fingerprint_inputs(glibc_dir: str | None, env: Mapping[str, str]) -> list[str] | None:
+    """The files and directories whose change can change ``cached_fingerprint(glibc_dir, env)``.
+
+    Beside the environment's own values (the caller compares those): every ``PATH`` directory (a
+    compiler appearing in any of them can change which one is found), the compiler's real file, the
+    ``--glibc`` directory, and the files the cached answer names (loader, libc, libstdc++), each with
+    the directories of the links on its way (a Nix profile switch moves a link, not a file)
+    (``core/hookstate.py`` watches them for the shell hook). None when a shell could not watch it: a
+    relative ``PATH`` entry (it depends on the working directory), or a candidate that is there but
+    not executable (a ``chmod +x`` changes no mtime).
+    """
+    from glibc_doctor.core.hookstate import existing_ancestor, link_dirs, watch_file
+
+    compiler = find_compiler(env)
+    key = _request_key(glibc_dir, compiler, env)
+    entry = _cached_entry(key, glibc_dir, env) if key is not None else None
+    if entry is None:
+        return None
+    watched: list[str] = []
+    names = {"cc", "gcc", *(env.get("CC", "").split()[:1])}
+    for directory in env.get("PATH", os.defpath).split(os.pathsep):
+        if not directory.startswith("/"):
+            return None
+        links, real = link_dirs(existing_ancestor(directory))
+        watched += [*links, real]
+        candidates = [os.path.join(directory, name) for name in names if "/" not in name]
+        if any(os.path.exists(c) and not os.access(c, os.X_OK) for c in candidates):
+            return None
+    if compiler is not None:
+        watched += watch_file(compiler.argv[0])
+    if glibc_dir is not None:
+        watched += watch_file(glibc_dir)
+    for name in ("loader", "libc", "libstdcxx"):
+        path = entry.get(name)
+        if isinstance(path, str):
+            watched += watch_file(path)
+    return watched
+
+
 def _request_key(glibc_dir: str | None, compiler: Compiler | None, env: Mapping[str, str]) -> str | None:
     if glibc_dir is not None:
         return _cache_key(compiler, env, f"--glibc {os.path.realpath(glibc_dir)}")
@@ -103,6 +144,8 @@ def _request_key(glibc_dir: str | None, compiler: Compiler | None, env: Mapping[
 
 def stdenv_from_dir(glibc_dir: str, env: Mapping[str, str]) -> StdenvInfo:
     """The glibc in ``glibc_dir`` (its lib directory, or a prefix holding ``lib``/``lib64``)."""
+    from pathlib import Path
+
     root = Path(glibc_dir)
     if not root.is_dir():
         raise StdenvError(f"--glibc {glibc_dir}: not a directory")
@@ -122,15 +165,15 @@ def stdenv_from_nix_cc(env: Mapping[str, str]) -> StdenvInfo | None:
     nix_cc = env.get("NIX_CC")
     if not nix_cc:
         return None
-    marker = Path(nix_cc) / "nix-support" / "dynamic-linker"
     try:
-        loader = marker.read_text().strip()
-    except OSError:
+        with open(os.path.join(nix_cc, "nix-support", "dynamic-linker"), encoding="utf-8") as marker:
+            loader = marker.read().strip()
+    except (OSError, UnicodeDecodeError):
         return None
-    libc = Path(loader).parent / LIBC_NAME
-    if not loader or not libc.exists():
+    libc = os.path.join(os.path.dirname(loader), LIBC_NAME)
+    if not loader or not os.path.exists(libc):
         return None
-    return make_stdenv(loader, str(libc), None, f"$NIX_CC {nix_cc}")
+    return make_stdenv(loader, libc, None, f"$NIX_CC {nix_cc}")
 
 
 def find_compiler(env: Mapping[str, str]) -> Compiler | None:
@@ -161,6 +204,7 @@ def which(name: str, search_path: str) -> str | None:
 def probe_stdenv(compiler: Compiler, env: Mapping[str, str]) -> StdenvInfo:
     """Link a tiny program with ``compiler`` and read which loader and libc the linker gave it."""
     import tempfile
+    from pathlib import Path
 
     from glibc_doctor.core.elf import read_elf
 
@@ -297,7 +341,8 @@ def _content_hash(path: str) -> str:
     import hashlib
 
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
     except OSError:
         return "unreadable"
 
@@ -305,9 +350,9 @@ def _content_hash(path: str) -> str:
 # --- the probe cache ------------------------------------------------------------------------------
 
 
-def cache_dir(env: Mapping[str, str]) -> Path:
+def cache_dir(env: Mapping[str, str]) -> str:
     base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", os.path.expanduser("~")), ".cache")
-    return Path(base) / "glibc-doctor"
+    return os.path.join(base, "glibc-doctor")
 
 
 def _cache_key(compiler: Compiler | None, env: Mapping[str, str], extra: str = "") -> str:
@@ -339,7 +384,8 @@ def _stamps(info: StdenvInfo) -> list[list[int] | None]:
 def _cached_entry(key: str, glibc_dir: str | None, env: Mapping[str, str]) -> dict[str, object] | None:
     """The cached answer for ``key`` when the files it names are unchanged (a few stat calls)."""
     try:
-        entry = json.loads((cache_dir(env) / "stdenv.json").read_text())[key]
+        with open(os.path.join(cache_dir(env), "stdenv.json"), encoding="utf-8") as handle:
+            entry = json.load(handle)[key]
         files = [entry["loader"], entry["libc"], entry["libstdcxx"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -371,18 +417,21 @@ def _opt_str(value: object) -> str | None:
 
 def _store_cached(key: str, info: StdenvInfo, env: Mapping[str, str]) -> None:
     """Remember the probe's answer; a cache that cannot be written only costs the next probe."""
-    path = cache_dir(env) / "stdenv.json"
+    directory = cache_dir(env)
+    path = os.path.join(directory, "stdenv.json")
     try:
-        data = json.loads(path.read_text()) if path.exists() else {}
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
         if not isinstance(data, dict) or len(data) > 32:
             data = {}
     except (OSError, ValueError):
         data = {}
     data[key] = {**info.as_json(), "stamps": _stamps(info)}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".stdenv.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(data, indent=1))
+        os.makedirs(directory, exist_ok=True)
+        temporary = os.path.join(directory, f".stdenv.{os.getpid()}.tmp")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=1))
         os.replace(temporary, path)
     except OSError:
         return

@@ -10,9 +10,9 @@ Layout::
     profiles/<name>/bin          -> the current build's bin (bare interpreters)
     lock                         fcntl.flock: fix, ensure, rollback and gc run one at a time
 
-Every write is atomic (new file, then ``os.replace``). ``ensure`` is built to be a fast no-op: it lists
-the manifests, asks for the stdenv (a cached probe: a few stat calls) and compares fingerprints; only
-when one differs does it import the ELF machinery and rebuild.
+Every write is atomic (new file, then ``os.replace``). ``ensure`` is built to be a fast no-op
+(core/uptodate.py): it lists the manifests, asks for the stdenv (a cached probe: a few stat calls) and
+compares fingerprints; only when one differs does it import the ELF machinery and rebuild.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from glibc_doctor.core import hookstate, uptodate
 from glibc_doctor.core.errors import DoctorError, PatchError
 
 # typing and the record types cost imports on ensure's fast path; mypy treats this name as true.
@@ -48,11 +50,7 @@ _held = {"depth": 0}
 
 def data_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$XDG_DATA_HOME/glibc-doctor`` (``~/.local/share/glibc-doctor`` by default)."""
-    environ = os.environ if env is None else env
-    base = environ.get("XDG_DATA_HOME") or os.path.join(
-        environ.get("HOME", os.path.expanduser("~")), ".local/share"
-    )
-    return Path(base) / "glibc-doctor"
+    return Path(uptodate.data_dir(os.environ if env is None else env))
 
 
 def packages_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -127,13 +125,7 @@ def load_manifests(env: Mapping[str, str] | None = None) -> list[Manifest]:
 
 
 def _manifest_files(env: Mapping[str, str] | None) -> list[Path]:
-    try:
-        with os.scandir(manifests_dir(env)) as entries:
-            return sorted(
-                Path(e.path) for e in entries if e.name.endswith(".json") and not e.name.startswith(".")
-            )
-    except OSError:
-        return []
+    return [Path(path) for path in uptodate.manifest_files(os.environ if env is None else env)]
 
 
 def read_manifest(path: Path) -> Manifest | None:
@@ -441,39 +433,23 @@ def stale_manifests(
     return stale, stdenvs
 
 
-def all_up_to_date(files: list[Path], env: Mapping[str, str] | None) -> bool:
-    """True when every manifest's build matches the cached stdenv fingerprint (no records, no ELF).
-
-    False means "look closer": a stale build, an unreadable manifest, or no valid probe cache.
-    """
-    from glibc_doctor.core.stdenv import cached_fingerprint
-
-    fingerprints: dict[str | None, str | None] = {}
-    for path in files:
-        try:
-            data = json.loads(path.read_text())
-            glibc_dir, wanted = data.get("glibc_dir"), data["current"]["fingerprint"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return False
-        if data.get("pinned"):
-            continue
-        if glibc_dir not in fingerprints:
-            fingerprints[glibc_dir] = cached_fingerprint(glibc_dir, env)
-        if fingerprints[glibc_dir] is None or fingerprints[glibc_dir] != wanted:
-            return False
-    return True
-
-
 def ensure(
     env: Mapping[str, str] | None = None, progress: Callable[[FixProgress], None] | None = None
 ) -> EnsureReport:
-    """Rebuild, verify and switch every fixed target whose stdenv changed; a fast no-op otherwise."""
-    files = _manifest_files(env)
-    if not files or all_up_to_date(files, env):
-        return EnsureReport(len(files))
+    """Rebuild, verify and switch every fixed target whose stdenv changed; a fast no-op otherwise
+    (core/uptodate.py, which also leaves the shell hook what its verdict depended on)."""
+    environ = os.environ if env is None else env
+    started = time.time_ns()
+    checked = uptodate.nothing_to_do(environ)
+    if checked is not None:
+        return EnsureReport(checked)
     stale, _ = stale_manifests(env)
-    if not stale:
-        return EnsureReport(len(files))
+    if not stale:  # the probe cache was cold or stale; the stdenv itself did not move
+        manifests = load_manifests(env)
+        glibc_dirs = {manifest.glibc_dir for manifest in manifests if not manifest.pinned}
+        uptodate.record_verdict(uptodate.manifest_files(environ), glibc_dirs, environ, started)
+        return EnsureReport(len(manifests))
+    hookstate.clear(environ)
     with locked(env):
         stale, stdenvs = stale_manifests(env)  # another ensure may have done it while we waited
         results = []
@@ -532,22 +508,38 @@ def rebuild(
 
 # --- shell hooks ----------------------------------------------------------------------------------
 
+# Each hook first asks the script the last no-op ``ensure`` wrote (core/hookstate.py): while the
+# environment and every file its verdict depended on are unchanged, no Python starts at the prompt.
 HOOKS = {
     "bash": (
         "# glibc-doctor: keep patched interpreters in step with the stdenv (add to ~/.bashrc)\n"
-        "_glibc_doctor_ensure() { command glibc-doctor ensure --quiet; }\n"
+        "_glibc_doctor_ensure() {\n"
+        '    local state="${XDG_CACHE_HOME:-$HOME/.cache}/glibc-doctor/hook/state.bash"\n'
+        '    if [[ -r $state ]] && . "$state" && _glibc_doctor_current "$state"; then return 0; fi\n'
+        "    command glibc-doctor ensure --quiet\n"
+        "}\n"
         'case ";${PROMPT_COMMAND:-};" in *";_glibc_doctor_ensure;"*) ;; '
         '*) PROMPT_COMMAND="_glibc_doctor_ensure${PROMPT_COMMAND:+;$PROMPT_COMMAND}" ;; esac\n'
     ),
     "zsh": (
         "# glibc-doctor: keep patched interpreters in step with the stdenv (add to ~/.zshrc)\n"
-        "_glibc_doctor_ensure() { command glibc-doctor ensure --quiet }\n"
+        "_glibc_doctor_ensure() {\n"
+        '    local state="${XDG_CACHE_HOME:-$HOME/.cache}/glibc-doctor/hook/state.zsh"\n'
+        '    if [[ -r $state ]] && . "$state" && _glibc_doctor_current "$state"; then return 0; fi\n'
+        "    command glibc-doctor ensure --quiet\n"
+        "}\n"
         "autoload -Uz add-zsh-hook\n"
         "add-zsh-hook precmd _glibc_doctor_ensure\n"
     ),
     "fish": (
         "# glibc-doctor: keep patched interpreters in step with the stdenv (add to config.fish)\n"
         "function __glibc_doctor_ensure --on-event fish_prompt\n"
+        "    set -l base $XDG_CACHE_HOME\n"
+        '    test -n "$base"; or set base $HOME/.cache\n'
+        "    set -l state $base/glibc-doctor/hook/state.fish\n"
+        "    if test -r $state; and source $state; and _glibc_doctor_current $state\n"
+        "        return 0\n"
+        "    end\n"
         "    command glibc-doctor ensure --quiet\n"
         "end\n"
     ),

@@ -42,6 +42,20 @@ class Env:
         argv = [sys.executable, "-m", "glibc_doctor.tui", *args]
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240, check=False)
 
+    def prompt(self) -> subprocess.CompletedProcess[str]:
+        """One bash prompt with the hook of ``glibc-doctor hook bash`` installed, as a user has it."""
+        from glibc_doctor.core.store import hook_snippet
+
+        bin_dir = self.tmp / "doctor-bin"
+        if not bin_dir.exists():
+            bin_dir.mkdir()
+            command = bin_dir / "glibc-doctor"
+            command.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m glibc_doctor.tui "$@"\n')
+            command.chmod(0o755)
+        env = {**self.environ, "PATH": f"{self.environ['PATH']}:{bin_dir}"}
+        script = hook_snippet("bash") + "_glibc_doctor_ensure\n"
+        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=240)
+
     def imports(self, module: str, python: Path | None = None) -> subprocess.CompletedProcess[str]:
         interpreter = python or self.venv / "bin" / "python"
         argv = [str(interpreter), "-c", f"import {module}"]
@@ -191,10 +205,13 @@ def test_fix_without_yes_and_without_a_terminal_refuses_in_one_line(env: Env) ->
     assert "--yes" in done.stderr
 
 
-def test_a_wrapper_moving_the_stdenv_to_glibc_2_41_makes_ensure_rebuild_and_fix_the_rest(env: Env) -> None:
+def test_a_wrapper_moving_the_stdenv_to_glibc_2_41_makes_the_prompt_hook_rebuild_and_fix_the_rest(
+    env: Env,
+) -> None:
     _fix_json(env)
+    assert env.prompt().stdout == ""  # nothing moved yet: the hook's ensure does nothing
     env.use_trixie_wrapper()
-    done = env.cli("ensure")
+    done = env.prompt()
     assert done.returncode == 0, done.stderr
     assert "rebuilt" in done.stdout
     assert env.imports("ext_strlcpy").returncode == 0
@@ -378,7 +395,7 @@ def test_ensure_rebuilds_a_bare_ruby_profile_when_the_stdenv_moves(env: Env, lab
     profile_ruby = Path(report["activated"][0]) / lab.ruby.name
     first_build = os.path.realpath(profile_ruby)
     env.use_trixie_wrapper()
-    done = env.cli("ensure")
+    done = env.prompt()
     assert "rebuilt" in done.stdout, done.stderr
     assert "glibc 2.41" in done.stdout
     after = subprocess.run(

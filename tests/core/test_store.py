@@ -255,15 +255,31 @@ def test_ensure_on_an_empty_store_says_so_and_succeeds(env: dict[str, str]) -> N
     assert done.stdout.strip() == "0 fixed target(s), all up to date"
 
 
-def test_the_cli_fast_path_runs_ensure_and_leaves_other_commands_alone(
-    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+def test_the_entry_point_answers_a_no_op_ensure_without_the_parser_or_the_records(
+    env: dict[str, str],
 ) -> None:
-    from glibc_doctor.tui.cli.fix import fast_ensure
+    code = (
+        "import sys; from glibc_doctor.tui.cli import main; code = main(['ensure', '--quiet']); "
+        "heavy = ('argparse', 'pathlib', 'typing', 'rich', 'glibc_doctor.core.model', "
+        "'glibc_doctor.core.store'); "
+        "print(code, [name for name in heavy if name in sys.modules])"
+    )
+    assert _python(code, env) == "0 []"
 
-    monkeypatch.setenv("XDG_DATA_HOME", env["XDG_DATA_HOME"])
-    assert fast_ensure(["ensure", "--quiet"]) == 0
-    assert fast_ensure(["ensure", "--json"]) is None
-    assert fast_ensure(["status"]) is None
+
+def test_a_second_no_op_ensure_answers_from_the_last_verdict_without_json(env: dict[str, str]) -> None:
+    fingerprint = find_stdenv(env=env).fingerprint
+    store.save_manifest(_manifest(env, current=_record("/p/current", fingerprint)), env)
+    past = time.time_ns() - 10 * 10**9
+    for path in (store.manifests_dir(env), *store.manifests_dir(env).iterdir()):
+        os.utime(path, ns=(past, past))
+    code = (
+        "import sys; from glibc_doctor.tui.cli import main; main(['ensure', '--quiet']); "
+        "print(main(['ensure']), 'json' in sys.modules)"
+    )
+    assert _python(code, env).splitlines()[-1] == "0 True"  # the first one read the manifests
+    code = "import sys; from glibc_doctor.tui.cli import main; print(main(['ensure']), 'json' in sys.modules)"
+    assert _python(code, env).splitlines() == ["1 fixed target(s), all up to date", "0 False"]
 
 
 def test_gc_removes_profile_generations_of_removed_builds_but_not_the_one_in_use(env: dict[str, str]) -> None:

@@ -96,14 +96,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     diagnose.set_defaults(func=run_diagnose)
 
 
-def fast_ensure(argv: list[str]) -> int | None:
-    """``ensure [--quiet]`` without building the whole parser (it runs at every shell prompt);
-    None for any other command line. ``tui/cli.py`` may call it first, as it does for ``scan --json``."""
-    if not argv or argv[0] != "ensure" or any(arg not in ("--quiet",) for arg in argv[1:]):
-        return None
-    return run_ensure(argparse.Namespace(quiet="--quiet" in argv[1:]))
-
-
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 

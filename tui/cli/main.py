@@ -191,8 +191,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(argv: list[str]) -> int:
     fast = _fast_scan_json(argv)
-    if fast is None:
-        fast = _fast_ensure(argv)
     if fast is not None:
         return fast
     if not argv:
@@ -204,18 +202,6 @@ def _dispatch(argv: list[str]) -> int:
     if func is None:
         return _open_tui(None)
     return int(func(args))
-
-
-def _fast_ensure(argv: list[str]) -> int | None:
-    """``ensure [--quiet]`` runs at every shell prompt: the fix's module answers it without the parser."""
-    if not argv or argv[0] != "ensure":
-        return None
-    try:
-        from glibc_doctor.tui.cli.fix import fast_ensure
-    except ImportError:
-        return None
-    code = fast_ensure(argv)
-    return None if code is None else int(code)
 
 
 def _is_tui_target(argv: list[str]) -> bool:

@@ -1,0 +1,97 @@
+"""``ensure``'s no-op: is every fixed target still built for the stdenv the user has now?
+
+``glibc-doctor ensure --quiet`` runs at the shell prompt whenever the hook's own check
+(core/hookstate.py) cannot vouch for the last verdict, so answering "nothing to do" must cost little
+more than Python's start-up. First the last verdict itself (a marshal file and a stat per watched
+path), then the manifests' JSON, the probe cache of core/stdenv.py and a few stat calls: no record
+types, no ELF reading, no compiler run, and ``json`` (which imports ``re``) only when the verdict is
+stale. A "nothing to do" leaves a new verdict, so the following prompts need no Python at all.
+Anything else ("look closer") is core/store.py's ``ensure``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from glibc_doctor.core import hookstate
+
+TYPE_CHECKING = False  # typing costs an import on this path; mypy treats the name as true
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def data_dir(env: Mapping[str, str]) -> str:
+    """``$XDG_DATA_HOME/glibc-doctor`` (``~/.local/share/glibc-doctor`` by default)."""
+    base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME", os.path.expanduser("~")), ".local/share")
+    return os.path.join(base, "glibc-doctor")
+
+
+def manifest_files(env: Mapping[str, str]) -> list[str]:
+    """The manifest files, sorted (a dot file is a write in progress)."""
+    try:
+        with os.scandir(os.path.join(data_dir(env), "manifests")) as entries:
+            return sorted(e.path for e in entries if e.name.endswith(".json") and not e.name.startswith("."))
+    except OSError:
+        return []
+
+
+def up_to_date_stdenvs(files: list[str], env: Mapping[str, str]) -> set[str | None] | None:
+    """The ``--glibc`` dirs (None: the probed stdenv) of the manifests, when every manifest's build
+    matches the cached stdenv fingerprint; None means "look closer": a stale build, an unreadable
+    manifest, or no valid probe cache.
+    """
+    import json
+
+    from glibc_doctor.core.stdenv import cached_fingerprint
+
+    fingerprints: dict[str | None, str | None] = {}
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+            glibc_dir, wanted = data.get("glibc_dir"), data["current"]["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        if data.get("pinned"):
+            continue
+        if glibc_dir not in fingerprints:
+            fingerprints[glibc_dir] = cached_fingerprint(glibc_dir, env)
+        if fingerprints[glibc_dir] is None or fingerprints[glibc_dir] != wanted:
+            return None
+    return set(fingerprints)
+
+
+def nothing_to_do(env: Mapping[str, str]) -> int | None:
+    """The number of fixed targets when none needs a rebuild (and the hook's script is written), else
+    None. The last verdict answers when nothing it depended on moved; ``started`` is read before
+    anything else, so a change made while this runs is seen at the next prompt."""
+    started = time.time_ns()
+    checked = hookstate.still_valid(env)
+    if checked is not None:
+        return checked
+    files = manifest_files(env)
+    glibc_dirs = up_to_date_stdenvs(files, env) if files else set()
+    if glibc_dirs is None:
+        return None
+    record_verdict(files, glibc_dirs, env, started)
+    return len(files)
+
+
+def record_verdict(
+    files: list[str], glibc_dirs: set[str | None], env: Mapping[str, str], started: int
+) -> None:
+    """Write the hook's script for this verdict, or remove it when a shell could not check it."""
+    from glibc_doctor.core.stdenv import fingerprint_inputs
+
+    links, manifests = hookstate.link_dirs(
+        hookstate.existing_ancestor(os.path.join(data_dir(env), "manifests"))
+    )
+    watched = [*links, manifests, *files]
+    for glibc_dir in glibc_dirs:
+        inputs = fingerprint_inputs(glibc_dir, env)
+        if inputs is None:
+            hookstate.clear(env)
+            return
+        watched += inputs
+    hookstate.write(env, watched, started, len(files))

@@ -5,7 +5,10 @@ Every fixture of the test suite is compiled here from C source, never committed 
 
 from __future__ import annotations
 
+import functools
+import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,3 +63,21 @@ def compile_elf(
     argv += list(extra)
     subprocess.run(argv, check=True, capture_output=True, text=True)
     return out
+
+
+I386_LOADER = "/lib/ld-linux.so.2"  # the i386 loader that gcc-multilib (libc6-i386) installs
+
+
+@functools.cache
+def builds_i386_programs() -> bool:
+    """Whether ``gcc -m32`` links a real i386 program here (gcc-multilib) and its loader is installed."""
+    if not os.path.exists(I386_LOADER):
+        return False
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            compile_elf(
+                Path(scratch) / "probe", "int main(void) { return 0; }\n", shared=False, extra=["-m32"]
+            )
+        except subprocess.CalledProcessError:
+            return False
+    return True

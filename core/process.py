@@ -83,6 +83,7 @@ class _Process:
             if node is not None:
                 queue.append(node)
         self._closure(queue)
+        self.loader.startup = False  # what follows is dlopen(): its errors go through dlerror()
         self.base = self.loader.fork()
 
     def _add_loader(self, main_path: str, main: ElfFacts) -> None:

@@ -212,7 +212,7 @@ def test_warnings_alone_exit_0_without_strict() -> None:
     ("name", "kind", "reason"),
     [
         ("elf32", Kind.WRONG_ELF, "wrong ELF class: ELFCLASS32"),
-        ("huge_phnum", Kind.UNREADABLE, "file too short"),
+        ("huge_phnum", Kind.UNREADABLE, "cannot read file data"),  # its program headers run past the end
         ("truncated_header", Kind.UNREADABLE, "file too short"),
     ],
 )

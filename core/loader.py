@@ -295,8 +295,14 @@ def x86_isa_levels(flags: frozenset[str]) -> tuple[str, ...]:
 def _platform(info: _LoaderFile) -> tuple[str, tuple[str, ...]]:
     """$PLATFORM (AT_PLATFORM, or glibc's Intel override) and the legacy hwcap names, as ld.so sets them.
 
-    glibc's x86 cpu_features sets ``haswell``/``xeon_phi`` and the ``avx512_1`` hwcap on Intel only.
+    glibc's x86 cpu_features sets ``haswell``/``xeon_phi`` and the ``avx512_1`` hwcap on Intel only;
+    an i386 ld.so sets ``i686`` (``i586`` on a CPU without CMOV) and the ``sse2`` hwcap, whatever the
+    kernel's AT_PLATFORM.
     """
+    if info.machine == EM_386:
+        flags = cpu_flags()
+        platform = "i686" if "cmov" in flags or not flags else "i586" if "cx8" in flags else "i386"
+        return platform, ("sse2",) if "sse2" in flags or not flags else ()
     if info.machine != EM_X86_64:
         return os.uname().machine, ()
     flags = cpu_flags()

@@ -32,6 +32,7 @@ from glibc_doctor.core.model import (
     Target,
     VersionNeed,
     Via,
+    edge_names,
 )
 from glibc_doctor.core.patch.view import (
     RUNTIME_SONAMES,
@@ -196,9 +197,10 @@ def _missing_needs(graph: nx.DiGraph[str]) -> Iterator[tuple[str, str, VersionNe
             continue
         if not provider_facts.defines:
             continue  # ld.so skips the check for an unversioned provider ("no version information")
-        for need in _facts(graph, requester).requires_from(edge["needed"]):
-            if need.version not in provider_facts.defines:
-                yield requester, provider, need
+        for name in edge_names(edge):
+            for need in _facts(graph, requester).requires_from(name):
+                if need.version not in provider_facts.defines:
+                    yield requester, provider, need
 
 
 def _version_conflicts(context: _Context) -> Iterator[Conflict]:
@@ -729,9 +731,9 @@ def _private_crossing(graph: nx.DiGraph[str], node: str, members: dict[str, str]
         if neighbour not in members or members[neighbour] == members[node]:
             continue
         user, provider = (node, neighbour) if graph.has_edge(node, neighbour) else (neighbour, node)
-        needed = graph.edges[user, provider]["needed"]
-        if any(need.version == "GLIBC_PRIVATE" for need in _facts(graph, user).requires_from(needed)):
-            return True
+        for needed in edge_names(graph.edges[user, provider]):
+            if any(need.version == "GLIBC_PRIVATE" for need in _facts(graph, user).requires_from(needed)):
+                return True
     return False
 
 

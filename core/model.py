@@ -7,6 +7,7 @@ terminals; the CLI, the JSON output, the exports and the TUI all render these sa
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -126,6 +127,43 @@ class Resolution:
     detail: str = ""
     searched: tuple[str, ...] = ()  # directories tried, in order
     rejected: tuple[Rejected, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRequest:
+    """One request an edge of the process graph answers: a DT_NEEDED, preload or dlopen name.
+
+    An object can ask for one file under two names (``libx.so`` and a ``libalias.so`` link to it, or
+    a DT_NEEDED name that a preloaded object's soname serves): ld.so answers two requests with one
+    object, the graph has one edge carrying both (``requests``, in the order they were made).
+    """
+
+    needed: str
+    via: Via
+    detail: str
+    resolution: Resolution | None = None
+
+
+def edge_requests(data: Mapping[str, object]) -> tuple[EdgeRequest, ...]:
+    """Every request of one edge's attributes, first one first (a graph built without ``requests``
+    has the single one its ``needed``/``via``/``detail``/``resolution`` describe)."""
+    requests = data.get("requests")
+    if isinstance(requests, (list, tuple)) and requests:
+        return tuple(request for request in requests if isinstance(request, EdgeRequest))
+    resolution = data.get("resolution")
+    return (
+        EdgeRequest(
+            needed=str(data.get("needed", "")),
+            via=Via(str(data.get("via") or Via.NOT_FOUND)),
+            detail=str(data.get("detail", "")),
+            resolution=resolution if isinstance(resolution, Resolution) else None,
+        ),
+    )
+
+
+def edge_names(data: Mapping[str, object]) -> tuple[str, ...]:
+    """The names one edge answers (usually one DT_NEEDED name)."""
+    return tuple(request.needed for request in edge_requests(data))
 
 
 class Role(StrEnum):

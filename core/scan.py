@@ -30,6 +30,7 @@ from glibc_doctor.core.model import (
     Severity,
     StdenvInfo,
     Target,
+    edge_requests,
 )
 from glibc_doctor.core.process import simulate
 from glibc_doctor.core.stdenv import find_stdenv
@@ -84,7 +85,7 @@ class ScanResult:
             "glibc": self.glibc.as_json(),
             "stdenv": self.stdenv.as_json() if self.stdenv is not None else None,
             "objects": [_object_json(self.graph, node) for node in _load_order(self.graph)],
-            "edges": [_edge_json(source, target, data) for source, target, data in _edges(self.graph)],
+            "edges": edges_json(self.graph),
             "conflicts": [conflict.as_json() for conflict in self.conflicts],
             "notes": list(self.notes),
         }
@@ -234,10 +235,10 @@ def _graph_dependencies(graph: nx.DiGraph[str], files: set[str], dirs: set[str])
         if found is not None:
             dirs.update(found.searched)
     for _source, _target, data in graph.edges(data=True):
-        resolution: Resolution | None = data.get("resolution")
-        if resolution is not None:
-            dirs.update(resolution.searched)
-            files.update(rejected.path for rejected in resolution.rejected)
+        for request in edge_requests(data):
+            if request.resolution is not None:
+                dirs.update(request.resolution.searched)
+                files.update(rejected.path for rejected in request.resolution.rejected)
     config = graph.graph.get("config")
     cache_path = getattr(config, "cache_path", None)
     if cache_path:
@@ -320,11 +321,17 @@ def _object_json(graph: nx.DiGraph[str], node: str) -> dict[str, object]:
     }
 
 
-def _edge_json(source: str, target: str, data: dict[str, object]) -> dict[str, object]:
-    return {
-        "from": source,
-        "to": target,
-        "needed": data.get("needed"),
-        "via": str(data.get("via", "")),
-        "detail": data.get("detail", ""),
-    }
+def edges_json(graph: nx.DiGraph[str]) -> list[dict[str, object]]:
+    """The ``edges`` of ``scan --json``: one record per request, so an object that asks for one file
+    under two names (or a preloaded object that serves a DT_NEEDED name) has two records."""
+    return [
+        {
+            "from": source,
+            "to": target,
+            "needed": request.needed,
+            "via": str(request.via),
+            "detail": request.detail,
+        }
+        for source, target, data in _edges(graph)
+        for request in edge_requests(data)
+    ]

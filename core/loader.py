@@ -75,6 +75,7 @@ class LoaderConfig:
     hwcaps: tuple[str, ...] = ()
     ld_library_path: tuple[str, ...] = ()
     preload: tuple[str, ...] = ()
+    preload_from: tuple[str, ...] = ()  # per preload: "LD_PRELOAD" or the ld.so.preload file
     release: str | None = None
     elf_class: int = 64
     machine: int = EM_X86_64
@@ -121,6 +122,7 @@ def loader_config(interpreter: str, env: Mapping[str, str] | None = None) -> Loa
     if info.release is None:
         notes.append(f"glibc release of {loader} unknown; hwcaps support read from its strings")
     platform, hwcap_names = _platform(info)
+    preload, preload_from = _preloads(environ.get("LD_PRELOAD", ""), info.preload_file)
     return LoaderConfig(
         path=loader,
         default_dirs=info.system_dirs,
@@ -129,7 +131,8 @@ def loader_config(interpreter: str, env: Mapping[str, str] | None = None) -> Loa
         platform=platform,
         hwcaps=_hwcaps_subdirs(info, platform, hwcap_names),
         ld_library_path=_split_path_list(environ.get("LD_LIBRARY_PATH", "")),
-        preload=_preloads(environ.get("LD_PRELOAD", ""), info.preload_file),
+        preload=preload,
+        preload_from=preload_from,
         release=info.release,
         elf_class=info.elf_class,
         machine=info.machine,
@@ -354,18 +357,22 @@ def _split_path_list(value: str) -> tuple[str, ...]:
     return tuple(re.split(r"[:;]", value))
 
 
-def _preloads(value: str, preload_file: str | None) -> tuple[str, ...]:
-    """LD_PRELOAD (split on spaces and colons), then the loader's ld.so.preload file."""
+def _preloads(value: str, preload_file: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """LD_PRELOAD (split on spaces and colons), then the loader's ld.so.preload file; and where each
+    name came from (``LD_PRELOAD`` or the file), the words ld.so uses when it cannot preload one."""
     names = [name for name in re.split(r"[ :]", value) if name]
+    sources = ["LD_PRELOAD"] * len(names)
     if preload_file:
         try:
             if not S_ISREG(os.stat(preload_file).st_mode):
                 raise OSError("not a regular file")
             with open(preload_file, encoding="utf-8", errors="replace") as handle:
-                names += [name for name in re.split(r"[\s:]", handle.read()) if name]
+                listed = [name for name in re.split(r"[\s:]", handle.read()) if name]
         except OSError:
-            pass
-    return tuple(names)
+            listed = []
+        names += listed
+        sources += [preload_file] * len(listed)
+    return tuple(names), tuple(sources)
 
 
 # --- the search ----------------------------------------------------------------------------------
@@ -488,7 +495,7 @@ class Loader:
             detail = f"{name}: cannot open shared object file: {failed.reason}"
             return Resolution(name, requester.path, None, Via.NOT_FOUND, detail, (), rejected)
         except _Stop as stop:
-            rejected = (Rejected(stop.candidate, stop.reason),)
+            rejected = (Rejected(stop.candidate, stop.reason, stops=True),)
             detail = f"{stop.candidate}: {stop.reason}"
             return Resolution(name, requester.path, None, Via.NOT_FOUND, detail, (), rejected)
         if facts is None or isinstance(facts, Rejected):
@@ -542,7 +549,7 @@ class Loader:
                         name, requester, found[0], Via.DEFAULT, detail, searched, rejected, reuse
                     )
         except _Stop as stop:
-            rejected.append(Rejected(stop.candidate, stop.reason))
+            rejected.append(Rejected(stop.candidate, stop.reason, stops=True))
             detail = f"{stop.candidate}: {stop.reason}"
             return Resolution(
                 name, requester.path, None, Via.NOT_FOUND, detail, tuple(searched), tuple(rejected)
@@ -688,7 +695,8 @@ class Loader:
             try:
                 hit = self._try_dir(directory, name, searched, rejected)
             except _EndPath as failed:
-                rejected.append(Rejected(failed.candidate, f"{failed.reason} (ends the search in {owner})"))
+                reason = f"{failed.reason} (ends the search in {owner})"
+                rejected.append(Rejected(failed.candidate, reason, ends_path=True))
                 return None
             if hit is not None:
                 return hit, directory if entry == directory else f"{directory} (from {entry})"

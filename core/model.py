@@ -106,10 +106,14 @@ class Via(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A candidate the loader opened and skipped (wrong class or machine, not ELF, unreadable)."""
+    """A candidate the loader did not use: skipped (wrong class or machine, no permission), or the file
+    that ended one search path (``ends_path``: a symlink loop) or stopped the whole load (``stops``: a
+    directory, an empty or non-ELF file named like the library)."""
 
     path: str
     reason: str
+    stops: bool = False
+    ends_path: bool = False
 
 
 @dataclass(frozen=True, slots=True)

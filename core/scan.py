@@ -88,6 +88,10 @@ class ScanResult:
             "edges": edges_json(self.graph),
             "conflicts": [conflict.as_json() for conflict in self.conflicts],
             "notes": list(self.notes),
+            # --strict: every edge resolved on its own (where each name would be found if nothing were
+            # loaded yet); the objects it reaches that the exact graph lacks are in strict_objects.
+            "strict_edges": edges_json(self.strict_graph) if self.strict_graph is not None else None,
+            "strict_objects": _strict_only_objects(self.graph, self.strict_graph),
         }
 
 
@@ -319,6 +323,15 @@ def _object_json(graph: nx.DiGraph[str], node: str) -> dict[str, object]:
         "loaded": bool(data.get("loaded", False)),
         "found_via": str(found.via) if found is not None else None,
     }
+
+
+def _strict_only_objects(
+    graph: nx.DiGraph[str], strict: nx.DiGraph[str] | None
+) -> list[dict[str, object]] | None:
+    """The objects only the strict graph has (another copy a name would find on its own), as ``objects``."""
+    if strict is None:
+        return None
+    return [_object_json(strict, node) for node in _load_order(strict) if node not in graph]
 
 
 def edges_json(graph: nx.DiGraph[str]) -> list[dict[str, object]]:

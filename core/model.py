@@ -302,6 +302,7 @@ class StdenvInfo:
     source: str
     fingerprint: str
     libstdcxx: str | None = None
+    elf_class: int = 64  # 32: the i386 glibc (``cc -m32``), the stdenv of a 32-bit x86 target
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -312,6 +313,7 @@ class StdenvInfo:
             "source": self.source,
             "fingerprint": self.fingerprint,
             "libstdcxx": self.libstdcxx,
+            "elf_class": self.elf_class,
         }
 
 

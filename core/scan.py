@@ -21,6 +21,7 @@ from glibc_doctor.core import scancache
 from glibc_doctor.core.analysis import analyze, glibc_info
 from glibc_doctor.core.errors import DoctorError, StdenvError, TargetError
 from glibc_doctor.core.model import (
+    EM_386,
     Conflict,
     ElfFacts,
     GlibcInfo,
@@ -133,7 +134,7 @@ def scan_steps(
     if cancelled():
         return
     yield ScanProgress(STAGES[3], "checking symbol versions", 3, total)
-    stdenv, notes = _stdenv(glibc, environ)
+    stdenv, notes = _stdenv(glibc, environ, target_class(graph))
     conflicts = analyze(graph, strict_graph, stdenv=stdenv)
     if cancelled():
         return
@@ -263,12 +264,21 @@ def _check_root(graph: nx.DiGraph[str]) -> None:
         raise TargetError(f"{root}: cannot be loaded: {detail}")
 
 
-def _stdenv(glibc: str | None, env: Mapping[str, str]) -> tuple[StdenvInfo | None, tuple[str, ...]]:
+def target_class(graph: nx.DiGraph[str]) -> int:
+    """The ELF class of the target's loader: 32 for an i386 program, whose stdenv is the i386 glibc."""
+    config = graph.graph.get("config")
+    return 32 if getattr(config, "elf_class", 64) == 32 and getattr(config, "machine", 0) == EM_386 else 64
+
+
+def _stdenv(
+    glibc: str | None, env: Mapping[str, str], elf_class: int = 64
+) -> tuple[StdenvInfo | None, tuple[str, ...]]:
     """The stdenv when it can be found; a scan is still useful without it, so errors become a note."""
     try:
-        return find_stdenv(glibc, env=env), ()
+        return find_stdenv(glibc, env=env, elf_class=elf_class), ()
     except (StdenvError, OSError) as error:
-        return None, (f"stdenv not found: {error}",)
+        i386 = " (the i386 glibc: is gcc-multilib installed?)" if elf_class == 32 else ""
+        return None, (f"stdenv not found{i386}: {error}",)
 
 
 # --- JSON -------------------------------------------------------------------------------------------

@@ -275,29 +275,41 @@ def status(env: Mapping[str, str] | None = None) -> list[StatusEntry]:
     from glibc_doctor.core.patch.manifest import StatusEntry
 
     entries = []
-    fingerprints: dict[str | None, str | None] = {}
+    fingerprints: dict[StdenvKey, str | None] = {}
     for manifest in load_manifests(env):
-        current = _current_fingerprint(manifest.glibc_dir, env, fingerprints)
+        current = _current_fingerprint(
+            _stdenv_key(manifest.glibc_dir, manifest.current.stdenv), env, fingerprints
+        )
         up_to_date = None if current is None else current == manifest.current.fingerprint
         entries.append(StatusEntry(manifest, up_to_date, os.path.exists(manifest.current.interpreter)))
     return entries
 
 
+StdenvKey = tuple[str | None, int]  # (--glibc DIR or None for the probe, ELF class: 32 is the i386 glibc)
+
+
+def _stdenv_key(glibc_dir: str | None, recorded_stdenv: Mapping[str, Any] | None) -> StdenvKey:
+    """Which stdenv a build follows: its --glibc DIR and the class of the stdenv it was built against (a
+    32-bit target's fix follows the i386 glibc; a manifest from before the class was recorded is 64)."""
+    elf_class = recorded_stdenv.get("elf_class") if isinstance(recorded_stdenv, Mapping) else None
+    return glibc_dir, 32 if elf_class == 32 else 64
+
+
 def _current_fingerprint(
-    glibc_dir: str | None, env: Mapping[str, str] | None, seen: dict[str | None, str | None]
+    key: StdenvKey, env: Mapping[str, str] | None, seen: dict[StdenvKey, str | None]
 ) -> str | None:
-    if glibc_dir not in seen:
+    if key not in seen:
         try:
-            seen[glibc_dir] = current_stdenv(glibc_dir, env).fingerprint
+            seen[key] = current_stdenv(key[0], env, key[1]).fingerprint
         except DoctorError:
-            seen[glibc_dir] = None
-    return seen[glibc_dir]
+            seen[key] = None
+    return seen[key]
 
 
-def current_stdenv(glibc_dir: str | None, env: Mapping[str, str] | None) -> StdenvInfo:
+def current_stdenv(glibc_dir: str | None, env: Mapping[str, str] | None, elf_class: int = 64) -> StdenvInfo:
     from glibc_doctor.core.stdenv import find_stdenv
 
-    return find_stdenv(glibc_dir, env)
+    return find_stdenv(glibc_dir, env, elf_class=elf_class)
 
 
 def find_manifest(spec: str, env: Mapping[str, str] | None = None) -> Manifest:
@@ -427,16 +439,17 @@ class EnsureReport:
 
 def stale_manifests(
     env: Mapping[str, str] | None = None,
-) -> tuple[list[Manifest], dict[str | None, StdenvInfo]]:
+) -> tuple[list[Manifest], dict[StdenvKey, StdenvInfo]]:
     """Manifests whose stdenv fingerprint differs from the current stdenv (no ELF work when none do)."""
-    stdenvs: dict[str | None, StdenvInfo] = {}
+    stdenvs: dict[StdenvKey, StdenvInfo] = {}
     stale = []
     for manifest in load_manifests(env):
         if manifest.pinned:
             continue
-        if manifest.glibc_dir not in stdenvs:
-            stdenvs[manifest.glibc_dir] = current_stdenv(manifest.glibc_dir, env)
-        if stdenvs[manifest.glibc_dir].fingerprint != manifest.current.fingerprint:
+        key = _stdenv_key(manifest.glibc_dir, manifest.current.stdenv)
+        if key not in stdenvs:
+            stdenvs[key] = current_stdenv(key[0], env, key[1])
+        if stdenvs[key].fingerprint != manifest.current.fingerprint:
             stale.append(manifest)
     return stale, stdenvs
 
@@ -448,18 +461,19 @@ def all_up_to_date(files: list[Path], env: Mapping[str, str] | None) -> bool:
     """
     from glibc_doctor.core.stdenv import cached_fingerprint
 
-    fingerprints: dict[str | None, str | None] = {}
+    fingerprints: dict[StdenvKey, str | None] = {}
     for path in files:
         try:
             data = json.loads(path.read_text())
-            glibc_dir, wanted = data.get("glibc_dir"), data["current"]["fingerprint"]
+            key = _stdenv_key(data.get("glibc_dir"), data["current"].get("stdenv"))
+            wanted = data["current"]["fingerprint"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return False
         if data.get("pinned"):
             continue
-        if glibc_dir not in fingerprints:
-            fingerprints[glibc_dir] = cached_fingerprint(glibc_dir, env)
-        if fingerprints[glibc_dir] is None or fingerprints[glibc_dir] != wanted:
+        if key not in fingerprints:
+            fingerprints[key] = cached_fingerprint(key[0], env, elf_class=key[1])
+        if fingerprints[key] is None or fingerprints[key] != wanted:
             return False
     return True
 
@@ -480,7 +494,8 @@ def ensure(
         failed = []
         for manifest in stale:
             try:
-                results.append(rebuild(manifest, stdenvs[manifest.glibc_dir], env, progress))
+                key = _stdenv_key(manifest.glibc_dir, manifest.current.stdenv)
+                results.append(rebuild(manifest, stdenvs[key], env, progress))
             except DoctorError as error:
                 failed.append(f"{manifest.spec}: {error}")
         failed += [

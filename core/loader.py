@@ -513,11 +513,13 @@ class Loader:
 
     def _unopened_detail(self, name: str, rejected: Rejected | None) -> str:
         """ld.so's words for a name with a slash it did not open: the other class, the errno of the open
-        (no access), or "no such file" (nothing there, another machine, not a regular file)."""
+        (no access), or "no such file" (nothing there, another machine)."""
         reason = rejected.reason if rejected is not None else ""
         if reason.startswith("wrong ELF class"):
             return f"{name}: wrong ELF class: {self._other_class}"
-        if not reason or reason.startswith(("wrong machine", "not a regular file")):
+        if reason.startswith("not a regular file"):
+            return f"{name}: {reason}"  # ld.so would wait on a FIFO forever: no words of its own
+        if not reason or reason.startswith("wrong machine"):
             reason = errno_words(errno.ENOENT, startup=self.startup)
         return f"{name}: cannot open shared object file: {reason}"
 

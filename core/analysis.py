@@ -25,6 +25,7 @@ from glibc_doctor.core.model import (
     GlibcInfo,
     Kind,
     Problem,
+    Rejected,
     Resolution,
     Role,
     Severity,
@@ -32,6 +33,8 @@ from glibc_doctor.core.model import (
     Target,
     VersionNeed,
     Via,
+    edge_names,
+    edge_requests,
 )
 from glibc_doctor.core.patch.view import (
     RUNTIME_SONAMES,
@@ -196,9 +199,10 @@ def _missing_needs(graph: nx.DiGraph[str]) -> Iterator[tuple[str, str, VersionNe
             continue
         if not provider_facts.defines:
             continue  # ld.so skips the check for an unversioned provider ("no version information")
-        for need in _facts(graph, requester).requires_from(edge["needed"]):
-            if need.version not in provider_facts.defines:
-                yield requester, provider, need
+        for name in edge_names(edge):
+            for need in _facts(graph, requester).requires_from(name):
+                if need.version not in provider_facts.defines:
+                    yield requester, provider, need
 
 
 def _version_conflicts(context: _Context) -> Iterator[Conflict]:
@@ -539,22 +543,35 @@ def _missing_objects(context: _Context) -> Iterator[Conflict]:
         if data.get("role") != Role.MISSING:
             continue
         for requester in sorted(graph.predecessors(node)):
-            edge = graph.edges[requester, node]
-            yield _not_found(context, requester, edge["needed"], edge.get("resolution"))
+            for request in edge_requests(graph.edges[requester, node]):
+                if request.via == Via.PRELOAD:
+                    yield _preload_ignored(context, requester, request.needed, request.resolution)
+                else:
+                    yield _not_found(context, requester, request.needed, request.resolution)
 
 
 def _not_found(context: _Context, requester: str, name: str, resolution: Resolution | None) -> Conflict:
     rejected = resolution.rejected if resolution is not None else ()
     if "/" in name and (rejected or _is_extension(context.graph, name)):
-        return _unloadable_path(context, requester, name, rejected[0].reason if rejected else None)
+        reason = rejected[0].reason if rejected else None
+        return _unloadable_path(context, requester, name, reason, _not_found_words(name, resolution))
+    stop = next((item for item in rejected if item.stops), None)
+    if stop is not None:
+        return _search_stopped(context, requester, name, stop, _not_found_words(name, resolution))
     searched = resolution.searched if resolution is not None else ()
     where = f" in {', '.join(searched)}" if searched else ""
     kind, cause = Kind.NOT_FOUND, f"The loader searched for {name}{where} and found no such file."
+    fixes: tuple[str, ...] = ()
     if rejected:
         reasons = "; ".join(f"{item.path} ({item.reason})" for item in rejected)
         wrong = any(item.reason.startswith("wrong") for item in rejected)
         kind = Kind.WRONG_ELF if wrong else Kind.NOT_FOUND
         cause = f"The loader found only unusable candidates for {name}: {reasons}."
+        fixes = tuple(
+            f"remove or repair {item.path} ({item.reason.split(' (', 1)[0]}): it ends that search"
+            for item in rejected
+            if item.ends_path
+        )
     return Conflict(
         kind=kind,
         object=requester,
@@ -563,10 +580,63 @@ def _not_found(context: _Context, requester: str, name: str, resolution: Resolut
         chain=_chain(context.graph, context.root, requester),
         cause=cause,
         fixes=(
+            *fixes,
             f"install the package that provides {name}",
             f"add its directory to the RUNPATH of {os.path.basename(requester)} (patchelf --add-rpath)",
         ),
     )
+
+
+def _search_stopped(context: _Context, requester: str, name: str, stop: Rejected, message: str) -> Conflict:
+    """A file named like the library that ld.so cannot use stopped the whole search: nothing is missing,
+    that file is in the way. Removing it (or moving it out of the search path) is the fix."""
+    return Conflict(
+        kind=Kind.UNREADABLE,
+        object=requester,
+        message=message,
+        library=name,
+        provider=stop.path,
+        chain=_chain(context.graph, context.root, requester),
+        cause=(
+            f"The loader's search for {name} stopped at {stop.path} ({stop.reason}): ld.so gives up at the "
+            f"first file of that name it cannot read as a library, even when a later directory of the "
+            f"search path has a good copy."
+        ),
+        fixes=(
+            f"remove or rename {stop.path} (or move it out of the search path): it is not a usable "
+            f"library, and it hides every {name} after it",
+            f"if a package owns {stop.path}, reinstall that package",
+        ),
+    )
+
+
+def _preload_ignored(context: _Context, requester: str, name: str, resolution: Resolution | None) -> Conflict:
+    """A preload ld.so cannot load is reported and skipped (``rtld.c: do_preload``): the process runs."""
+    config = context.graph.graph.get("config")
+    sources = dict(zip(getattr(config, "preload", ()), getattr(config, "preload_from", ()), strict=False))
+    source = sources.get(name, "LD_PRELOAD")
+    reason = _preload_reason(resolution)
+    return Conflict(
+        kind=Kind.NOT_FOUND,
+        object=requester,
+        message=f"ERROR: ld.so: object '{name}' from {source} cannot be preloaded ({reason}): ignored.",
+        library=name,
+        chain=(context.root,),
+        cause=f"{source} names {name}, which the loader cannot load ({reason}); it says so and goes on.",
+        fixes=(f"remove {name} from {source}, or give the path of the library you meant",),
+        severity=Severity.WARNING,
+    )
+
+
+def _preload_reason(resolution: Resolution | None) -> str:
+    """The ``errstring`` ld.so puts in brackets: the refusal without the file name or errno words."""
+    stop = next((item for item in resolution.rejected if item.stops), None) if resolution else None
+    if stop is not None:
+        return "cannot read file data" if stop.reason.startswith("cannot read file data") else stop.reason
+    detail = resolution.detail if resolution is not None else ""
+    if "wrong ELF class: " in detail:
+        return detail[detail.index("wrong ELF class: ") :]
+    return "cannot open shared object file"
 
 
 def _not_found_words(name: str, resolution: Resolution | None) -> str:
@@ -585,7 +655,9 @@ def _is_extension(graph: nx.DiGraph[str], path: str) -> bool:
     return any(extension.path == path for extension in getattr(graph.graph.get("target"), "extensions", ()))
 
 
-def _unloadable_path(context: _Context, requester: str, path: str, reason: str | None) -> Conflict:
+def _unloadable_path(
+    context: _Context, requester: str, path: str, reason: str | None, message: str
+) -> Conflict:
     """A name with a slash is opened as is: ld.so reports why that one file was refused, or that there
     is no such file (a dangling link). The record is the file's, not its opener's: the interpreter
     starts fine, only this extension cannot load."""
@@ -604,7 +676,7 @@ def _unloadable_path(context: _Context, requester: str, path: str, reason: str |
     return Conflict(
         kind=kind,
         object=path,
-        message=f"{path}: {reason or _NO_SUCH_FILE}",
+        message=message,
         library=path,
         chain=_chain(context.graph, context.root, requester) + (path,),
         cause=cause,
@@ -726,9 +798,9 @@ def _private_crossing(graph: nx.DiGraph[str], node: str, members: dict[str, str]
         if neighbour not in members or members[neighbour] == members[node]:
             continue
         user, provider = (node, neighbour) if graph.has_edge(node, neighbour) else (neighbour, node)
-        needed = graph.edges[user, provider]["needed"]
-        if any(need.version == "GLIBC_PRIVATE" for need in _facts(graph, user).requires_from(needed)):
-            return True
+        for needed in edge_names(graph.edges[user, provider]):
+            if any(need.version == "GLIBC_PRIVATE" for need in _facts(graph, user).requires_from(needed)):
+                return True
     return False
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 from glibc_doctor.core.analysis import conflicting_nodes
-from glibc_doctor.core.model import ElfFacts, Resolution, Role
+from glibc_doctor.core.model import ElfFacts, Resolution, Role, edge_names, edge_requests
 from glibc_doctor.core.versions import newest
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def to_graphml(result: ScanResult) -> str:
         plain.add_edge(
             _xml_text(source),
             _xml_text(target),
-            needed=_xml_text(str(data.get("needed", ""))),
+            needed=_xml_text(" ".join(edge_names(data))),
             via=_xml_text(str(data.get("via", ""))),
             detail=_xml_text(str(data.get("detail", "") or fallback)),
         )
@@ -146,7 +146,9 @@ def _short_ids(graph: nx.DiGraph[str]) -> dict[str, str]:
 
 
 def _edge_label(data: dict[str, object]) -> str:
-    return printable(f"{data.get('needed', '')} ({data.get('via', '')})")
+    """``libx.so (runpath)``; an edge that answers two names shows both: ``libx.so (runpath), libalias.so
+    (already-loaded)``."""
+    return printable(", ".join(f"{request.needed} ({request.via})" for request in edge_requests(data)))
 
 
 def _mermaid_text(text: str) -> str:

@@ -11,6 +11,7 @@ strings) and the CPU flags; :class:`Loader` then follows glibc's ``_dl_map_objec
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import os
 import re
@@ -27,11 +28,11 @@ from glibc_doctor.core.model import (
     EM_AARCH64,
     EM_X86_64,
     ElfFacts,
-    Problem,
     Rejected,
     Resolution,
     Via,
 )
+from glibc_doctor.core.open_verify import Verdict, errno_words, verify_candidate
 
 ElfReader = Callable[[str], ElfFacts]
 
@@ -74,6 +75,7 @@ class LoaderConfig:
     hwcaps: tuple[str, ...] = ()
     ld_library_path: tuple[str, ...] = ()
     preload: tuple[str, ...] = ()
+    preload_from: tuple[str, ...] = ()  # per preload: "LD_PRELOAD" or the ld.so.preload file
     release: str | None = None
     elf_class: int = 64
     machine: int = EM_X86_64
@@ -120,6 +122,7 @@ def loader_config(interpreter: str, env: Mapping[str, str] | None = None) -> Loa
     if info.release is None:
         notes.append(f"glibc release of {loader} unknown; hwcaps support read from its strings")
     platform, hwcap_names = _platform(info)
+    preload, preload_from = _preloads(environ.get("LD_PRELOAD", ""), info.preload_file)
     return LoaderConfig(
         path=loader,
         default_dirs=info.system_dirs,
@@ -128,7 +131,8 @@ def loader_config(interpreter: str, env: Mapping[str, str] | None = None) -> Loa
         platform=platform,
         hwcaps=_hwcaps_subdirs(info, platform, hwcap_names),
         ld_library_path=_split_path_list(environ.get("LD_LIBRARY_PATH", "")),
-        preload=_preloads(environ.get("LD_PRELOAD", ""), info.preload_file),
+        preload=preload,
+        preload_from=preload_from,
         release=info.release,
         elf_class=info.elf_class,
         machine=info.machine,
@@ -294,8 +298,14 @@ def x86_isa_levels(flags: frozenset[str]) -> tuple[str, ...]:
 def _platform(info: _LoaderFile) -> tuple[str, tuple[str, ...]]:
     """$PLATFORM (AT_PLATFORM, or glibc's Intel override) and the legacy hwcap names, as ld.so sets them.
 
-    glibc's x86 cpu_features sets ``haswell``/``xeon_phi`` and the ``avx512_1`` hwcap on Intel only.
+    glibc's x86 cpu_features sets ``haswell``/``xeon_phi`` and the ``avx512_1`` hwcap on Intel only;
+    an i386 ld.so sets ``i686`` (``i586`` on a CPU without CMOV) and the ``sse2`` hwcap, whatever the
+    kernel's AT_PLATFORM.
     """
+    if info.machine == EM_386:
+        flags = cpu_flags()
+        platform = "i686" if "cmov" in flags or not flags else "i586" if "cx8" in flags else "i386"
+        return platform, ("sse2",) if "sse2" in flags or not flags else ()
     if info.machine != EM_X86_64:
         return os.uname().machine, ()
     flags = cpu_flags()
@@ -347,18 +357,22 @@ def _split_path_list(value: str) -> tuple[str, ...]:
     return tuple(re.split(r"[:;]", value))
 
 
-def _preloads(value: str, preload_file: str | None) -> tuple[str, ...]:
-    """LD_PRELOAD (split on spaces and colons), then the loader's ld.so.preload file."""
+def _preloads(value: str, preload_file: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """LD_PRELOAD (split on spaces and colons), then the loader's ld.so.preload file; and where each
+    name came from (``LD_PRELOAD`` or the file), the words ld.so uses when it cannot preload one."""
     names = [name for name in re.split(r"[ :]", value) if name]
+    sources = ["LD_PRELOAD"] * len(names)
     if preload_file:
         try:
             if not S_ISREG(os.stat(preload_file).st_mode):
                 raise OSError("not a regular file")
             with open(preload_file, encoding="utf-8", errors="replace") as handle:
-                names += [name for name in re.split(r"[\s:]", handle.read()) if name]
+                listed = [name for name in re.split(r"[\s:]", handle.read()) if name]
         except OSError:
-            pass
-    return tuple(names)
+            listed = []
+        names += listed
+        sources += [preload_file] * len(listed)
+    return tuple(names), tuple(sources)
 
 
 # --- the search ----------------------------------------------------------------------------------
@@ -382,6 +396,10 @@ class _Stop(Exception):
         self.reason = reason
 
 
+class _EndPath(_Stop):
+    """A candidate's open failed oddly (a symlink loop): ld.so drops the rest of that search path."""
+
+
 class Loader:
     """One process namespace of the modelled ld.so: the objects loaded so far and the search.
 
@@ -393,6 +411,7 @@ class Loader:
 
     def __init__(self, config: LoaderConfig, reader: ElfReader = read_elf, cwd: str | None = None) -> None:
         self.config = config
+        self.startup = True  # requests at process start (ld.so's own errno words), not from dlopen()
         self._reader = reader
         self._cwd = cwd or os.getcwd()
         self._cache: LdCache | None = _ld_cache(config.cache_path) if config.cache_path else None
@@ -471,42 +490,68 @@ class Loader:
             return self._reused(name, requester, self._names[path], f"{path} is already loaded")
         try:
             facts = self._check(path, self._candidate_facts(path))
+        except _EndPath as failed:
+            rejected = (Rejected(failed.candidate, failed.reason),)
+            detail = f"{name}: cannot open shared object file: {failed.reason}"
+            return Resolution(name, requester.path, None, Via.NOT_FOUND, detail, (), rejected)
         except _Stop as stop:
-            rejected = (Rejected(stop.candidate, stop.reason),)
-            return Resolution(name, requester.path, None, Via.NOT_FOUND, stop.reason, (), rejected)
+            rejected = (Rejected(stop.candidate, stop.reason, stops=True),)
+            detail = f"{stop.candidate}: {stop.reason}"
+            return Resolution(name, requester.path, None, Via.NOT_FOUND, detail, (), rejected)
         if facts is None or isinstance(facts, Rejected):
-            reason = facts.reason if facts else "No such file or directory"
             rejected_path = (facts,) if facts else ()
             return Resolution(
-                name, requester.path, None, Via.NOT_FOUND, f"{path}: {reason}", (), rejected_path
+                name,
+                requester.path,
+                None,
+                Via.NOT_FOUND,
+                self._unopened_detail(name, facts),
+                (),
+                rejected_path,
             )
         return self._found(name, requester, path, Via.PATH, f"opened as a path: {path}", (), (), reuse)
+
+    def _unopened_detail(self, name: str, rejected: Rejected | None) -> str:
+        """ld.so's words for a name with a slash it did not open: the other class, the errno of the open
+        (no access), or "no such file" (nothing there, another machine)."""
+        reason = rejected.reason if rejected is not None else ""
+        if reason.startswith("wrong ELF class"):
+            return f"{name}: wrong ELF class: {self._other_class}"
+        if reason.startswith("not a regular file"):
+            return f"{name}: {reason}"  # ld.so would wait on a FIFO forever: no words of its own
+        if not reason or reason.startswith("wrong machine"):
+            reason = errno_words(errno.ENOENT, startup=self.startup)
+        return f"{name}: cannot open shared object file: {reason}"
+
+    @property
+    def _other_class(self) -> str:
+        """How ld.so names a skipped file of the other class: always the class it is not."""
+        return "ELFCLASS32" if self.config.elf_class == 64 else "ELFCLASS64"
 
     def _search(self, name: str, requester: ElfFacts, chain: tuple[ElfFacts, ...], reuse: bool) -> Resolution:
         searched: list[str] = []
         rejected: list[Rejected] = []
         try:
             for step in self._path_lists(requester, chain):
-                for directory, entry in step.dirs:
-                    hit = self._try_dir(directory, name, searched, rejected)
-                    if hit is not None:
-                        where = directory if entry == directory else f"{directory} (from {entry})"
-                        detail = f"{step.owner}: {where}"
-                        return self._found(name, requester, hit, step.via, detail, searched, rejected, reuse)
+                found = self._try_path(step.dirs, step.owner, name, searched, rejected)
+                if found is not None:
+                    detail = f"{step.owner}: {found[1]}"
+                    return self._found(name, requester, found[0], step.via, detail, searched, rejected, reuse)
             hit = self._try_cache(name, requester, rejected)
             if hit is not None:
                 detail = f"{self.config.cache_path}: {name} => {hit}"
                 return self._found(name, requester, hit, Via.CACHE, detail, searched, rejected, reuse)
             if not requester.flags_1 & DF_1_NODEFLIB:
-                for directory in self.config.default_dirs:
-                    hit = self._try_dir(directory, name, searched, rejected)
-                    if hit is not None:
-                        detail = f"default directory of {self.config.path}: {directory}"
-                        return self._found(
-                            name, requester, hit, Via.DEFAULT, detail, searched, rejected, reuse
-                        )
+                defaults = tuple((directory, directory) for directory in self.config.default_dirs)
+                owner = f"the default directories of {self.config.path}"
+                found = self._try_path(defaults, owner, name, searched, rejected)
+                if found is not None:
+                    detail = f"default directory of {self.config.path}: {found[1]}"
+                    return self._found(
+                        name, requester, found[0], Via.DEFAULT, detail, searched, rejected, reuse
+                    )
         except _Stop as stop:
-            rejected.append(Rejected(stop.candidate, stop.reason))
+            rejected.append(Rejected(stop.candidate, stop.reason, stops=True))
             detail = f"{stop.candidate}: {stop.reason}"
             return Resolution(
                 name, requester.path, None, Via.NOT_FOUND, detail, tuple(searched), tuple(rejected)
@@ -518,8 +563,7 @@ class Loader:
 
     def _not_found_detail(self, name: str, rejected: list[Rejected]) -> str:
         if any(item.reason.startswith("wrong ELF class") for item in rejected):
-            other = "ELFCLASS32" if self.config.elf_class == 64 else "ELFCLASS64"
-            return f"{name}: wrong ELF class: {other}"
+            return f"{name}: wrong ELF class: {self._other_class}"
         return f"{name}: cannot open shared object file: No such file or directory"
 
     def _found(
@@ -636,10 +680,38 @@ class Loader:
 
     # -- trying candidates --
 
+    def _try_path(
+        self,
+        dirs: Sequence[tuple[str, str]],
+        owner: str,
+        name: str,
+        searched: list[str],
+        rejected: list[Rejected],
+    ) -> tuple[str, str] | None:
+        """One search path (an RPATH, LD_LIBRARY_PATH, a RUNPATH, the default dirs): (hit, where) or None.
+
+        A candidate whose open fails with anything but "no such file" or "permission denied" (a
+        symlink loop) ends this search path, as ld.so's ``open_path`` returns on such an errno.
+        """
+        for directory, entry in dirs:
+            try:
+                hit = self._try_dir(directory, name, searched, rejected)
+            except _EndPath as failed:
+                reason = f"{failed.reason} (ends the search in {owner})"
+                rejected.append(Rejected(failed.candidate, reason, ends_path=True))
+                return None
+            if hit is not None:
+                return hit, directory if entry == directory else f"{directory} (from {entry})"
+        return None
+
     def _try_dir(
         self, directory: str, name: str, searched: list[str], rejected: list[Rejected]
     ) -> str | None:
-        """Try ``directory``'s hwcaps subdirectories, then the directory itself."""
+        """Try ``directory``'s hwcaps subdirectories, then the directory itself.
+
+        Only the directory's own candidate can end the search path: ld.so looks at the errno of the
+        last open it tried there, and an odd failure in a subdirectory is followed by that one.
+        """
         base = directory if directory.endswith("/") or not directory else directory + "/"
         for sub in (*self.config.hwcaps, ""):
             folder = base + sub + "/" if sub else base
@@ -647,7 +719,12 @@ class Loader:
             if name not in self._listing(folder or "."):
                 continue
             candidate = folder + name
-            outcome = self._check(candidate, self._candidate_facts(candidate))
+            try:
+                outcome = self._check(candidate, self._candidate_facts(candidate))
+            except _EndPath as failed:
+                if not sub:
+                    raise
+                outcome = Rejected(candidate, failed.reason)
             if isinstance(outcome, Rejected):
                 rejected.append(outcome)
             elif outcome is not None:
@@ -666,7 +743,10 @@ class Loader:
             path.startswith(directory.rstrip("/") + "/") for directory in self.config.default_dirs
         ):
             return None
-        outcome = self._check(path, self._candidate_facts(path))
+        try:
+            outcome = self._check(path, self._candidate_facts(path))
+        except _EndPath as failed:
+            outcome = Rejected(path, failed.reason)
         if isinstance(outcome, Rejected):
             rejected.append(outcome)
             return None
@@ -681,29 +761,27 @@ class Loader:
         return facts if facts.path == path else replace(facts, path=path)
 
     def _check(self, path: str, facts: ElfFacts) -> ElfFacts | Rejected | None:
-        """ld.so's ``open_verify``: a usable object, a skipped candidate, nothing there, or a stop.
+        """ld.so's ``open_verify`` (``core/open_verify.py``): a usable object, a skipped candidate,
+        nothing there, the end of this search path (``_EndPath``) or a stop (``_Stop``).
 
-        ld.so checks only the ELF header here: a file it cannot read as ELF stops the whole search
-        (``invalid ELF header``, ``file too short``); a readable header with a broken body is mapped
-        (the graph node keeps its ``problem``).
+        ld.so checks only the ELF header here; a readable header with a broken body is mapped (the
+        graph node keeps its ``problem``). An executable or a PIE is refused after the open.
         """
-        problem = facts.problem
-        if problem is Problem.MISSING:
+        check = verify_candidate(
+            self._absolute(path),
+            facts,
+            elf_class=self.config.elf_class,
+            machine=self.config.machine,
+            startup=self.startup,
+        )
+        if check.verdict is Verdict.MISSING:
             return None
-        if problem is Problem.UNREADABLE:
-            return Rejected(path, facts.detail or "cannot read the file")
-        if problem is Problem.NOT_ELF:
-            raise _Stop(path, "invalid ELF header")
-        if problem is not None and facts.elf_class == 0:
-            raise _Stop(path, "file too short")
-        if facts.elf_class and facts.elf_class != self.config.elf_class:
-            return Rejected(path, f"wrong ELF class: ELFCLASS{facts.elf_class}")
-        if facts.osabi not in _VALID_OSABI:
-            raise _Stop(path, "ELF file OS ABI invalid")
-        if facts.machine and facts.machine != self.config.machine:
-            return Rejected(path, f"wrong machine: e_machine {facts.machine}")
-        if not facts.little_endian and self.config.machine in (EM_X86_64, EM_386):
-            raise _Stop(path, "ELF file data encoding not little-endian")
+        if check.verdict is Verdict.SKIP:
+            return Rejected(path, check.reason)
+        if check.verdict is Verdict.END_PATH:
+            raise _EndPath(path, check.reason)
+        if check.verdict is Verdict.STOP:
+            raise _Stop(path, check.reason)
         unloadable = _unloadable_type(facts) if facts.ok else ""
         if unloadable:
             raise _Stop(path, unloadable)
@@ -756,7 +834,6 @@ def _dst_at(text: str, index: int) -> tuple[str | None, int]:
     return None, 0
 
 
-_VALID_OSABI: Final = (0, 3)  # ELFOSABI_SYSV, ELFOSABI_GNU: what glibc's VALID_ELF_OSABI accepts
 ET_EXEC: Final = 2
 ET_DYN: Final = 3
 DF_1_PIE: Final = 0x08000000
@@ -765,12 +842,10 @@ DF_1_PIE: Final = 0x08000000
 def _unloadable_type(facts: ElfFacts) -> str:
     """ld.so's refusal of a well-formed ELF that is not a library, in its words ('' when loadable).
 
-    ``open_verify`` refuses anything but ET_DYN and ET_EXEC; ``_dl_map_object_from_fd`` then refuses
-    an executable (fixed address) and a PIE (DF_1_PIE) for anything but the main program. Each stops
-    the search: a ``.o`` or a program named like a library is an error, not a skipped candidate.
+    After ``open_verify`` (which refuses anything but ET_DYN and ET_EXEC), ``_dl_map_object_from_fd``
+    refuses an executable (fixed address) and a PIE (DF_1_PIE) for anything but the main program. Each
+    stops the search: a program named like a library is an error, not a skipped candidate.
     """
-    if facts.elf_type not in (ET_EXEC, ET_DYN):
-        return "only ET_DYN and ET_EXEC can be loaded"
     if facts.elf_type == ET_EXEC:
         return "cannot dynamically load executable"
     if facts.flags_1 & DF_1_PIE:

@@ -7,6 +7,7 @@ terminals; the CLI, the JSON output, the exports and the TUI all render these sa
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -105,10 +106,14 @@ class Via(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A candidate the loader opened and skipped (wrong class or machine, not ELF, unreadable)."""
+    """A candidate the loader did not use: skipped (wrong class or machine, no permission), or the file
+    that ended one search path (``ends_path``: a symlink loop) or stopped the whole load (``stops``: a
+    directory, an empty or non-ELF file named like the library)."""
 
     path: str
     reason: str
+    stops: bool = False
+    ends_path: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,43 @@ class Resolution:
     detail: str = ""
     searched: tuple[str, ...] = ()  # directories tried, in order
     rejected: tuple[Rejected, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRequest:
+    """One request an edge of the process graph answers: a DT_NEEDED, preload or dlopen name.
+
+    An object can ask for one file under two names (``libx.so`` and a ``libalias.so`` link to it, or
+    a DT_NEEDED name that a preloaded object's soname serves): ld.so answers two requests with one
+    object, the graph has one edge carrying both (``requests``, in the order they were made).
+    """
+
+    needed: str
+    via: Via
+    detail: str
+    resolution: Resolution | None = None
+
+
+def edge_requests(data: Mapping[str, object]) -> tuple[EdgeRequest, ...]:
+    """Every request of one edge's attributes, first one first (a graph built without ``requests``
+    has the single one its ``needed``/``via``/``detail``/``resolution`` describe)."""
+    requests = data.get("requests")
+    if isinstance(requests, (list, tuple)) and requests:
+        return tuple(request for request in requests if isinstance(request, EdgeRequest))
+    resolution = data.get("resolution")
+    return (
+        EdgeRequest(
+            needed=str(data.get("needed", "")),
+            via=Via(str(data.get("via") or Via.NOT_FOUND)),
+            detail=str(data.get("detail", "")),
+            resolution=resolution if isinstance(resolution, Resolution) else None,
+        ),
+    )
+
+
+def edge_names(data: Mapping[str, object]) -> tuple[str, ...]:
+    """The names one edge answers (usually one DT_NEEDED name)."""
+    return tuple(request.needed for request in edge_requests(data))
 
 
 class Role(StrEnum):
@@ -260,6 +302,7 @@ class StdenvInfo:
     source: str
     fingerprint: str
     libstdcxx: str | None = None
+    elf_class: int = 64  # 32: the i386 glibc (``cc -m32``), the stdenv of a 32-bit x86 target
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -270,6 +313,7 @@ class StdenvInfo:
             "source": self.source,
             "fingerprint": self.fingerprint,
             "libstdcxx": self.libstdcxx,
+            "elf_class": self.elf_class,
         }
 
 

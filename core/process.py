@@ -22,7 +22,16 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.loader import Loader, LoaderConfig, loader_config
-from glibc_doctor.core.model import ElfFacts, Extension, Problem, Resolution, Role, Target, Via
+from glibc_doctor.core.model import (
+    EdgeRequest,
+    ElfFacts,
+    Extension,
+    Problem,
+    Resolution,
+    Role,
+    Target,
+    Via,
+)
 
 MISSING_PREFIX = "not-found:"
 
@@ -83,6 +92,7 @@ class _Process:
             if node is not None:
                 queue.append(node)
         self._closure(queue)
+        self.loader.startup = False  # what follows is dlopen(): its errors go through dlerror()
         self.base = self.loader.fork()
 
     def _add_loader(self, main_path: str, main: ElfFacts) -> None:
@@ -98,9 +108,7 @@ class _Process:
             return
         found = Resolution(interp, main_path, path, Via.PATH, f"PT_INTERP of {main_path}")
         self._add_node(path, facts, Role.LOADER, found, parent=main_path)
-        self.graph.add_edge(
-            main_path, path, needed=interp, via=Via.PATH, detail=found.detail, resolution=found
-        )
+        self._add_edge(main_path, path, interp, Via.PATH, found)
         self.loader.mark_loaded(path, facts, interp)
         self.graph.graph["loader"] = path
 
@@ -190,10 +198,22 @@ class _Process:
         )
 
     def _add_edge(self, requester: str, provider: str, name: str, via: Via, resolution: Resolution) -> None:
+        """One edge per (requester, provider); a second name for the same file is a second request on it
+        (``requests``: its versions are checked too, and ``scan --json`` lists one edge per request)."""
+        request = EdgeRequest(name, via, resolution.detail, resolution)
         if self.graph.has_edge(requester, provider):
-            return  # a second DT_NEEDED of the same file (by another name) adds nothing new
+            requests: list[EdgeRequest] = self.graph.edges[requester, provider]["requests"]
+            if all(known.needed != name for known in requests):
+                requests.append(request)
+            return
         self.graph.add_edge(
-            requester, provider, needed=name, via=via, detail=resolution.detail, resolution=resolution
+            requester,
+            provider,
+            needed=name,
+            via=via,
+            detail=resolution.detail,
+            resolution=resolution,
+            requests=[request],
         )
 
     def _facts(self, node: str) -> ElfFacts:

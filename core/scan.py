@@ -21,6 +21,7 @@ from glibc_doctor.core import scancache
 from glibc_doctor.core.analysis import analyze, glibc_info
 from glibc_doctor.core.errors import DoctorError, StdenvError, TargetError
 from glibc_doctor.core.model import (
+    EM_386,
     Conflict,
     ElfFacts,
     GlibcInfo,
@@ -30,6 +31,7 @@ from glibc_doctor.core.model import (
     Severity,
     StdenvInfo,
     Target,
+    edge_requests,
 )
 from glibc_doctor.core.process import simulate
 from glibc_doctor.core.stdenv import find_stdenv
@@ -84,9 +86,13 @@ class ScanResult:
             "glibc": self.glibc.as_json(),
             "stdenv": self.stdenv.as_json() if self.stdenv is not None else None,
             "objects": [_object_json(self.graph, node) for node in _load_order(self.graph)],
-            "edges": [_edge_json(source, target, data) for source, target, data in _edges(self.graph)],
+            "edges": edges_json(self.graph),
             "conflicts": [conflict.as_json() for conflict in self.conflicts],
             "notes": list(self.notes),
+            # --strict: every edge resolved on its own (where each name would be found if nothing were
+            # loaded yet); the objects it reaches that the exact graph lacks are in strict_objects.
+            "strict_edges": edges_json(self.strict_graph) if self.strict_graph is not None else None,
+            "strict_objects": _strict_only_objects(self.graph, self.strict_graph),
         }
 
 
@@ -128,7 +134,7 @@ def scan_steps(
     if cancelled():
         return
     yield ScanProgress(STAGES[3], "checking symbol versions", 3, total)
-    stdenv, notes = _stdenv(glibc, environ)
+    stdenv, notes = _stdenv(glibc, environ, target_class(graph))
     conflicts = analyze(graph, strict_graph, stdenv=stdenv)
     if cancelled():
         return
@@ -234,10 +240,10 @@ def _graph_dependencies(graph: nx.DiGraph[str], files: set[str], dirs: set[str])
         if found is not None:
             dirs.update(found.searched)
     for _source, _target, data in graph.edges(data=True):
-        resolution: Resolution | None = data.get("resolution")
-        if resolution is not None:
-            dirs.update(resolution.searched)
-            files.update(rejected.path for rejected in resolution.rejected)
+        for request in edge_requests(data):
+            if request.resolution is not None:
+                dirs.update(request.resolution.searched)
+                files.update(rejected.path for rejected in request.resolution.rejected)
     config = graph.graph.get("config")
     cache_path = getattr(config, "cache_path", None)
     if cache_path:
@@ -258,12 +264,21 @@ def _check_root(graph: nx.DiGraph[str]) -> None:
         raise TargetError(f"{root}: cannot be loaded: {detail}")
 
 
-def _stdenv(glibc: str | None, env: Mapping[str, str]) -> tuple[StdenvInfo | None, tuple[str, ...]]:
+def target_class(graph: nx.DiGraph[str]) -> int:
+    """The ELF class of the target's loader: 32 for an i386 program, whose stdenv is the i386 glibc."""
+    config = graph.graph.get("config")
+    return 32 if getattr(config, "elf_class", 64) == 32 and getattr(config, "machine", 0) == EM_386 else 64
+
+
+def _stdenv(
+    glibc: str | None, env: Mapping[str, str], elf_class: int = 64
+) -> tuple[StdenvInfo | None, tuple[str, ...]]:
     """The stdenv when it can be found; a scan is still useful without it, so errors become a note."""
     try:
-        return find_stdenv(glibc, env=env), ()
+        return find_stdenv(glibc, env=env, elf_class=elf_class), ()
     except (StdenvError, OSError) as error:
-        return None, (f"stdenv not found: {error}",)
+        i386 = " (the i386 glibc: is gcc-multilib installed?)" if elf_class == 32 else ""
+        return None, (f"stdenv not found{i386}: {error}",)
 
 
 # --- JSON -------------------------------------------------------------------------------------------
@@ -320,11 +335,26 @@ def _object_json(graph: nx.DiGraph[str], node: str) -> dict[str, object]:
     }
 
 
-def _edge_json(source: str, target: str, data: dict[str, object]) -> dict[str, object]:
-    return {
-        "from": source,
-        "to": target,
-        "needed": data.get("needed"),
-        "via": str(data.get("via", "")),
-        "detail": data.get("detail", ""),
-    }
+def _strict_only_objects(
+    graph: nx.DiGraph[str], strict: nx.DiGraph[str] | None
+) -> list[dict[str, object]] | None:
+    """The objects only the strict graph has (another copy a name would find on its own), as ``objects``."""
+    if strict is None:
+        return None
+    return [_object_json(strict, node) for node in _load_order(strict) if node not in graph]
+
+
+def edges_json(graph: nx.DiGraph[str]) -> list[dict[str, object]]:
+    """The ``edges`` of ``scan --json``: one record per request, so an object that asks for one file
+    under two names (or a preloaded object that serves a DT_NEEDED name) has two records."""
+    return [
+        {
+            "from": source,
+            "to": target,
+            "needed": request.needed,
+            "via": str(request.via),
+            "detail": request.detail,
+        }
+        for source, target, data in _edges(graph)
+        for request in edge_requests(data)
+    ]

@@ -8,6 +8,9 @@ does: link a tiny probe and read what the linker wrote (a Nix cc-wrapper adds ``
 The probe costs a compile, so its answer is cached under ``$XDG_CACHE_HOME/glibc-doctor`` keyed by
 what could change it (the compiler's real path and mtime, ``PATH``, ``CC``, ``NIX_CC``) and checked
 against the stat of the files it found: ``ensure`` must be fast when nothing moved.
+
+A 32-bit x86 target's stdenv is the i386 glibc the same compiler links with ``-m32`` (gcc-multilib;
+a Nix cc-wrapper's ``nix-support/dynamic-linker-m32``): ``elf_class=32`` asks for it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from glibc_doctor.core.model import StdenvInfo
 
 LOADER_NAME = "ld-linux-x86-64.so.2"
+LOADER_NAMES = {64: LOADER_NAME, 32: "ld-linux.so.2"}
 LIBC_NAME = "libc.so.6"
 LIBSTDCXX_NAME = "libstdc++.so.6"
 CACHE_FORMAT = 2
@@ -42,7 +46,16 @@ _DEFAULT_DIRS = (
     "/lib",
     "/usr/lib",
 )
+_DEFAULT_DIRS_32 = (
+    "/lib32",
+    "/usr/lib32",
+    "/lib/i386-linux-gnu",
+    "/usr/lib/i386-linux-gnu",
+    "/lib",
+    "/usr/lib",
+)
 _GLIBC_SUBDIRS = ("", "lib", "lib64", "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "usr/lib64")
+_GLIBC_SUBDIRS_32 = ("", "lib", "lib32", "lib/i386-linux-gnu", "usr/lib/i386-linux-gnu", "usr/lib32")
 
 
 class Compiler:
@@ -60,45 +73,52 @@ class Compiler:
         self.name = name
 
 
-def find_stdenv(glibc_dir: str | None = None, env: Mapping[str, str] | None = None) -> StdenvInfo:
+def find_stdenv(
+    glibc_dir: str | None = None, env: Mapping[str, str] | None = None, *, elf_class: int = 64
+) -> StdenvInfo:
     """The stdenv glibc: ``glibc_dir`` when given, else what a probe link with the user's compiler says.
 
-    Raises StdenvError with one line when neither gives a loader and a libc.
+    ``elf_class=32`` is the i386 stdenv (a probe with ``-m32``). Raises StdenvError with one line when
+    neither gives a loader and a libc.
     """
     environ = dict(os.environ if env is None else env)
     compiler = find_compiler(environ)
-    key = _request_key(glibc_dir, compiler, environ)
+    key = _request_key(glibc_dir, compiler, environ, elf_class)
     entry = _cached_entry(key, glibc_dir, environ) if key is not None else None
     if entry is not None:
         return _from_entry(entry)
     if glibc_dir is not None:
-        info = stdenv_from_dir(glibc_dir, environ)
+        info = stdenv_from_dir(glibc_dir, environ, elf_class)
     elif compiler is None:
-        nix = stdenv_from_nix_cc(environ)
+        nix = stdenv_from_nix_cc(environ, elf_class)
         if nix is not None:
             return nix
         raise StdenvError("no C compiler found ($CC, cc, gcc): cannot tell which glibc new extensions use")
     else:
-        info = probe_stdenv(compiler, environ)
+        info = probe_stdenv(compiler, environ, elf_class)
     if key is not None:
         _store_cached(key, info, environ)
     return info
 
 
-def cached_fingerprint(glibc_dir: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+def cached_fingerprint(
+    glibc_dir: str | None = None, env: Mapping[str, str] | None = None, *, elf_class: int = 64
+) -> str | None:
     """The stdenv's fingerprint from the probe cache when it is still valid, else None.
 
     ``ensure``'s no-op path: a JSON file and a few stat calls, no record types, no ELF, no compiler.
     """
     environ = os.environ if env is None else env
-    key = _request_key(glibc_dir, find_compiler(environ), environ)
+    key = _request_key(glibc_dir, find_compiler(environ), environ, elf_class)
     entry = _cached_entry(key, glibc_dir, environ) if key is not None else None
     fingerprint = entry.get("fingerprint") if entry is not None else None
     return fingerprint if isinstance(fingerprint, str) else None
 
 
-def fingerprint_inputs(glibc_dir: str | None, env: Mapping[str, str]) -> list[str] | None:
-    """The files and directories whose change can change ``cached_fingerprint(glibc_dir, env)``.
+def fingerprint_inputs(
+    glibc_dir: str | None, env: Mapping[str, str], elf_class: int = 64
+) -> list[str] | None:
+    """The files and directories whose change can change ``cached_fingerprint(glibc_dir, env, elf_class)``.
 
     Beside the environment's own values (the caller compares those): every ``PATH`` directory (a
     compiler appearing in any of them can change which one is found), the compiler's real file, the
@@ -111,7 +131,7 @@ def fingerprint_inputs(glibc_dir: str | None, env: Mapping[str, str]) -> list[st
     from glibc_doctor.core.hookstate import existing_ancestor, link_dirs, watch_file
 
     compiler = find_compiler(env)
-    key = _request_key(glibc_dir, compiler, env)
+    key = _request_key(glibc_dir, compiler, env, elf_class)
     entry = _cached_entry(key, glibc_dir, env) if key is not None else None
     if entry is None:
         return None
@@ -136,44 +156,58 @@ def fingerprint_inputs(glibc_dir: str | None, env: Mapping[str, str]) -> list[st
     return watched
 
 
-def _request_key(glibc_dir: str | None, compiler: Compiler | None, env: Mapping[str, str]) -> str | None:
+def _request_key(
+    glibc_dir: str | None, compiler: Compiler | None, env: Mapping[str, str], elf_class: int = 64
+) -> str | None:
+    abi = " -m32" if elf_class == 32 else ""
     if glibc_dir is not None:
-        return _cache_key(compiler, env, f"--glibc {os.path.realpath(glibc_dir)}")
-    return _cache_key(compiler, env) if compiler is not None else None
+        return _cache_key(compiler, env, f"--glibc {os.path.realpath(glibc_dir)}{abi}")
+    return _cache_key(compiler, env, abi) if compiler is not None else None
 
 
-def stdenv_from_dir(glibc_dir: str, env: Mapping[str, str]) -> StdenvInfo:
-    """The glibc in ``glibc_dir`` (its lib directory, or a prefix holding ``lib``/``lib64``)."""
+def _abi_flags(elf_class: int) -> tuple[str, ...]:
+    return ("-m32",) if elf_class == 32 else ()
+
+
+def stdenv_from_dir(glibc_dir: str, env: Mapping[str, str], elf_class: int = 64) -> StdenvInfo:
+    """The glibc in ``glibc_dir`` (its lib directory, or a prefix holding ``lib``/``lib64``; ``lib32``
+    and the i386 directories for ``elf_class=32``)."""
     from pathlib import Path
 
     root = Path(glibc_dir)
     if not root.is_dir():
         raise StdenvError(f"--glibc {glibc_dir}: not a directory")
-    lib_dir = next((root / sub for sub in _GLIBC_SUBDIRS if (root / sub / LIBC_NAME).exists()), None)
+    known = _GLIBC_SUBDIRS_32 if elf_class == 32 else _GLIBC_SUBDIRS
+    lib_dir = next((root / sub for sub in known if (root / sub / LIBC_NAME).exists()), None)
     if lib_dir is None:
         raise StdenvError(f"--glibc {glibc_dir}: no {LIBC_NAME} in it or in its lib directories")
-    subdirs = (str(lib_dir.relative_to(root)), *_GLIBC_SUBDIRS)
-    loader = next((root / sub / LOADER_NAME for sub in subdirs if (root / sub / LOADER_NAME).exists()), None)
+    name = LOADER_NAMES[elf_class]
+    subdirs = (str(lib_dir.relative_to(root)), *known)
+    loader = next((root / sub / name for sub in subdirs if (root / sub / name).exists()), None)
     if loader is None:
-        raise StdenvError(f"--glibc {glibc_dir}: no {LOADER_NAME} next to its {LIBC_NAME}")
-    libstdcxx = _libstdcxx_for(find_compiler(env), env, prefer_dir=str(lib_dir))
-    return make_stdenv(str(loader), str(lib_dir / LIBC_NAME), libstdcxx, f"--glibc {glibc_dir}")
+        raise StdenvError(f"--glibc {glibc_dir}: no {name} next to its {LIBC_NAME}")
+    libstdcxx = _libstdcxx_for(find_compiler(env), env, prefer_dir=str(lib_dir), flags=_abi_flags(elf_class))
+    return make_stdenv(str(loader), str(lib_dir / LIBC_NAME), libstdcxx, f"--glibc {glibc_dir}", elf_class)
 
 
-def stdenv_from_nix_cc(env: Mapping[str, str]) -> StdenvInfo | None:
-    """The loader a Nix cc-wrapper names in ``$NIX_CC/nix-support/dynamic-linker``, when there is one."""
+def stdenv_from_nix_cc(env: Mapping[str, str], elf_class: int = 64) -> StdenvInfo | None:
+    """The loader a Nix cc-wrapper names in ``$NIX_CC/nix-support/dynamic-linker`` (``-m32``: in
+    ``dynamic-linker-m32``, which a multilib wrapper writes), when there is one."""
     nix_cc = env.get("NIX_CC")
     if not nix_cc:
         return None
+    marker = os.path.join(
+        nix_cc, "nix-support", "dynamic-linker-m32" if elf_class == 32 else "dynamic-linker"
+    )
     try:
-        with open(os.path.join(nix_cc, "nix-support", "dynamic-linker"), encoding="utf-8") as marker:
-            loader = marker.read().strip()
+        with open(marker, encoding="utf-8") as handle:
+            loader = handle.read().strip()
     except (OSError, UnicodeDecodeError):
         return None
     libc = os.path.join(os.path.dirname(loader), LIBC_NAME)
     if not loader or not os.path.exists(libc):
         return None
-    return make_stdenv(loader, libc, None, f"$NIX_CC {nix_cc}")
+    return make_stdenv(loader, libc, None, f"$NIX_CC {nix_cc}", elf_class)
 
 
 def find_compiler(env: Mapping[str, str]) -> Compiler | None:
@@ -201,8 +235,9 @@ def which(name: str, search_path: str) -> str | None:
     return None
 
 
-def probe_stdenv(compiler: Compiler, env: Mapping[str, str]) -> StdenvInfo:
-    """Link a tiny program with ``compiler`` and read which loader and libc the linker gave it."""
+def probe_stdenv(compiler: Compiler, env: Mapping[str, str], elf_class: int = 64) -> StdenvInfo:
+    """Link a tiny program with ``compiler`` (``-m32`` for the i386 stdenv) and read which loader and
+    libc the linker gave it."""
     import tempfile
     from pathlib import Path
 
@@ -212,18 +247,19 @@ def probe_stdenv(compiler: Compiler, env: Mapping[str, str]) -> StdenvInfo:
         source = Path(scratch) / "probe.c"
         source.write_text("int main(void) { return 0; }\n")
         binary = Path(scratch) / "probe"
-        _run_compiler([*compiler.argv, "-o", str(binary), str(source)], env, compiler.name)
+        flags = _abi_flags(elf_class)
+        _run_compiler([*compiler.argv, *flags, "-o", str(binary), str(source)], env, compiler.name)
         facts = read_elf(str(binary))
         if not facts.ok or facts.interpreter is None:
             raise StdenvError(f"the probe linked by {compiler.name} has no program interpreter (static?)")
-        libc = resolve_libc(facts.interpreter, facts.rpath, facts.runpath, str(binary))
+        libc = resolve_libc(facts.interpreter, facts.rpath, facts.runpath, str(binary), elf_class)
     if libc is None:
         raise StdenvError(f"cannot find the {LIBC_NAME} that the probe linked by {compiler.name} would load")
-    source_text = f"probe: {compiler.name}"
+    source_text = f"probe: {' '.join([compiler.name, *flags])}"
     if env.get("NIX_CC"):
         source_text += f" ($NIX_CC {env['NIX_CC']})"
-    libstdcxx = _libstdcxx_for(compiler, env, prefer_dir=None)
-    return make_stdenv(facts.interpreter, libc, libstdcxx, source_text)
+    libstdcxx = _libstdcxx_for(compiler, env, prefer_dir=None, flags=flags)
+    return make_stdenv(facts.interpreter, libc, libstdcxx, source_text, elf_class)
 
 
 def _run_compiler(argv: Sequence[str], env: Mapping[str, str], name: str) -> str:
@@ -241,7 +277,9 @@ def _run_compiler(argv: Sequence[str], env: Mapping[str, str], name: str) -> str
     return done.stdout
 
 
-def resolve_libc(interpreter: str, rpath: str | None, runpath: str | None, origin_file: str) -> str | None:
+def resolve_libc(
+    interpreter: str, rpath: str | None, runpath: str | None, origin_file: str, elf_class: int = 64
+) -> str | None:
     """The libc.so.6 the probe's loader would map, through its RPATH/RUNPATH and the loader's dirs.
 
     The loader model of ``core.loader`` is used when it is available (it knows the ld.so's own
@@ -258,7 +296,7 @@ def resolve_libc(interpreter: str, rpath: str | None, runpath: str | None, origi
     ]
     dirs = [entry for entry in dirs if entry]
     dirs.append(os.path.dirname(os.path.realpath(interpreter)))
-    dirs += _DEFAULT_DIRS
+    dirs += _DEFAULT_DIRS_32 if elf_class == 32 else _DEFAULT_DIRS
     return next(
         (os.path.join(d, LIBC_NAME) for d in dirs if os.path.exists(os.path.join(d, LIBC_NAME))), None
     )
@@ -280,7 +318,9 @@ def _resolve_with_loader_model(interpreter: str, probe: str) -> str | None:
     return path
 
 
-def _libstdcxx_for(compiler: Compiler | None, env: Mapping[str, str], prefer_dir: str | None) -> str | None:
+def _libstdcxx_for(
+    compiler: Compiler | None, env: Mapping[str, str], prefer_dir: str | None, flags: tuple[str, ...] = ()
+) -> str | None:
     """The libstdc++.so.6 of the stdenv: next to its libc when it has one, else what the compiler links."""
     if prefer_dir is not None and os.path.exists(os.path.join(prefer_dir, LIBSTDCXX_NAME)):
         return os.path.join(prefer_dir, LIBSTDCXX_NAME)
@@ -292,7 +332,9 @@ def _libstdcxx_for(compiler: Compiler | None, env: Mapping[str, str], prefer_dir
         candidates.append((gxx,))
     for argv in candidates:
         try:
-            printed = _run_compiler([*argv, f"-print-file-name={LIBSTDCXX_NAME}"], env, argv[0]).strip()
+            printed = _run_compiler(
+                [*argv, *flags, f"-print-file-name={LIBSTDCXX_NAME}"], env, argv[0]
+            ).strip()
         except StdenvError:
             continue
         if os.path.isabs(printed) and os.path.exists(printed):
@@ -300,7 +342,9 @@ def _libstdcxx_for(compiler: Compiler | None, env: Mapping[str, str], prefer_dir
     return None
 
 
-def make_stdenv(loader: str, libc: str, libstdcxx: str | None, source: str) -> StdenvInfo:
+def make_stdenv(
+    loader: str, libc: str, libstdcxx: str | None, source: str, elf_class: int = 64
+) -> StdenvInfo:
     """Assemble the record: release from the libc, lib dirs (glibc first), fingerprint of the files."""
     from glibc_doctor.core.elf import glibc_release
     from glibc_doctor.core.model import StdenvInfo
@@ -316,6 +360,7 @@ def make_stdenv(loader: str, libc: str, libstdcxx: str | None, source: str) -> S
         source=source,
         fingerprint=fingerprint((loader, libc, libstdcxx)),
         libstdcxx=libstdcxx,
+        elf_class=elf_class,
     )
 
 
@@ -408,6 +453,7 @@ def _from_entry(entry: Mapping[str, object]) -> StdenvInfo:
         source=str(entry["source"]),
         fingerprint=str(entry["fingerprint"]),
         libstdcxx=_opt_str(entry["libstdcxx"]),
+        elf_class=32 if entry.get("elf_class") == 32 else 64,
     )
 
 

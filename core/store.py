@@ -267,29 +267,35 @@ def status(env: Mapping[str, str] | None = None) -> list[StatusEntry]:
     from glibc_doctor.core.patch.manifest import StatusEntry
 
     entries = []
-    fingerprints: dict[str | None, str | None] = {}
+    fingerprints: dict[StdenvKey, str | None] = {}
     for manifest in load_manifests(env):
-        current = _current_fingerprint(manifest.glibc_dir, env, fingerprints)
+        current = _current_fingerprint(
+            _stdenv_key(manifest.glibc_dir, manifest.current.stdenv), env, fingerprints
+        )
         up_to_date = None if current is None else current == manifest.current.fingerprint
         entries.append(StatusEntry(manifest, up_to_date, os.path.exists(manifest.current.interpreter)))
     return entries
 
 
+StdenvKey = uptodate.StdenvKey
+_stdenv_key = uptodate.stdenv_key
+
+
 def _current_fingerprint(
-    glibc_dir: str | None, env: Mapping[str, str] | None, seen: dict[str | None, str | None]
+    key: StdenvKey, env: Mapping[str, str] | None, seen: dict[StdenvKey, str | None]
 ) -> str | None:
-    if glibc_dir not in seen:
+    if key not in seen:
         try:
-            seen[glibc_dir] = current_stdenv(glibc_dir, env).fingerprint
+            seen[key] = current_stdenv(key[0], env, key[1]).fingerprint
         except DoctorError:
-            seen[glibc_dir] = None
-    return seen[glibc_dir]
+            seen[key] = None
+    return seen[key]
 
 
-def current_stdenv(glibc_dir: str | None, env: Mapping[str, str] | None) -> StdenvInfo:
+def current_stdenv(glibc_dir: str | None, env: Mapping[str, str] | None, elf_class: int = 64) -> StdenvInfo:
     from glibc_doctor.core.stdenv import find_stdenv
 
-    return find_stdenv(glibc_dir, env)
+    return find_stdenv(glibc_dir, env, elf_class=elf_class)
 
 
 def find_manifest(spec: str, env: Mapping[str, str] | None = None) -> Manifest:
@@ -419,16 +425,17 @@ class EnsureReport:
 
 def stale_manifests(
     env: Mapping[str, str] | None = None,
-) -> tuple[list[Manifest], dict[str | None, StdenvInfo]]:
+) -> tuple[list[Manifest], dict[StdenvKey, StdenvInfo]]:
     """Manifests whose stdenv fingerprint differs from the current stdenv (no ELF work when none do)."""
-    stdenvs: dict[str | None, StdenvInfo] = {}
+    stdenvs: dict[StdenvKey, StdenvInfo] = {}
     stale = []
     for manifest in load_manifests(env):
         if manifest.pinned:
             continue
-        if manifest.glibc_dir not in stdenvs:
-            stdenvs[manifest.glibc_dir] = current_stdenv(manifest.glibc_dir, env)
-        if stdenvs[manifest.glibc_dir].fingerprint != manifest.current.fingerprint:
+        key = _stdenv_key(manifest.glibc_dir, manifest.current.stdenv)
+        if key not in stdenvs:
+            stdenvs[key] = current_stdenv(key[0], env, key[1])
+        if stdenvs[key].fingerprint != manifest.current.fingerprint:
             stale.append(manifest)
     return stale, stdenvs
 
@@ -446,8 +453,8 @@ def ensure(
     stale, _ = stale_manifests(env)
     if not stale:  # the probe cache was cold or stale; the stdenv itself did not move
         manifests = load_manifests(env)
-        glibc_dirs = {manifest.glibc_dir for manifest in manifests if not manifest.pinned}
-        uptodate.record_verdict(uptodate.manifest_files(environ), glibc_dirs, environ, started)
+        keys = {_stdenv_key(m.glibc_dir, m.current.stdenv) for m in manifests if not m.pinned}
+        uptodate.record_verdict(uptodate.manifest_files(environ), keys, environ, started)
         return EnsureReport(len(manifests))
     hookstate.clear(environ)
     with locked(env):
@@ -456,7 +463,8 @@ def ensure(
         failed = []
         for manifest in stale:
             try:
-                results.append(rebuild(manifest, stdenvs[manifest.glibc_dir], env, progress))
+                key = _stdenv_key(manifest.glibc_dir, manifest.current.stdenv)
+                results.append(rebuild(manifest, stdenvs[key], env, progress))
             except DoctorError as error:
                 failed.append(f"{manifest.spec}: {error}")
         failed += [

@@ -20,6 +20,15 @@ TYPE_CHECKING = False  # typing costs an import on this path; mypy treats the na
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+StdenvKey = tuple[str | None, int]  # (--glibc DIR or None for the probe, ELF class: 32 is the i386 glibc)
+
+
+def stdenv_key(glibc_dir: str | None, recorded_stdenv: object) -> StdenvKey:
+    """Which stdenv a build follows: its --glibc DIR and the class of the stdenv it was built against (a
+    32-bit target's fix follows the i386 glibc; a manifest from before the class was recorded is 64)."""
+    elf_class = recorded_stdenv.get("elf_class") if isinstance(recorded_stdenv, dict) else None
+    return glibc_dir, 32 if elf_class == 32 else 64
+
 
 def data_dir(env: Mapping[str, str]) -> str:
     """``$XDG_DATA_HOME/glibc-doctor`` (``~/.local/share/glibc-doctor`` by default)."""
@@ -36,28 +45,29 @@ def manifest_files(env: Mapping[str, str]) -> list[str]:
         return []
 
 
-def up_to_date_stdenvs(files: list[str], env: Mapping[str, str]) -> set[str | None] | None:
-    """The ``--glibc`` dirs (None: the probed stdenv) of the manifests, when every manifest's build
-    matches the cached stdenv fingerprint; None means "look closer": a stale build, an unreadable
-    manifest, or no valid probe cache.
+def up_to_date_stdenvs(files: list[str], env: Mapping[str, str]) -> set[StdenvKey] | None:
+    """The stdenvs the manifests follow (``stdenv_key``), when every manifest's build matches its
+    stdenv's cached fingerprint; None means "look closer": a stale build, an unreadable manifest, or
+    no valid probe cache.
     """
     import json
 
     from glibc_doctor.core.stdenv import cached_fingerprint
 
-    fingerprints: dict[str | None, str | None] = {}
+    fingerprints: dict[StdenvKey, str | None] = {}
     for path in files:
         try:
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
-            glibc_dir, wanted = data.get("glibc_dir"), data["current"]["fingerprint"]
+            key = stdenv_key(data.get("glibc_dir"), data["current"].get("stdenv"))
+            wanted = data["current"]["fingerprint"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         if data.get("pinned"):
             continue
-        if glibc_dir not in fingerprints:
-            fingerprints[glibc_dir] = cached_fingerprint(glibc_dir, env)
-        if fingerprints[glibc_dir] is None or fingerprints[glibc_dir] != wanted:
+        if key not in fingerprints:
+            fingerprints[key] = cached_fingerprint(key[0], env, elf_class=key[1])
+        if fingerprints[key] is None or fingerprints[key] != wanted:
             return None
     return set(fingerprints)
 
@@ -71,16 +81,14 @@ def nothing_to_do(env: Mapping[str, str]) -> int | None:
     if checked is not None:
         return checked
     files = manifest_files(env)
-    glibc_dirs = up_to_date_stdenvs(files, env) if files else set()
-    if glibc_dirs is None:
+    stdenvs = up_to_date_stdenvs(files, env) if files else set()
+    if stdenvs is None:
         return None
-    record_verdict(files, glibc_dirs, env, started)
+    record_verdict(files, stdenvs, env, started)
     return len(files)
 
 
-def record_verdict(
-    files: list[str], glibc_dirs: set[str | None], env: Mapping[str, str], started: int
-) -> None:
+def record_verdict(files: list[str], stdenvs: set[StdenvKey], env: Mapping[str, str], started: int) -> None:
     """Write the hook's script for this verdict, or remove it when a shell could not check it."""
     from glibc_doctor.core.stdenv import fingerprint_inputs
 
@@ -88,8 +96,8 @@ def record_verdict(
         hookstate.existing_ancestor(os.path.join(data_dir(env), "manifests"))
     )
     watched = [*links, manifests, *files]
-    for glibc_dir in glibc_dirs:
-        inputs = fingerprint_inputs(glibc_dir, env)
+    for glibc_dir, elf_class in stdenvs:
+        inputs = fingerprint_inputs(glibc_dir, env, elf_class)
         if inputs is None:
             hookstate.clear(env)
             return

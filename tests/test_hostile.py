@@ -526,7 +526,7 @@ BAD_EXTENSION_KINDS = {
     "truncated_phdrs": "unreadable",
     "truncated_dynamic": "unreadable",
     "truncated_version_r": "unreadable",
-    "garbage_after_magic": "unreadable",
+    "garbage_after_magic": "wrong-elf",  # ld.so skips an ELFCLASSNONE file as of the other class
     "random_after_ident": "unreadable",
     "huge_phnum": "unreadable",
     "bad_phentsize": "unreadable",

@@ -17,7 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from glibc_doctor.core.errors import PatchError
-from glibc_doctor.core.model import Conflict, ElfFacts, GlibcInfo, Kind, Role, ScanLike, StdenvInfo, Target
+from glibc_doctor.core.model import (
+    Conflict,
+    ElfFacts,
+    GlibcInfo,
+    Kind,
+    Role,
+    ScanLike,
+    StdenvInfo,
+    Target,
+    edge_names,
+)
 from glibc_doctor.core.patch.view import (
     RUNTIME_SONAMES,
     GlibcView,
@@ -333,22 +343,22 @@ def needed_preloads(
     stdenv_dirs = {*stdenv.lib_dirs, *runtime_dirs}
     wanted: set[str] = set()
     for requester, provider, edge in graph.edges(data=True):
-        name = edge.get("needed")
-        if not isinstance(name, str) or provided.get(name) is None:
-            continue
         found_dir = None if str(provider).startswith("not-found:") else os.path.dirname(str(provider))
         data = graph.nodes[requester]
         facts = data.get("facts")
-        if (
-            name in RUNTIME_SONAMES
-            and data.get("role") == Role.EXTENSION
-            and facts is not None
-            and facts.runpath
-        ):
-            if found_dir not in stdenv_dirs:
+        for name in edge_names(edge):
+            if provided.get(name) is None:
+                continue
+            if (
+                name in RUNTIME_SONAMES
+                and data.get("role") == Role.EXTENSION
+                and facts is not None
+                and facts.runpath
+            ):
+                if found_dir not in stdenv_dirs:
+                    wanted.add(name)
+            elif name in GLIBC_SONAMES and found_dir in glibc_dirs and not _inside(str(requester), old_root):
                 wanted.add(name)
-        elif name in GLIBC_SONAMES and found_dir in glibc_dirs and not _inside(str(requester), old_root):
-            wanted.add(name)
     wanted -= {"libc.so.6", "ld-linux-x86-64.so.2", "ld-linux.so.2", "ld-linux-aarch64.so.1"}
     return tuple(sorted(wanted, key=lambda item: (item not in RUNTIME_SONAMES, item)))
 

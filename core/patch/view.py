@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from glibc_doctor.core.errors import PatchError
-from glibc_doctor.core.model import StdenvInfo
+from glibc_doctor.core.model import StdenvInfo, edge_names
 
 VIEWS_DIR = "glibc"
 VIEW_RECORD = "view.json"
@@ -281,13 +281,13 @@ def runtime_needs(graph: Any) -> dict[str, set[str]]:
     if graph is None:
         return needs
     for requester, _provider, edge in graph.edges(data=True):
-        name = edge.get("needed")
-        if name not in RUNTIME_SONAMES:
-            continue
-        facts = graph.nodes[requester].get("facts")
-        versions = needs.setdefault(str(name), set())
-        if facts is not None:
-            versions.update(need.version for need in facts.requires_from(str(name)))
+        for name in edge_names(edge):
+            if name not in RUNTIME_SONAMES:
+                continue
+            facts = graph.nodes[requester].get("facts")
+            versions = needs.setdefault(name, set())
+            if facts is not None:
+                versions.update(need.version for need in facts.requires_from(name))
     return needs
 
 

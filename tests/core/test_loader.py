@@ -28,7 +28,7 @@ from glibc_doctor.core.loader import (
 from glibc_doctor.core.model import EM_X86_64, ElfFacts, Via
 from glibc_doctor.lab.build import Lab
 
-from tests.gcc import compile_elf
+from tests.gcc import I386_LOADER, builds_i386_programs, compile_elf
 from tests.synthetic import Synthetic
 
 SYSTEM_LOADER = "/lib64/ld-linux-x86-64.so.2"
@@ -254,10 +254,10 @@ def test_legacy_subdirs_follow_glibc_important_hwcaps_order() -> None:
     ]  # fmt: skip
 
 
-def search_path_reported(loader: str, directory: Path) -> list[str]:
+def search_path_reported(loader: str, directory: Path, program: str = "/bin/true") -> list[str]:
     """The LD_LIBRARY_PATH search path the real ``loader`` prints, duplicates removed."""
     run = subprocess.run(
-        [loader, "--library-path", str(directory), "/bin/true"],
+        [loader, "--library-path", str(directory), program],
         env=clean_env({"LD_DEBUG": "libs"}),
         capture_output=True,
         text=True,
@@ -271,6 +271,27 @@ def test_the_system_loader_searches_subdirs_exactly_as_it_reports(tmp_path: Path
     config = loader_config(SYSTEM_LOADER, {})
     model = [f"{tmp_path}/{sub}" for sub in config.hwcaps] + [str(tmp_path)]
     assert model == search_path_reported(SYSTEM_LOADER, tmp_path)
+
+
+@pytest.mark.skipif(not builds_i386_programs(), reason="needs gcc-multilib (gcc -m32 and /lib/ld-linux.so.2)")
+def test_the_i386_loader_searches_its_legacy_subdirs_exactly_as_it_reports(tmp_path: Path) -> None:
+    program = build_prog(tmp_path / "prog32", extra=["-m32"])
+    config = loader_config(I386_LOADER, {})
+    assert config.platform == ("i686" if "cmov" in cpu_flags() else "i586")
+    model = [f"{tmp_path}/{sub}" for sub in config.hwcaps] + [str(tmp_path)]
+    assert model == search_path_reported(I386_LOADER, tmp_path, str(program))
+
+
+@pytest.mark.skipif(not os.path.exists(I386_LOADER), reason="needs the i386 loader (gcc-multilib)")
+def test_the_i386_loaders_legacy_subdirs_are_the_ones_its_help_lists() -> None:
+    listed = re.findall(
+        r"^\s+(\w+) \((?:AT_PLATFORM; )?supported, searched\)$", ld_so_help(I386_LOADER), re.M
+    )
+    config = loader_config(I386_LOADER, {})
+    assert set(listed) == {part for sub in config.hwcaps for part in sub.split("/")}
+    assert config.default_dirs == tuple(
+        re.findall(r"^\s+(\S+) \(system search path\)$", ld_so_help(I386_LOADER), re.MULTILINE)
+    )
 
 
 @pytest.mark.lab

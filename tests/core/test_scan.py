@@ -33,6 +33,29 @@ def synthetic_scan(s: Synthetic, ext: Path, env: dict[str, str], **kwargs: objec
     return scan(str(s.app), ext=(str(ext),), env=env, use_cache=False, **kwargs)  # type: ignore[arg-type]
 
 
+def test_a_strict_json_lists_the_edges_each_name_would_take_on_its_own(
+    synthetic: Synthetic, env: dict[str, str], tmp_path: Path
+) -> None:
+    ext = compile_elf(
+        tmp_path / "ext_runpath.so",
+        "unsigned long strlen(const char *s);\nint f(const char *s) { return (int)strlen(s); }\n",
+        libs=[synthetic.new_libc],
+        runpath=[str(synthetic.new_glibc)],
+        nostdlib=True,
+    )
+    document = synthetic_scan(synthetic, ext, env, strict=True).as_json()
+    exact = {(e["from"], e["needed"]): (e["to"], e["via"]) for e in document["edges"]}  # type: ignore[attr-defined]
+    strict = {(e["from"], e["needed"]): (e["to"], e["via"]) for e in document["strict_edges"]}  # type: ignore[attr-defined]
+    assert exact[str(ext), "libc.so.6"] == (str(synthetic.old_libc), "already-loaded")
+    assert strict[str(ext), "libc.so.6"] == (str(synthetic.new_libc), "runpath")
+    assert str(synthetic.new_libc) in {o["path"] for o in document["strict_objects"]}  # type: ignore[attr-defined]
+
+
+def test_a_json_without_strict_has_no_strict_edges(synthetic: Synthetic, env: dict[str, str]) -> None:
+    document = synthetic_scan(synthetic, synthetic.ext_clean, env).as_json()
+    assert (document["strict_edges"], document["strict_objects"]) == (None, None)
+
+
 def test_scan_steps_yields_progress_in_order_then_the_result(
     synthetic: Synthetic, env: dict[str, str]
 ) -> None:
@@ -212,7 +235,7 @@ def test_warnings_alone_exit_0_without_strict() -> None:
     ("name", "kind", "reason"),
     [
         ("elf32", Kind.WRONG_ELF, "wrong ELF class: ELFCLASS32"),
-        ("huge_phnum", Kind.UNREADABLE, "file too short"),
+        ("huge_phnum", Kind.UNREADABLE, "cannot read file data"),  # its program headers run past the end
         ("truncated_header", Kind.UNREADABLE, "file too short"),
     ],
 )

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 from glibc_doctor.core.errors import StdenvError
+from glibc_doctor.core.scan import scan
 from glibc_doctor.core.stdenv import find_stdenv
+
+from tests.gcc import I386_LOADER, builds_i386_programs, compile_elf
 
 SYSTEM_LIBC_DIR = Path("/lib/x86_64-linux-gnu")
 LOADER = "ld-linux-x86-64.so.2"
@@ -167,3 +170,49 @@ def test_the_stdenv_command_prints_the_record_as_json(tmp_path: Path) -> None:
     data = json.loads(done.stdout)
     assert set(data) >= {"version", "loader", "libc", "lib_dirs", "source", "fingerprint", "libstdcxx"}
     assert data["version"] == os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+
+
+# --- the i386 stdenv of a 32-bit target ----------------------------------------------------------------
+
+needs_multilib = pytest.mark.skipif(
+    not builds_i386_programs(), reason="needs gcc-multilib (gcc -m32 and /lib/ld-linux.so.2)"
+)
+
+
+def _libc_the_real_loader_maps(loader: str, program: Path) -> str:
+    listed = subprocess.run([loader, "--list", str(program)], capture_output=True, text=True, check=True)
+    line = next(line for line in listed.stdout.splitlines() if "libc.so.6 => " in line)
+    return line.split(" => ")[1].split(" (0x")[0]
+
+
+@needs_multilib
+def test_the_i386_stdenv_is_what_cc_m32_links_against(tmp_path: Path) -> None:
+    info = find_stdenv(env=_env(tmp_path), elf_class=32)
+    program = compile_elf(tmp_path / "prog32", "int main(void) { return 0; }\n", shared=False, extra=["-m32"])
+    assert (info.loader, info.elf_class, info.source) == (I386_LOADER, 32, "probe: cc -m32")
+    assert info.libc == _libc_the_real_loader_maps(I386_LOADER, program)
+    assert info.version == find_stdenv(env=_env(tmp_path)).version  # one glibc build, two ABIs
+
+
+@needs_multilib
+def test_the_i386_and_the_native_stdenv_are_cached_apart(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    native, i386 = find_stdenv(env=env), find_stdenv(env=env, elf_class=32)
+    assert (find_stdenv(env=env), find_stdenv(env=env, elf_class=32)) == (native, i386)
+    assert native.fingerprint != i386.fingerprint
+    assert native.elf_class == 64
+
+
+@needs_multilib
+def test_a_scan_of_a_32_bit_program_compares_it_with_the_i386_stdenv(tmp_path: Path) -> None:
+    program = compile_elf(tmp_path / "prog32", "int main(void) { return 0; }\n", shared=False, extra=["-m32"])
+    result = scan(str(program), env=_env(tmp_path), use_cache=False)
+    assert result.stdenv is not None
+    assert (result.stdenv.loader, result.stdenv.elf_class) == (I386_LOADER, 32)
+    assert result.stdenv.libc == result.glibc.libc
+
+
+def test_glibc_dir_of_an_i386_glibc_needs_its_own_loader_name(tmp_path: Path) -> None:
+    glibc = _copy_of_system_glibc(tmp_path / "glibc64")
+    with pytest.raises(StdenvError, match="no ld-linux.so.2 next to its libc.so.6"):
+        find_stdenv(str(glibc), env=_env(tmp_path), elf_class=32)

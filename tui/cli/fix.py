@@ -114,12 +114,12 @@ def run_fix_command(args: argparse.Namespace) -> int:
     from glibc_doctor.core.errors import PatchError
     from glibc_doctor.core.patch import FixResult, run_fix
     from glibc_doctor.core.patch.plan import plan_fix
-    from glibc_doctor.core.scan import scan
+    from glibc_doctor.core.scan import scan, target_class
     from glibc_doctor.core.stdenv import find_stdenv
 
     err = _console(stderr=True)
-    stdenv = find_stdenv(args.glibc)
     result = scan(args.target, ext=tuple(args.ext), use_cache=False)
+    stdenv = find_stdenv(args.glibc, elf_class=target_class(result.graph))
     found = store.source_snapshot(result.target)
     source, current_root = (found[0], found[1]) if found is not None else (result, None)
     plan = plan_fix(source, stdenv, str(store.data_dir()))

@@ -16,7 +16,7 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, NoReturn, cast
 
@@ -122,9 +122,38 @@ def _add_scan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         action="store_true",
         help="also report conflicts hidden by load order (and exit 1 on them)",
     )
+    scan.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="LD_LIBRARY_PATH or LD_PRELOAD of the process (repeatable; default: this shell's own)",
+    )
     scan.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     scan.add_argument("-v", "--verbose", "--tree", action="store_true", help="the load tree and every record")
     scan.set_defaults(func=_run_scan)
+
+
+LOADER_VARIABLES = ("LD_LIBRARY_PATH", "LD_PRELOAD")  # what --env may set: what the loader model reads
+
+
+def scan_environment(settings: Sequence[str], base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` (this process's environment) with the ``--env NAME=VALUE`` settings of the scanned
+    process; an empty VALUE unsets the name. Anything but the loader's own variables is a usage error."""
+    environ = dict(base)
+    for setting in settings:
+        name, equals, value = setting.partition("=")
+        if not equals:
+            raise UsageError(f"--env {setting}: give NAME=VALUE (LD_LIBRARY_PATH=/opt/lib)")
+        if name not in LOADER_VARIABLES:
+            raise UsageError(
+                f"--env {name}: only {' and '.join(LOADER_VARIABLES)} change what the loader finds"
+            )
+        if value:
+            environ[name] = value
+        else:
+            environ.pop(name, None)
+    return environ
 
 
 def _add_explain(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -278,7 +307,11 @@ def _fast_scan_json(argv: list[str]) -> int | None:
     from glibc_doctor.core import scancache
 
     request = scancache.ScanRequest(args.target, tuple(args.ext), args.glibc, bool(args.strict))
-    hit = scancache.lookup(request, os.environ)
+    try:
+        environ = scan_environment(args.env, os.environ)
+    except UsageError:
+        return None
+    hit = scancache.lookup(request, environ)
     if hit is None:
         return None
     sys.stdout.write(hit.text)
@@ -293,6 +326,7 @@ def _wants_json(args: argparse.Namespace) -> bool:
 def _run_scan(args: argparse.Namespace) -> int:
     if not args.target and args.pid is None:
         raise UsageError("scan needs a TARGET or --pid PID")
+    environ = scan_environment(args.env, os.environ)
     from glibc_doctor.core.scan import result_text, scan, store_result
 
     try:
@@ -301,6 +335,7 @@ def _run_scan(args: argparse.Namespace) -> int:
             ext=tuple(args.ext),
             glibc=args.glibc,
             pid=args.pid,
+            env=environ,
             strict=bool(args.strict),
             progress=_progress_line if sys.stderr.isatty() else None,
             use_cache=False,  # stored below, with the JSON text already made for the output
@@ -319,7 +354,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         from glibc_doctor.core.scancache import ScanRequest
 
         request = ScanRequest(args.target, tuple(args.ext), args.glibc, bool(args.strict))
-        store_result(request, os.environ, result, text)
+        store_result(request, environ, result, text)
     return int(result.exit_code)
 
 

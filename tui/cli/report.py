@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 from glibc_doctor.core.analysis import fix_command
-from glibc_doctor.core.model import Conflict, ElfFacts, Kind, Resolution, Role, Severity, StdenvInfo, Via
+from glibc_doctor.core.model import (
+    Conflict,
+    ElfFacts,
+    GlibcInfo,
+    Kind,
+    Resolution,
+    Role,
+    Severity,
+    StdenvInfo,
+    Via,
+)
 from glibc_doctor.core.versions import VersionName, newest
 from glibc_doctor.tui.paths import home_path, short_path, shorten_text
 from glibc_doctor.tui.verdict import BrokenRoot, Verdict, broken_roots, extension_names, verdict
@@ -85,21 +95,37 @@ def scan_report(result: ScanResult, *, verbose: bool = False, width: int = 100) 
 def glibc_header(result: ScanResult, *, verbose: bool = False) -> Group:
     """Target; the glibc it loads and why (PT_INTERP, the RPATH/RUNPATH that found libc.so.6); stdenv."""
     target, glibc = result.target, result.glibc
-    interpreter = os.path.basename(target.executable)
+    executable = os.path.basename(target.executable)
+    role = "interpreter" if target.kind in _INTERPRETER_KINDS else "program"
     lines: list[RenderableType] = [
         Text.from_markup(
             f"[bold]{escape(short_path(target.spec))}[/]  [dim]({escape(target.kind)}, "
-            f"interpreter {escape(interpreter)})[/]"
+            f"{role} {escape(executable)})[/]"
         )
     ]
-    version = f"glibc {glibc.version}" if glibc.version else "an unknown glibc"
-    libc = short_path(glibc.libc) if glibc.libc else "no libc.so.6"
-    lines.append(Text.from_markup(f"loads [bold]{escape(version)}[/]  {escape(libc)}"))
+    lines.append(_loads_line(glibc))
     reasons = _why_lines(result) if not verbose else [shorten_text(reason) for reason in glibc.why]
     lines += [_indented(f"{'because' if i == 0 else 'and'} {reason}") for i, reason in enumerate(reasons)]
     lines.append(_stdenv_line(result.stdenv))
     lines += [Text.from_markup(f"[yellow]note[/] {escape(shorten_text(note))}") for note in result.notes]
     return Group(*lines)
+
+
+_INTERPRETER_KINDS = ("python", "ruby", "venv")
+
+
+def _loads_line(glibc: GlibcInfo) -> Text:
+    """``loads glibc 2.36  /lib/…/libc.so.6``; a process that maps no libc.so.6 is told as such (its
+    loader's release is not a glibc the process loads)."""
+    if glibc.libc is None:
+        loader = (
+            f"  (its loader {short_path(glibc.loader)} is glibc {glibc.version or '?'})"
+            if glibc.loader
+            else ""
+        )
+        return Text.from_markup(f"loads [bold]no libc.so.6[/]{escape(loader)}")
+    version = f"glibc {glibc.version}" if glibc.version else "an unknown glibc"
+    return Text.from_markup(f"loads [bold]{escape(version)}[/]  {escape(short_path(glibc.libc))}")
 
 
 def _why_lines(result: ScanResult) -> list[str]:
@@ -150,7 +176,8 @@ def verdict_line(result: ScanResult, rows: list[BrokenRoot]) -> Text:
     warnings = len(result.conflicts) - len(result.errors)
     tail = f"  ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""
     if not rows:
-        glibc = f" with glibc {result.glibc.version}" if result.glibc.version else ""
+        loaded = result.glibc.version and result.glibc.libc
+        glibc = f" with glibc {result.glibc.version}" if loaded else ""
         what = f"all {total} extensions load{glibc}" if total else f"no conflicts{glibc}"
         return Text(f"✓ {what}{tail}", style="bold yellow" if warnings else "bold green")
     parts = []
@@ -261,6 +288,15 @@ def version_range(versions: Iterable[str]) -> str:
     return ", ".join(parts)
 
 
+def _nothing_to_do(result: ScanResult) -> str:
+    name = os.path.basename(result.target.executable)
+    if result.target.extensions:
+        return "nothing: every extension loads with the glibc this process has."
+    if result.glibc.libc is None:
+        return f"nothing: {name} starts (it loads no libc.so.6)."
+    return f"nothing: {name} starts with the glibc it loads."
+
+
 class CommandLine(Text):
     """A command to copy: printed with soft wrapping, so a long one is never broken into two lines."""
 
@@ -274,7 +310,7 @@ def what_to_do(result: ScanResult, rows: list[BrokenRoot]) -> list[RenderableTyp
     fixable = [row.name for row, v in decided if v.fixable]
     remaining = [(row, v) for row, v in decided if v.fixable is False]
     if not rows:
-        lines.append(_indented("nothing: every extension loads with the glibc this process has."))
+        lines.append(_indented(_nothing_to_do(result)))
     elif stdenv is None:
         lines.append(_command(f"{command} --glibc DIR"))
         lines.append(_indented("No compiler was found to tell your stdenv glibc: name a glibc lib dir."))
@@ -400,9 +436,8 @@ def _closure_summary(graph: nx.DiGraph[str], root: str) -> list[RenderableType]:
     by_dir: dict[str, list[str]] = {}
     for node in sorted(closure, key=lambda n: graph.nodes[n].get("order", 0)):
         by_dir.setdefault(os.path.dirname(node), []).append(os.path.basename(node))
-    lines: list[RenderableType] = [
-        Text(f"{os.path.basename(root)} starts with {len(closure)} libraries:", style="dim")
-    ]
+    libraries = "1 library" if len(closure) == 1 else f"{len(closure)} libraries"
+    lines: list[RenderableType] = [Text(f"{os.path.basename(root)} starts with {libraries}:", style="dim")]
     for directory, files in list(by_dir.items())[:_MAX_CLOSURE_DIRS]:
         lines.append(_indented(f"{short_path(directory)}: {', '.join(files)}", "dim"))
     if len(by_dir) > _MAX_CLOSURE_DIRS:

@@ -89,9 +89,10 @@ def prepare_fix(result: ScanResult, glibc: str | None = None) -> FixRequest:
     """The stdenv as the compiler sees it now, and core's pure plan against it."""
     from glibc_doctor.core import store
     from glibc_doctor.core.patch import plan_fix
+    from glibc_doctor.core.scan import target_class
     from glibc_doctor.core.stdenv import find_stdenv
 
-    stdenv = find_stdenv(glibc)
+    stdenv = find_stdenv(glibc, elf_class=target_class(result.graph))
     found = store.source_snapshot(result.target)
     source, current_root = (found[0], found[1]) if found is not None else (result, None)
     plan = plan_fix(source, stdenv, str(store.data_dir()))

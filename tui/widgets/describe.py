@@ -24,6 +24,7 @@ from glibc_doctor.core.model import (
     Role,
     Severity,
     StdenvInfo,
+    edge_names,
 )
 from glibc_doctor.core.model import ScanLike as CoreScanLike
 from glibc_doctor.core.versions import VersionName, newest
@@ -255,7 +256,8 @@ def _providers(graph: ProcessGraph, node: str) -> dict[str, str]:
     """DT_NEEDED name -> provider node, from the graph's edges."""
     providers: dict[str, str] = {}
     for _, provider, data in graph.out_edges(node, data=True):
-        providers[str(data.get("needed") or node_name(provider))] = provider
+        for name in edge_names(data):
+            providers[name or node_name(provider)] = provider
     return providers
 
 

@@ -13,6 +13,7 @@ import pytest
 from glibc_doctor.tui.cli.main import one_line
 from glibc_doctor.tui.cli.report import home_path
 
+from tests.gcc import compile_elf
 from tests.synthetic import Synthetic
 
 DOCTOR = str(Path(sys.executable).with_name("glibc-doctor"))
@@ -237,6 +238,66 @@ def test_no_cache_scans_again(synthetic: Synthetic, env: dict[str, str]) -> None
         env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
     )
     assert "networkx" in again.stderr
+
+
+# --- --env: the scanned process's LD_LIBRARY_PATH and LD_PRELOAD -------------------------------------------
+
+
+@pytest.fixture
+def needs_env_lib(tmp_path: Path) -> tuple[Path, Path]:
+    """A program needing libenv.so, which only LD_LIBRARY_PATH (the returned directory) can find."""
+    lib = compile_elf(
+        tmp_path / "envdir" / "libenv.so", "int env_f(void) { return 1; }\n", soname="libenv.so"
+    )
+    program = compile_elf(
+        tmp_path / "prog",
+        "int env_f(void);\nint main(void) { return env_f() - 1; }\n",
+        shared=False,
+        libs=[lib],
+    )
+    return program, lib.parent
+
+
+def edges_of(result: subprocess.CompletedProcess[str]) -> dict[str, tuple[str, str]]:
+    return {e["needed"]: (e["to"], e["via"]) for e in json.loads(result.stdout)["edges"]}
+
+
+def test_env_gives_the_scanned_process_an_ld_library_path(
+    needs_env_lib: tuple[Path, Path], env: dict[str, str]
+) -> None:
+    program, directory = needs_env_lib
+    assert run("scan", program, "--json", env=env).returncode == 1  # not found without it
+    result = run("scan", program, "--json", "--env", f"LD_LIBRARY_PATH={directory}", env=env)
+    assert result.returncode == 0, result.stderr
+    assert edges_of(result)["libenv.so"] == (f"{directory}/libenv.so", "ld_library_path")
+
+
+def test_a_cached_scan_is_kept_apart_from_one_with_another_env(
+    needs_env_lib: tuple[Path, Path], env: dict[str, str]
+) -> None:
+    program, directory = needs_env_lib
+    with_env = ("--json", "--env", f"LD_LIBRARY_PATH={directory}")
+    first = run("scan", program, *with_env, env=env)
+    again = run("scan", program, *with_env, env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert "networkx" not in again.stderr  # answered from the cache
+    assert (again.stdout, again.returncode) == (first.stdout, 0)
+    assert run("scan", program, "--json", env=env).returncode == 1
+
+
+def test_env_with_an_empty_value_unsets_the_callers_variable(
+    needs_env_lib: tuple[Path, Path], env: dict[str, str]
+) -> None:
+    program, directory = needs_env_lib
+    caller = {**env, "LD_LIBRARY_PATH": str(directory)}
+    assert run("scan", program, "--json", env=caller).returncode == 0
+    assert run("scan", program, "--json", "--env", "LD_LIBRARY_PATH=", env=caller).returncode == 1
+
+
+@pytest.mark.parametrize("setting", ["CC=clang", "LD_PRELOAD", "PATH=/bin"])
+def test_env_of_anything_but_the_loaders_variables_is_one_line_and_exit_2(
+    synthetic: Synthetic, env: dict[str, str], setting: str
+) -> None:
+    assert_one_line_error(run("scan", synthetic.app, "--env", setting, env=env))
 
 
 # --- explain ---------------------------------------------------------------------------------------------

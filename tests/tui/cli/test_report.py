@@ -28,6 +28,7 @@ from glibc_doctor.tui.cli.report import (
 )
 from rich.console import Console
 
+from tests.gcc import compile_elf
 from tests.synthetic import Synthetic
 
 WIDTH = 100
@@ -206,6 +207,31 @@ def test_a_clean_process_says_so_in_green_words(synthetic: Synthetic) -> None:
     text = render(result)
     assert "✓ all 1 extensions load with glibc 2.31" in text
     assert "run  glibc-doctor fix" not in text
+
+
+def test_a_plain_program_is_called_a_program_and_nothing_is_said_of_extensions(synthetic: Synthetic) -> None:
+    text = render(scan(str(synthetic.app), use_cache=False))
+    assert f"(generic, program {synthetic.app.name})" in text
+    assert "interpreter" not in text.splitlines()[0]
+    assert f"nothing: {synthetic.app.name} starts with the glibc it loads." in text
+    assert "extension" not in text
+
+
+def test_a_program_that_maps_no_libc_says_so_instead_of_a_glibc_it_loads(tmp_path: Path) -> None:
+    program = compile_elf(
+        tmp_path / "nolibc",
+        "void _start(void) { for (;;) {} }\n",
+        shared=False,
+        nostdlib=True,
+        extra=["-pie"],
+    )
+    text = render(scan(str(program), use_cache=False))
+    assert re.search(
+        r"^loads no libc\.so\.6  \(its loader \S+ld-linux-x86-64\.so\.2 is glibc \d+\.\d+\)$", text, re.M
+    )
+    assert "✓ no conflicts\n" in text
+    assert "nothing: nolibc starts (it loads no libc.so.6)." in text
+    assert "nolibc starts with 1 library:" in text
 
 
 # --- display helpers -------------------------------------------------------------------------------------

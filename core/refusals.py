@@ -463,3 +463,10 @@ def _tls_conflict(
         cause=cause,
         fixes=tuple(fixes),
     )
+
+
+def static_area(graph: nx.DiGraph[str], setting: Setting) -> StaticArea:
+    """The static TLS area of this process after start-up, under ``setting``'s loader: what is left
+    (``free``) is the largest initial-exec block a dlopen()ed object may bring."""
+    process = _Process.of(graph)
+    return _area(process, setting, surplus_for(setting.release, setting.tunables))

@@ -44,10 +44,9 @@ from glibc_doctor.core.patch.view import (
 from glibc_doctor.core.refusals import (
     RELR_MARKER,
     Setting,
-    cpu_isa_bits,
     refusals,
-    release_of,
     relink_without_relr,
+    setting_for,
     would_break,
 )
 from glibc_doctor.core.versions import ABI_MARKERS, VersionName, glibc_release_of, min_glibc_for
@@ -152,16 +151,9 @@ def loader_setting(
 ) -> Setting:
     """The loader the refusal checks (core/refusals.py) run against: its release (from the ld.so file,
     else the libc), this CPU's ISA level, the process's GLIBC_TUNABLES, and the stdenv's release."""
-    config = graph.graph.get("config")
-    release = getattr(config, "release", None) or (glibc or glibc_info(graph)).version
     command = fix_command(_target_spec(graph), graph.graph.get("target"), stdenv) if stdenv else None
-    return Setting(
-        release=release_of(release),
-        cpu_isa=cpu_isa_bits(),
-        tunables=str(graph.graph.get("tunables") or ""),
-        stdenv=release_of(stdenv.version) if stdenv is not None else None,
-        repatch=command,
-    )
+    version = (glibc or glibc_info(graph)).version
+    return setting_for(graph, version, stdenv.version if stdenv is not None else None, command)
 
 
 def _loader_checks(context: _Context) -> Iterator[Conflict]:

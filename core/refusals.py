@@ -93,6 +93,24 @@ def release_of(text: str | None) -> GlibcVersion | None:
         return None
 
 
+def setting_for(
+    graph: nx.DiGraph[str], glibc_version: str | None, stdenv: str | None = None, repatch: str | None = None
+) -> Setting:
+    """The setting of a scanned process: its loader's release (read from the ld.so file, else the
+    libc's ``glibc_version``), this CPU, its GLIBC_TUNABLES, and the stdenv's release when known."""
+    config = graph.graph.get("config")
+    release = getattr(config, "release", None) or glibc_version
+    tunables = str(graph.graph.get("tunables") or "")
+    return Setting(release_of(release), cpu_isa_bits(), tunables, release_of(stdenv), repatch)
+
+
+def refused_under(
+    graph: nx.DiGraph[str], setting: Setting, release: GlibcVersion
+) -> frozenset[tuple[str, str]]:
+    """(kind, object) of every refusal under a loader of ``release``: what a repatch does not fix."""
+    return frozenset(_identity(conflict) for conflict in refusals(graph, replace(setting, release=release)))
+
+
 # --- the checks ----------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 from glibc_doctor.core.elf import read_elf
-from glibc_doctor.lab.build import Lab
+from glibc_doctor.lab.build import PY_SUFFIX, Lab
+
+from tests.gcc import compile_elf
 
 pytestmark = pytest.mark.lab
 
@@ -413,3 +415,47 @@ def test_a_venv_made_with_copies_is_fixed_and_rolled_back(env: Env, lab: Lab) ->
     env.cli("rollback", str(env.venv))
     assert not copied.is_symlink()
     assert copied.read_bytes() == original
+
+
+EXEC_STACK_EXTENSION = """
+#include <Python.h>
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ext_execstack", NULL, -1, NULL};
+PyMODINIT_FUNC PyInit_ext_execstack(void) { return PyModule_Create(&module); }
+"""
+
+
+def _exec_stack_extension(env: Env) -> Path:
+    """A module that asks for an executable stack (-z execstack): glibc 2.31 makes the stack executable
+    for it, glibc 2.41 refuses it in dlopen()."""
+    python = env.lab.python_store
+    built = compile_elf(
+        env.tmp / "build" / f"ext_execstack{PY_SUFFIX}",
+        EXEC_STACK_EXTENSION,
+        extra=[f"-I{python / 'include' / 'python3.9'}", f"-I{python / 'include'}", "-Wl,-z,execstack"],
+    )
+    return Path(shutil.copy2(built, env.site / built.name))
+
+
+def test_a_fix_to_a_glibc_2_41_stdenv_warns_first_and_its_verification_catches_the_exec_stack(
+    env: Env,
+) -> None:
+    extension = _exec_stack_extension(env)
+    assert env.imports("ext_execstack").returncode == 0  # glibc 2.31 makes the stack executable
+    env.use_trixie_wrapper()
+    dry = env.cli("fix", str(env.venv), "--dry-run", "--json")
+    plan = json.loads(dry.stdout)
+    assert dry.returncode == 1
+    assert [(w["kind"], w["object"]) for w in plan["warnings"]] == [("exec-stack", str(extension))]
+    assert "cannot enable executable stack" in plan["warnings"][0]["message"]
+    stderr = env.cli("fix", str(env.venv), "--yes").stderr
+    assert "glibc view" in stderr
+    assert stderr.index("warning") < stderr.index("glibc view")  # said before anything is built
+    assert str(extension) in stderr
+    _, report = _fix_json(env)
+    assert report["verified"] is False
+    assert report["activated"] == []
+    problems = " ".join(report["problems"])  # type: ignore[arg-type]
+    assert "cannot enable executable stack as shared object requires" in problems
+    check = next(c for c in report["checks"] if c["name"] == "ext_execstack")  # type: ignore[union-attr]
+    assert (check["ok"], check["expected"]) == (False, False)
+    assert env.imports("ext_execstack").returncode == 0  # the venv still uses the original interpreter

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import networkx as nx
-from glibc_doctor.core.elf import glibc_release
+from glibc_doctor.core.elf import glibc_build_release, glibc_release
 from glibc_doctor.core.model import (
     Conflict,
     Effect,
@@ -774,7 +774,7 @@ def _mixed_record(context: _Context, node: str, members: dict[str, str], libc: s
     crossing = _private_crossing(graph, node, members)
     lacking = _missing_private_symbols(context, node, members[libc]) if crossing else {}
     versions = [need.version for need in context.missing.get(node, ())]
-    theirs, ours = _build_release(node), context.glibc.version
+    theirs, ours = glibc_build_release(node), context.glibc.version
     headline = f"a library of glibc {theirs or '(another build)'} in a glibc {ours or '(unknown)'} process"
     cause = (
         f"{node} comes from {members[node]}, but the process's libc.so.6 comes from {members[libc]}. "
@@ -818,14 +818,6 @@ def _mixed_record(context: _Context, node: str, members: dict[str, str], libc: s
         severity=severity,
         effect=effect,
     )
-
-
-def _build_release(path: str) -> str | None:
-    """The glibc release of the build a glibc library belongs to: its libc.so.6 beside it, else a
-    ``glibc-2.31`` in its path (a libm has no release string of its own)."""
-    directory = os.path.dirname(os.path.realpath(path))
-    sibling = os.path.join(directory, LIBC)
-    return glibc_release(sibling) if os.path.exists(sibling) else glibc_release(path)
 
 
 def _missing_private_symbols(context: _Context, node: str, libc_build: str) -> dict[str, tuple[str, ...]]:

@@ -265,6 +265,14 @@ def glibc_release(libc_path: str) -> str | None:
     return None
 
 
+def glibc_build_release(path: str) -> str | None:
+    """The release of the glibc build a glibc library (libm, libpthread, ld.so …) belongs to: that of
+    the libc.so.6 beside it (a libm has no release string of its own), else a ``glibc-2.31`` path."""
+    sibling = os.path.join(os.path.dirname(_realpath(path)), "libc.so.6")
+    release = glibc_release(sibling) if os.path.exists(sibling) else None
+    return release or glibc_release(path)
+
+
 _releases: dict[tuple[int, int, int, int], str | None] = {}
 
 

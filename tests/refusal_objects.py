@@ -118,3 +118,20 @@ def _retag_segment(path: Path, old: int, new: int) -> None:
 def refusal_objects(tmp_path_factory: pytest.TempPathFactory) -> RefusalObjects:
     """The objects, built once per session."""
     return build_refusal_objects(tmp_path_factory.mktemp("refusals"))
+
+
+PYTHON_MODULE = """
+#include <Python.h>
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "%(name)s", NULL, -1, NULL};
+PyMODINIT_FUNC PyInit_%(name)s(void) { return PyModule_Create(&module); }
+"""
+
+
+def python_module(python_store: Path, build_dir: Path, name: str, extra: list[str]) -> Path:
+    """A python 3.9 extension module ``name`` built by gcc with the lab python's headers and ``extra``
+    link flags (``-Wl,-z,pack-relative-relocs``, ``-Wl,-z,execstack``); its path in ``build_dir``."""
+    includes = [f"-I{python_store / 'include' / 'python3.9'}", f"-I{python_store / 'include'}"]
+    suffix = ".cpython-39-x86_64-linux-gnu.so"
+    return compile_elf(
+        build_dir / f"{name}{suffix}", PYTHON_MODULE % {"name": name}, extra=[*includes, *extra]
+    )

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 from glibc_doctor.core.elf import read_elf
+from glibc_doctor.core.versions import GlibcVersion
 from glibc_doctor.lab.build import PY_SUFFIX, Lab
 
-from tests.gcc import compile_elf
+from tests.refusal_objects import python_module
 
 pytestmark = pytest.mark.lab
 
@@ -417,29 +418,29 @@ def test_a_venv_made_with_copies_is_fixed_and_rolled_back(env: Env, lab: Lab) ->
     assert copied.read_bytes() == original
 
 
-EXEC_STACK_EXTENSION = """
-#include <Python.h>
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ext_execstack", NULL, -1, NULL};
-PyMODINIT_FUNC PyInit_ext_execstack(void) { return PyModule_Create(&module); }
-"""
-
-
-def _exec_stack_extension(env: Env) -> Path:
-    """A module that asks for an executable stack (-z execstack): glibc 2.31 makes the stack executable
-    for it, glibc 2.41 refuses it in dlopen()."""
-    python = env.lab.python_store
-    built = compile_elf(
-        env.tmp / "build" / f"ext_execstack{PY_SUFFIX}",
-        EXEC_STACK_EXTENSION,
-        extra=[f"-I{python / 'include' / 'python3.9'}", f"-I{python / 'include'}", "-Wl,-z,execstack"],
-    )
+def _module(env: Env, name: str, flag: str) -> Path:
+    """A python extension built with one extra link flag, installed in the test's venv."""
+    built = python_module(env.lab.python_store, env.tmp / "build", name, [flag])
     return Path(shutil.copy2(built, env.site / built.name))
+
+
+def test_a_fix_against_a_glibc_2_36_stdenv_makes_a_dt_relr_extension_import(env: Env) -> None:
+    """glibc 2.31 skips DT_RELR and python dies importing it; the patched interpreter applies it."""
+    if GlibcVersion.parse(os.confstr("CS_GNU_LIBC_VERSION").split()[-1]) < GlibcVersion(2, 36):  # type: ignore[union-attr]
+        pytest.skip("the machine's glibc (the stdenv here) is older than 2.36")
+    _module(env, "ext_relr", "-Wl,-z,pack-relative-relocs")
+    assert env.imports("ext_relr").returncode < 0  # a signal: SIGSEGV in dlopen()
+    _, report = _fix_json(env)
+    assert report["verified"] is True
+    fixed = [(c["kind"], Path(str(c["object"])).name) for c in report["fixed"]]  # type: ignore[union-attr]
+    assert ("dt-relr", f"ext_relr{PY_SUFFIX}") in fixed
+    assert env.imports("ext_relr").returncode == 0
 
 
 def test_a_fix_to_a_glibc_2_41_stdenv_warns_first_and_its_verification_catches_the_exec_stack(
     env: Env,
 ) -> None:
-    extension = _exec_stack_extension(env)
+    extension = _module(env, "ext_execstack", "-Wl,-z,execstack")  # glibc 2.41 refuses it in dlopen()
     assert env.imports("ext_execstack").returncode == 0  # glibc 2.31 makes the stack executable
     env.use_trixie_wrapper()
     dry = env.cli("fix", str(env.venv), "--dry-run", "--json")

@@ -21,11 +21,11 @@ from glibc_doctor.core.explain import explain
 from glibc_doctor.core.model import Conflict, Effect, Kind, Severity
 from glibc_doctor.core.refusals import static_area
 from glibc_doctor.core.scan import ScanResult, scan
-from glibc_doctor.lab.build import PY_SUFFIX, Lab
+from glibc_doctor.lab.build import Lab
 
 from tests.dlopener import Outcome, build_dlopener, run_dlopener
 from tests.gcc import compile_elf
-from tests.refusal_objects import RefusalObjects, tls_source
+from tests.refusal_objects import RefusalObjects, python_module, tls_source
 
 pytestmark = pytest.mark.lab
 
@@ -216,24 +216,12 @@ def test_the_optional_static_tls_tunable_it_suggests_makes_the_object_load(
 
 # --- the issue's case: a DT_RELR extension in the lab's python3.9 (glibc 2.31) -------------------------
 
-RELR_EXTENSION = """
-#include <Python.h>
-static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ext_relr", NULL, -1, methods};
-PyMODINIT_FUNC PyInit_ext_relr(void) { return PyModule_Create(&module); }
-"""
-
 
 def test_a_dt_relr_extension_crashes_python_3_9_as_the_scan_predicts(lab: Lab, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     shutil.copytree(lab.venv, venv, symlinks=True)
     site = venv / "lib" / "python3.9" / "site-packages"
-    includes = [f"-I{lab.python_store / 'include' / 'python3.9'}", f"-I{lab.python_store / 'include'}"]
-    built = compile_elf(
-        tmp_path / "build" / f"ext_relr{PY_SUFFIX}",
-        RELR_EXTENSION,
-        extra=[*includes, "-Wl,-z,pack-relative-relocs"],
-    )
+    built = python_module(lab.python_store, tmp_path / "build", "ext_relr", ["-Wl,-z,pack-relative-relocs"])
     extension = site / built.name
     shutil.copy2(built, extension)
     run = subprocess.run(

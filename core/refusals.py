@@ -322,7 +322,7 @@ def _exec_stack(process: _Process, node: str, facts: ElfFacts, setting: Setting)
     name = process.name(node)
     fixes = [
         f"clear the flag on it: patchelf --clear-execstack {node} (few objects really run code on the "
-        "stack; a copy keeps the original)",
+        "stack)",
         f"rebuild {name} with -Wl,-z,noexecstack (an assembly file without a .note.GNU-stack section "
         "is the usual cause)",
     ]

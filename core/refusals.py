@@ -321,8 +321,7 @@ def _exec_stack(process: _Process, node: str, facts: ElfFacts, setting: Setting)
     why = "its PT_GNU_STACK has PF_X" if facts.stack_flags is not None else "it has no PT_GNU_STACK header"
     name = process.name(node)
     fixes = [
-        f"clear the flag on it: patchelf --clear-execstack {node} (few objects really run code on the "
-        "stack)",
+        f"clear the flag on it: patchelf --clear-execstack {node} (few objects really run code on the stack)",
         f"rebuild {name} with -Wl,-z,noexecstack (an assembly file without a .note.GNU-stack section "
         "is the usual cause)",
     ]

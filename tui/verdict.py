@@ -137,7 +137,9 @@ def problem_label(conflict: Conflict) -> str:
         later = " after a repatch" if conflict.severity == Severity.WARNING else ""
         return f"executable stack: refused by glibc 2.41+{later}"
     if conflict.kind == Kind.ISA_LEVEL:
-        return "x86 ISA level above this CPU" + (": SIGILL" if conflict.effect == Effect.LOADS else "")
+        return "x86 ISA level above this CPU" + (
+            " (unchecked: SIGILL risk)" if conflict.effect == Effect.LOADS else ""
+        )
     if conflict.kind == Kind.STATIC_TLS:
         return "static TLS: no room left for its block"
     if conflict.kind == Kind.MIXED_GLIBC:

@@ -21,7 +21,7 @@ from glibc_doctor.core.explain import explain
 from glibc_doctor.core.model import Conflict, Effect, Kind, Severity
 from glibc_doctor.core.refusals import static_area
 from glibc_doctor.core.scan import ScanResult, scan
-from glibc_doctor.lab.build import Lab
+from glibc_doctor.lab.build import PY_SUFFIX, Lab
 
 from tests.dlopener import Outcome, build_dlopener, run_dlopener
 from tests.gcc import compile_elf
@@ -235,3 +235,35 @@ def test_a_dt_relr_extension_crashes_python_3_9_as_the_scan_predicts(lab: Lab, t
     (record,) = [c for c in result.errors if c.object == str(extension)]
     assert (record.kind, record.effect, record.min_glibc) == (Kind.DT_RELR, Effect.CRASH, "2.36")
     assert any("pack-relative-relocs" in fix for fix in record.fixes)
+
+
+TLS_MODULE = """
+#include <Python.h>
+__thread char buffer[65536] __attribute__((tls_model("initial-exec")));
+static PyObject *touch(PyObject *self, PyObject *args) { buffer[0] = 1; Py_RETURN_NONE; }
+static PyMethodDef methods[] = {{"touch", touch, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ext_tls", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_ext_tls(void) { return PyModule_Create(&module); }
+"""
+
+
+def test_a_python_extension_with_64_kb_of_static_tls_imports_when_preloaded_as_advised(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The libgomp/jemalloc case in a real python: refused on import, loads once preloaded."""
+    venv = tmp_path / "venv"
+    shutil.copytree(lab.venv, venv, symlinks=True)
+    includes = [f"-I{lab.python_store / 'include' / 'python3.9'}", f"-I{lab.python_store / 'include'}"]
+    built = compile_elf(tmp_path / "build" / f"ext_tls{PY_SUFFIX}", TLS_MODULE, extra=includes)
+    extension = Path(shutil.copy2(built, venv / "lib" / "python3.9" / "site-packages"))
+    python = [str(venv / "bin" / "python3.9"), "-c", "import ext_tls; ext_tls.touch()"]
+    refused = subprocess.run(python, env=lab.environ(), capture_output=True, text=True, timeout=60)
+    assert f"{extension}: cannot allocate memory in static TLS block" in refused.stderr
+    result = scan(str(venv), env=lab.environ(), use_cache=False)
+    (record,) = [c for c in result.errors if c.object == str(extension)]
+    assert record.message == f"{extension}: cannot allocate memory in static TLS block"
+    preload = {"LD_PRELOAD": re.findall(r"LD_PRELOAD=(\S+)", record.fixes[0])[0]}
+    loaded = subprocess.run(python, env={**lab.environ(), **preload}, capture_output=True, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    preloaded = scan(str(venv), env={**lab.environ(), **preload}, use_cache=False)
+    assert not [c for c in preloaded.errors if c.object == str(extension)]

@@ -792,7 +792,8 @@ def _mixed_record(context: _Context, node: str, members: dict[str, str], libc: s
             f"; it needs private symbols the loaded {libraries} {'lack' if len(lacking) > 1 else 'lacks'} "
             f"({', '.join(symbols[:5])}"
             f'{", …" if len(symbols) > 5 else ""}): ld.so refuses it with "undefined symbol: …, '
-            'version GLIBC_PRIVATE" for the first one it binds.'
+            'version GLIBC_PRIVATE" for the first one it binds (at load under RTLD_NOW, as Python loads '
+            "extensions; a lazy binder such as Ruby's fails at the first call of one instead)."
         )
         effect, severity = Effect.REFUSED, Severity.ERROR
     elif crossing:

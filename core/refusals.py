@@ -210,8 +210,28 @@ def _startup(graph: nx.DiGraph[str], root: str) -> frozenset[str]:
     return frozenset(seen)
 
 
-def _conflict(process: _Process, node: str, kind: Kind, message: str, **fields: object) -> Conflict:
-    return Conflict(kind=kind, object=node, message=f"{node}: {message}", chain=process.chain(node), **fields)  # type: ignore[arg-type]
+def _conflict(
+    process: _Process,
+    node: str,
+    kind: Kind,
+    message: str,
+    *,
+    cause: str,
+    fixes: tuple[str, ...],
+    min_glibc: str | None = None,
+    effect: Effect = Effect.REFUSED,
+) -> Conflict:
+    """A record on ``node`` with ld.so's ``message`` after the path, as ld.so prints it."""
+    return Conflict(
+        kind=kind,
+        object=node,
+        message=f"{node}: {message}",
+        chain=process.chain(node),
+        cause=cause,
+        fixes=fixes,
+        min_glibc=min_glibc,
+        effect=effect,
+    )
 
 
 # --- DT_RELR -------------------------------------------------------------------------------------------

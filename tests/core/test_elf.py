@@ -546,6 +546,20 @@ def test_random_corruption_never_raises(synthetic: Synthetic) -> None:
         assert isinstance(parse_elf("mutant.so", bytes(data)), ElfFacts)
 
 
+@pytest.mark.parametrize("name", ["relr_crash", "isa_v4", "tls_big", "tls_32"])
+def test_corrupting_the_refusal_headers_never_raises(refusal_objects: RefusalObjects, name: str) -> None:
+    """Mutations aimed at the first 1 KB (program headers, notes, the dynamic tags' neighbourhood)."""
+    original = getattr(refusal_objects, name).read_bytes()
+    noise = random.Random(11)
+    started = time.monotonic()
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(noise.randint(1, 8)):
+            data[noise.randrange(min(len(data), 1024))] = noise.randrange(256)
+        assert isinstance(parse_elf("mutant.so", bytes(data)), ElfFacts)
+    assert time.monotonic() - started < 30  # a hang guard, not a timing
+
+
 def test_large_file_is_read_through_mmap_with_the_same_facts(synthetic: Synthetic, tmp_path: Path) -> None:
     big = tmp_path / "libbig.so"
     big.write_bytes(synthetic.ext_needs_238.read_bytes() + bytes(1 << 20))

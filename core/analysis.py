@@ -18,9 +18,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import networkx as nx
-from glibc_doctor.core.elf import glibc_release
+from glibc_doctor.core.elf import glibc_build_release, glibc_release
 from glibc_doctor.core.model import (
     Conflict,
+    Effect,
     ElfFacts,
     GlibcInfo,
     Kind,
@@ -43,7 +44,15 @@ from glibc_doctor.core.patch.view import (
     patched_provision,
     unmet_versions,
 )
-from glibc_doctor.core.versions import VersionName, min_glibc_for
+from glibc_doctor.core.refusals import (
+    RELR_MARKER,
+    Setting,
+    refusals,
+    relink_without_relr,
+    setting_for,
+    would_break,
+)
+from glibc_doctor.core.versions import ABI_MARKERS, VersionName, glibc_release_of, min_glibc_for
 
 LIBC = "libc.so.6"
 # The libraries of one glibc build: they call each other through GLIBC_PRIVATE and must come together.
@@ -126,14 +135,36 @@ def _make_context(graph: nx.DiGraph[str], stdenv: StdenvInfo | None) -> _Context
     )
 
 
-def _exact_conflicts(context: _Context) -> Iterator[Conflict]:
+def _exact_conflicts(context: _Context, *, latent_only: bool = False) -> Iterator[Conflict]:
+    """Every check; ``latent_only``: only those whose kinds strict mode reports (``_LATENT_KINDS``)."""
     yield from _version_conflicts(context)
     yield from _missing_objects(context)
     yield from _unreadable_objects(context)
     yield from _wrong_elf_extensions(context)
+    if latent_only:
+        return
     yield from _mixed_glibc(context)
     yield from _loader_mismatch(context)
     yield from _order_dependent(context)
+    yield from _loader_checks(context)
+
+
+def loader_setting(
+    graph: nx.DiGraph[str], glibc: GlibcInfo | None = None, stdenv: StdenvInfo | None = None
+) -> Setting:
+    """The loader the refusal checks (core/refusals.py) run against: its release (from the ld.so file,
+    else the libc), this CPU's ISA level, the process's GLIBC_TUNABLES, and the stdenv's release."""
+    command = fix_command(_target_spec(graph), graph.graph.get("target"), stdenv) if stdenv else None
+    version = (glibc or glibc_info(graph)).version
+    return setting_for(graph, version, stdenv.version if stdenv is not None else None, command)
+
+
+def _loader_checks(context: _Context) -> Iterator[Conflict]:
+    """What the loader refuses or crashes on beyond versions, and what the stdenv's loader would."""
+    setting = loader_setting(context.graph, context.glibc, context.stdenv)
+    yield from refusals(context.graph, setting)
+    if setting.stdenv is not None and setting.release is not None and setting.stdenv > setting.release:
+        yield from would_break(context.graph, setting)
 
 
 def _order(conflict: Conflict) -> tuple[object, ...]:
@@ -294,6 +325,8 @@ def _version_cause(context: _Context, subject: _Subject) -> str:
     if subject.family in CXX_FAMILIES:
         return _cxx_cause(context, subject)
     need, name = subject.need, os.path.basename(subject.requester)
+    if need.version in ABI_MARKERS:
+        return _marker_cause(context, subject)
     if subject.family != "GLIBC":
         return (
             f"{_built(context, subject)} a newer {need.library} than the one this process loads "
@@ -313,6 +346,28 @@ def _version_cause(context: _Context, subject: _Subject) -> str:
             f"which {loaded} this process loads does not define."
         )
     return cause + _stdenv_sentence(context, subject)
+
+
+def _marker_cause(context: _Context, subject: _Subject) -> str:
+    """``GLIBC_ABI_DT_RELR``: a loader feature, not symbols; say which one and since when."""
+    need = subject.need
+    loaded = f"the glibc {context.glibc.version}" if context.glibc.version else "the glibc"
+    release = glibc_release_of(need.version)
+    feature = (
+        "was linked with -z pack-relative-relocs: its relocations are in the DT_RELR format, and the "
+        "linker marked it"
+        if need.version == RELR_MARKER
+        else "uses a loader feature that the linker marked"
+    )
+    return (
+        f"{_who(context, subject)} {feature} with {need.version} (glibc {release} or later), which "
+        f"{loaded} this process loads does not define: ld.so refuses it rather than mis-run it."
+    ) + _stdenv_sentence(context, subject)
+
+
+def _is_glibc_version(version: str) -> bool:
+    """``GLIBC_2.38`` or a ``GLIBC_ABI_*`` marker: something only a newer glibc provides."""
+    return VersionName.parse(version).family == "GLIBC" or version in ABI_MARKERS
 
 
 def _who(context: _Context, subject: _Subject) -> str:
@@ -358,7 +413,7 @@ def _stdenv_sentence(context: _Context, subject: _Subject) -> str:
     stdenv = context.stdenv
     if stdenv is None or not subject.unmet:
         return ""
-    glibc_unmet = [v for v in subject.unmet if VersionName.parse(v).family == "GLIBC"]
+    glibc_unmet = [v for v in subject.unmet if _is_glibc_version(v)]
     top = min_glibc_for(glibc_unmet)
     if top is not None and stdenv.version:
         return f" The stdenv glibc {stdenv.version} is too old for it too (it needs {top})."
@@ -401,8 +456,8 @@ def _kept_for_others(shortfall: Mapping[str, tuple[str, ...]], need: VersionNeed
 
 
 def _release_of(version: str) -> str | None:
-    parsed = VersionName.parse(version)
-    return parsed.release if parsed.family == "GLIBC" and len(parsed.number) >= 2 else None
+    release = glibc_release_of(version)
+    return str(release) if release is not None else None
 
 
 def _version_fixes(context: _Context, subject: _Subject) -> tuple[str, ...]:
@@ -410,6 +465,9 @@ def _version_fixes(context: _Context, subject: _Subject) -> tuple[str, ...]:
     say so, and offer what does work: a rebuild for the old glibc, or a newer stdenv."""
     command = fix_command(_target_spec(context.graph), context.graph.graph.get("target"), context.stdenv)
     rebuild = _rebuild_fix(context, subject)
+    requester_soname = _soname(subject.requester, _facts(context.graph, subject.requester))
+    if subject.need.version == RELR_MARKER and requester_soname not in GLIBC_SONAMES:
+        rebuild = relink_without_relr(_display_name(context.graph, subject.requester), context.glibc.version)
     stdenv = context.stdenv
     if stdenv is None:
         wanted = f"a glibc ≥ {subject.object_glibc}" if subject.object_glibc else "a newer glibc"
@@ -432,7 +490,7 @@ def _repatch_words(stdenv: StdenvInfo, subject: _Subject) -> str:
 
 
 def _newer_stdenv_fix(command: str, subject: _Subject) -> str:
-    glibc_unmet = [v for v in subject.unmet if VersionName.parse(v).family == "GLIBC"]
+    glibc_unmet = [v for v in subject.unmet if _is_glibc_version(v)]
     top = min_glibc_for(glibc_unmet)
     if top is not None:
         return f"move the stdenv to glibc ≥ {top}, then run {command}"
@@ -764,6 +822,13 @@ def _build_of(path: str) -> str:
 
 
 def _mixed_glibc(context: _Context) -> Iterator[Conflict]:
+    """A glibc library (libm, libpthread, libresolv …) of another build than the process's libc.
+
+    What happens depends on what it needs of the loaded libc.so.6 and ld.so: versions they lack (a
+    newer build's ``GLIBC_2.36``, ``GLIBC_ABI_DT_RELR``) and ``GLIBC_PRIVATE`` symbols they lack make
+    ld.so refuse it; private symbols that exist in both builds let it load, into internals that may
+    have changed; no private calls at all usually works.
+    """
     graph = context.graph
     members = _glibc_members(graph)
     libc = context.glibc.libc
@@ -773,23 +838,78 @@ def _mixed_glibc(context: _Context) -> Iterator[Conflict]:
     for node in sorted(members):
         if members[node] == libc_build:
             continue
-        crossing = _private_crossing(graph, node, members)
-        yield Conflict(
-            kind=Kind.MIXED_GLIBC,
-            object=node,
-            message=f"{node} is from another glibc build than {libc}",
-            library=_soname(node, _facts(graph, node)),
-            provider=libc,
-            version="GLIBC_PRIVATE" if crossing else None,
-            chain=_chain(graph, context.root, node),
-            cause=(
-                f"{node} comes from {members[node]}, but the process's libc.so.6 comes from {libc_build}. "
-                "glibc's libraries call each other through GLIBC_PRIVATE, which changes between builds"
-                + (", and this one uses it." if crossing else "; this one happens to work today.")
-            ),
-            fixes=(f"remove the directory {members[node]} from the search path of the objects that need it",),
-            severity=Severity.ERROR if crossing else Severity.WARNING,
+        yield _mixed_record(context, node, members, libc)
+
+
+def _mixed_record(context: _Context, node: str, members: dict[str, str], libc: str) -> Conflict:
+    graph = context.graph
+    crossing = _private_crossing(graph, node, members)
+    lacking = _missing_private_symbols(context, node, members[libc]) if crossing else {}
+    versions = [need.version for need in context.missing.get(node, ())]
+    theirs, ours = glibc_build_release(node), context.glibc.version
+    headline = f"a library of glibc {theirs or '(another build)'} in a glibc {ours or '(unknown)'} process"
+    cause = (
+        f"{node} comes from {members[node]}, but the process's libc.so.6 comes from {members[libc]}. "
+        "glibc's libraries call each other through GLIBC_PRIVATE, which changes between builds"
+    )
+    symbols = tuple(sorted({name for names in lacking.values() for name in names}))
+    if versions:
+        cause += (
+            f"; it needs {', '.join(versions)}, which the loaded glibc does not define: ld.so refuses it."
         )
+        effect, severity = Effect.REFUSED, Severity.ERROR
+    elif symbols:
+        libraries = " and ".join(sorted(lacking))
+        cause += (
+            f"; it needs private symbols the loaded {libraries} {'lack' if len(lacking) > 1 else 'lacks'} "
+            f"({', '.join(symbols[:5])}"
+            f'{", …" if len(symbols) > 5 else ""}): ld.so refuses it with "undefined symbol: …, '
+            'version GLIBC_PRIVATE" for the first one it binds (at load under RTLD_NOW, as Python loads '
+            "extensions; a lazy binder such as Ruby's fails at the first call of one instead)."
+        )
+        effect, severity = Effect.REFUSED, Severity.ERROR
+    elif crossing:
+        cause += (
+            ", and this one uses it: every private symbol it needs exists in the loaded build, so it loads, "
+            "into internals that may have changed (crashes, corrupted state)."
+        )
+        effect, severity = Effect.LOADS, Severity.ERROR
+    else:
+        cause += "; this one happens to work today."
+        effect, severity = Effect.LOADS, Severity.WARNING
+    return Conflict(
+        kind=Kind.MIXED_GLIBC,
+        object=node,
+        message=f"{node}: {headline}",
+        library=_soname(node, _facts(graph, node)),
+        provider=libc,
+        version="GLIBC_PRIVATE" if crossing else None,
+        symbols=symbols,
+        chain=_chain(graph, context.root, node),
+        cause=cause,
+        fixes=(f"remove the directory {members[node]} from the search path of the objects that need it",),
+        severity=severity,
+        effect=effect,
+    )
+
+
+def _missing_private_symbols(context: _Context, node: str, libc_build: str) -> dict[str, tuple[str, ...]]:
+    """library -> the GLIBC_PRIVATE symbols ``node`` needs from it that the loaded copy (of the
+    process's build, or the loader) does not define. pyelftools: only for the rare mixed object."""
+    from glibc_doctor.core.symbols import defined_symbols, symbols_for_version
+
+    graph, loader = context.graph, context.glibc.loader
+    lacking: dict[str, tuple[str, ...]] = {}
+    for _, provider, edge in graph.out_edges(node, data=True):
+        if provider != loader and _build_of(provider) != libc_build:
+            continue
+        needed = symbols_for_version(node, edge["needed"], "GLIBC_PRIVATE")
+        if needed:
+            defined = set(defined_symbols(provider, "GLIBC_PRIVATE"))
+            missing = tuple(name for name in needed if name not in defined)
+            if missing:
+                lacking[edge["needed"]] = missing
+    return lacking
 
 
 def _private_crossing(graph: nx.DiGraph[str], node: str, members: dict[str, str]) -> bool:
@@ -868,7 +988,7 @@ def _latent(
     seen = {_identity(conflict) for conflict in exact}
     strict_context = _make_context(strict_graph, stdenv)
     latent: list[Conflict] = []
-    for conflict in _exact_conflicts(strict_context):
+    for conflict in _exact_conflicts(strict_context, latent_only=True):
         if conflict.kind not in _LATENT_KINDS or _identity(conflict) in seen:
             continue
         latent.append(
@@ -876,6 +996,7 @@ def _latent(
                 conflict,
                 kind=Kind.LATENT,
                 severity=Severity.WARNING,
+                effect=Effect.LOADS,
                 mode="strict",
                 cause="Hidden today by the load order (an already-loaded library answers first); "
                 "it breaks if that order changes. " + conflict.cause,

@@ -109,10 +109,14 @@ def matching_conflicts(explanation: Explanation, conflicts: Sequence[Conflict]) 
     for conflict in conflicts:
         for message in explanation.messages:
             same_object = _same_file(message.required_by, conflict.object)
-            same_need = message.version == conflict.version or (
-                message.version is None
-                and message.library is not None
-                and message.library == conflict.library
+            same_need = (
+                message.version == conflict.version
+                or (
+                    message.version is None
+                    and message.library is not None
+                    and message.library == conflict.library
+                )
+                or str(message.kind) == str(conflict.kind)  # a refusal beyond versions: exec-stack, dt-relr …
             )
             if same_object and same_need:
                 matched.append(conflict)

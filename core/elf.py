@@ -34,6 +34,9 @@ PT_LOAD: Final = 1
 PT_DYNAMIC: Final = 2
 PT_INTERP: Final = 3
 PT_NOTE: Final = 4
+PT_TLS: Final = 7
+PT_GNU_STACK: Final = 0x6474E551
+PT_GNU_PROPERTY: Final = 0x6474E553
 
 _SEGMENTS_READ: Final = {
     PT_LOAD: "PT_LOAD",
@@ -41,11 +44,18 @@ _SEGMENTS_READ: Final = {
     PT_INTERP: "PT_INTERP",
     PT_NOTE: "PT_NOTE",
 }
+# Read for their header fields only (ld.so maps their bytes through PT_LOAD, so a file offset past the
+# end is not what refuses such a file); PT_GNU_PROPERTY's bytes are read, each access bounds-checked.
+_SEGMENTS_NOTED: Final = frozenset({PT_TLS, PT_GNU_STACK, PT_GNU_PROPERTY})
 
 DT_NULL: Final = 0
 DT_NEEDED: Final = 1
 DT_STRTAB: Final = 5
 DT_STRSZ: Final = 10
+DT_INIT_ARRAY: Final = 25
+DT_INIT_ARRAYSZ: Final = 27
+DT_RELRSZ: Final = 35
+DT_RELR: Final = 36
 DT_SONAME: Final = 14
 DT_RPATH: Final = 15
 DT_FLAGS: Final = 30
@@ -57,6 +67,8 @@ DT_VERNEED: Final = 0x6FFFFFFE
 DT_VERNEEDNUM: Final = 0x6FFFFFFF
 
 NT_GNU_BUILD_ID: Final = 3
+NT_GNU_PROPERTY_TYPE_0: Final = 5
+GNU_PROPERTY_X86_ISA_1_NEEDED: Final = 0xC0008002
 VER_FLG_BASE: Final = 0x1
 VER_FLG_WEAK: Final = 0x2
 
@@ -66,6 +78,8 @@ READ_WHOLE_LIMIT: Final = 64 * 1024
 # Far above any real table (libc.so.6 defines about 45 versions); bounds the work on hostile input.
 MAX_TABLE_ENTRIES: Final = 4096
 MAX_NOTES: Final = 256
+MAX_PROPERTIES: Final = 256
+MAX_RELR_ENTRIES: Final = 1 << 20  # 8 MB of packed relocations: far above any real library
 MAX_CACHE_ENTRIES: Final = 65536
 
 _IDENT_SIZE: Final = 16
@@ -140,6 +154,13 @@ class _Draft:
     build_id: str | None = None
     requires: list[VersionNeed] = field(default_factory=list)
     defines: list[str] = field(default_factory=list)
+    relr: bool = False
+    relr_init: bool = False
+    stack_flags: int | None = None
+    tls_size: int = 0
+    tls_align: int = 0
+    tls_firstbyte: int = 0
+    x86_isa_needed: int = 0
 
     def freeze(self, problem: Problem | None = None, detail: str = "") -> ElfFacts:
         return ElfFacts(
@@ -161,6 +182,13 @@ class _Draft:
             build_id=self.build_id,
             requires=tuple(self.requires),
             defines=tuple(self.defines),
+            relr=self.relr,
+            relr_init=self.relr_init,
+            stack_flags=self.stack_flags,
+            tls_size=self.tls_size,
+            tls_align=self.tls_align,
+            tls_firstbyte=self.tls_firstbyte,
+            x86_isa_needed=self.x86_isa_needed,
         )
 
 
@@ -175,6 +203,8 @@ class _Segment(NamedTuple):
     vaddr: int
     filesz: int
     align: int
+    flags: int = 0
+    memsz: int = 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -233,6 +263,14 @@ def glibc_release(libc_path: str) -> str | None:
         if found is not None:
             return found.group(1)
     return None
+
+
+def glibc_build_release(path: str) -> str | None:
+    """The release of the glibc build a glibc library (libm, libpthread, ld.so …) belongs to: that of
+    the libc.so.6 beside it (a libm has no release string of its own), else a ``glibc-2.31`` path."""
+    sibling = os.path.join(os.path.dirname(_realpath(path)), "libc.so.6")
+    release = glibc_release(sibling) if os.path.exists(sibling) else None
+    return release or glibc_release(path)
 
 
 _releases: dict[tuple[int, int, int, int], str | None] = {}
@@ -376,6 +414,9 @@ def _parse(draft: _Draft, data: Buffer) -> None:
     segments = _program_headers(data, layout, elf_class, header[4], header[8], header[9])
     _read_interp(draft, data, segments)
     _read_notes(draft, data, layout, segments)
+    _read_stack_and_tls(draft, segments)
+    if draft.machine in _X86_MACHINES:
+        draft.x86_isa_needed = _x86_isa_needed(data, layout, segments)
     _read_dynamic(draft, data, layout, segments)
 
 
@@ -398,9 +439,9 @@ def _program_headers(
     is64 = elf_class == 2
     for fields in layout.phdr.iter_unpack(data[phoff:end]):
         if is64:
-            kind, _, p_offset, vaddr, _, filesz, _, align = fields
+            kind, flags, p_offset, vaddr, _, filesz, memsz, align = fields
         else:
-            kind, p_offset, vaddr, _, filesz, _, _, align = fields
+            kind, p_offset, vaddr, _, filesz, memsz, flags, align = fields
         if kind in _SEGMENTS_READ:
             if p_offset + filesz > size:
                 name = _SEGMENTS_READ[kind]
@@ -409,7 +450,9 @@ def _program_headers(
                     f"{name} at offset {p_offset} (+{filesz} bytes) ends past the end of the file"
                     f" ({size} bytes)",
                 )
-            segments.append(_Segment(kind, p_offset, vaddr, filesz, align))
+            segments.append(_Segment(kind, p_offset, vaddr, filesz, align, flags, memsz))
+        elif kind in _SEGMENTS_NOTED:
+            segments.append(_Segment(kind, p_offset, vaddr, filesz, align, flags, memsz))
     return segments
 
 
@@ -447,6 +490,82 @@ def _align(value: int, step: int) -> int:
     return (value + step - 1) & ~(step - 1)
 
 
+def _read_stack_and_tls(draft: _Draft, segments: list[_Segment]) -> None:
+    """PT_GNU_STACK's flags and the PT_TLS block, as dl-load.c takes them: the last of each wins (it
+    assigns in a loop over the headers), and a PT_TLS of size 0 is skipped."""
+    for segment in segments:
+        if segment.kind == PT_GNU_STACK:
+            draft.stack_flags = segment.flags
+        elif segment.kind == PT_TLS and segment.memsz:
+            draft.tls_size = segment.memsz
+            draft.tls_align = segment.align
+            draft.tls_firstbyte = segment.vaddr & (segment.align - 1) if segment.align else 0
+
+
+_X86_MACHINES: Final = frozenset({3, 62})  # EM_386, EM_X86_64: the ISA-level property is theirs
+
+
+def _x86_isa_needed(data: Buffer, layout: _Layout, segments: list[_Segment]) -> int:
+    """GNU_PROPERTY_X86_ISA_1_NEEDED as glibc's x86 ``dl-prop.h`` finds it: the program headers are
+    scanned backwards and the first PT_GNU_PROPERTY or PT_NOTE aligned to the word size that holds a
+    NT_GNU_PROPERTY_TYPE_0 note decides (binutils puts the same note in both)."""
+    word = 8 if layout.word == "Q" else 4
+    size = len(data)
+    for segment in reversed(segments):
+        if segment.kind not in (PT_NOTE, PT_GNU_PROPERTY) or segment.align != word:
+            continue
+        end = segment.offset + segment.filesz
+        if end > size:
+            continue  # a PT_GNU_PROPERTY past the end of the file: nothing ld.so could map either
+        found = _property_note(data, layout, segment.offset, end, word)
+        if found is not None:
+            return found
+    return 0
+
+
+def _property_note(data: Buffer, layout: _Layout, offset: int, end: int, word: int) -> int | None:
+    """The ISA bits of the segment's GNU property note (0 when it is ill-formed or has none), or None
+    when the segment holds no such note. A second property note (an old linker's) voids both."""
+    found: int | None = None
+    for _ in range(MAX_NOTES):
+        if offset + 12 > end:
+            break
+        namesz, descsz, kind = layout.note.unpack_from(data, offset)
+        name_at = offset + 12
+        desc_at = name_at + _align(namesz, 4)
+        next_at = desc_at + _align(descsz, word)
+        if desc_at + descsz > end:
+            break
+        if namesz == 4 and kind == NT_GNU_PROPERTY_TYPE_0 and data[name_at : name_at + 4] == b"GNU\0":
+            if found is not None:
+                return 0
+            found = _isa_property(data, layout, desc_at, descsz, word)
+        offset = next_at
+    return found
+
+
+def _isa_property(data: Buffer, layout: _Layout, start: int, descsz: int, word: int) -> int:
+    """The property array of one note: types ascending, 4-byte data for the ISA bits, else nothing."""
+    if descsz < 8 or descsz % word:
+        return 0
+    end = start + descsz
+    pair = struct.Struct(layout.order + "II")
+    offset, last = start, 0
+    for _ in range(MAX_PROPERTIES):
+        if end - offset < 8:
+            break
+        kind, datasz = pair.unpack_from(data, offset)
+        if kind < last or offset + 8 + datasz > end:
+            return 0
+        last = kind
+        if kind == GNU_PROPERTY_X86_ISA_1_NEEDED:
+            return int(struct.unpack_from(layout.order + "I", data, offset + 8)[0]) if datasz == 4 else 0
+        if kind > GNU_PROPERTY_X86_ISA_1_NEEDED:
+            break
+        offset += 8 + _align(datasz, word)
+    return 0
+
+
 def _read_dynamic(draft: _Draft, data: Buffer, layout: _Layout, segments: list[_Segment]) -> None:
     dynamic = next((segment for segment in segments if segment.kind == PT_DYNAMIC), None)
     if dynamic is None:
@@ -455,6 +574,9 @@ def _read_dynamic(draft: _Draft, data: Buffer, layout: _Layout, segments: list[_
     loads = [segment for segment in segments if segment.kind == PT_LOAD]
     draft.flags = first.get(DT_FLAGS, 0)
     draft.flags_1 = first.get(DT_FLAGS_1, 0)
+    if DT_RELR in first:
+        draft.relr = True
+        draft.relr_init = _relr_covers_init(data, layout, loads, first)
     strtab_addr = first.get(DT_STRTAB)
     if strtab_addr is None:
         if needed or any(tag in first for tag in (DT_SONAME, DT_RPATH, DT_RUNPATH, DT_VERNEED, DT_VERDEF)):
@@ -491,6 +613,42 @@ def _dynamic_tags(data: Buffer, layout: _Layout, dynamic: _Segment) -> tuple[dic
     # Reversed, so that the first occurrence of a tag is the one that stays in the dict.
     first = dict(zip(reversed(tags[:end]), reversed(values[:end]), strict=True))
     return first, needed
+
+
+def _relr_covers_init(data: Buffer, layout: _Layout, loads: list[_Segment], tags: dict[int, int]) -> bool:
+    """Do the DT_RELR relocations include a DT_INIT_ARRAY slot? A loader that skips DT_RELR (glibc
+    before 2.36) then calls an unrelocated address while loading the object: a crash in dlopen().
+
+    Decoded as glibc's ``elf_dynamic_do_Relr``: an even word relocates that address, an odd word is a
+    bitmap of the next word-size - 1 words. The entries ascend, so the walk stops past the array.
+    """
+    start, size = tags.get(DT_INIT_ARRAY), tags.get(DT_INIT_ARRAYSZ, 0)
+    relr_size = tags.get(DT_RELRSZ, 0)
+    if start is None or not size or not relr_size:
+        return False
+    try:
+        offset, segment_end = _file_offset(loads, tags[DT_RELR], "DT_RELR")
+    except _Stop:
+        return False  # not in the file: nothing to decide from (the reader does not refuse for it)
+    word = 8 if layout.word == "Q" else 4
+    count = min(relr_size, segment_end - offset) // word
+    entries = struct.unpack_from(f"{layout.order}{min(count, MAX_RELR_ENTRIES)}{layout.word}", data, offset)
+    stop, bits = start + size, word * 8 - 1
+    where = 0
+    for entry in entries:
+        if not entry & 1:
+            if start <= entry < stop:
+                return True
+            where = entry + word
+        else:
+            if where + bits * word > start and where < stop:
+                for index in range(bits):
+                    if entry >> (index + 1) & 1 and start <= where + index * word < stop:
+                        return True
+            where += bits * word
+        if where >= stop:
+            return False
+    return False
 
 
 def _file_offset(loads: list[_Segment], vaddr: int, what: str) -> tuple[int, int]:

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from glibc_doctor.core.elf import glibc_release
-from glibc_doctor.core.versions import VersionName, min_glibc_for
+from glibc_doctor.core.elf import glibc_build_release, glibc_release
+from glibc_doctor.core.versions import ABI_MARKERS, VersionName, min_glibc_for
 
 
 class MessageKind(StrEnum):
@@ -31,6 +31,9 @@ class MessageKind(StrEnum):
     WRONG_ELF = "wrong-elf"  # wrong ELF class: ELFCLASS32
     UNREADABLE = "unreadable"  # invalid ELF header, file too short
     EXEC_STACK = "exec-stack"  # cannot enable executable stack (glibc 2.41 refuses it for dlopen)
+    DT_RELR = "dt-relr"  # DT_RELR without GLIBC_ABI_DT_RELR dependency (glibc 2.36+)
+    ISA_LEVEL = "isa-level"  # CPU ISA level is lower than required (glibc 2.33+)
+    STATIC_TLS = "static-tls"  # cannot allocate memory in static TLS block
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,9 @@ _EXEC_STACK = re.compile(
     rf"{_START}(?P<object>{_TOKEN}): cannot enable executable stack as shared object requires: "
     r"(?P<detail>[^\n-]{1,500})"
 )
+_DT_RELR = re.compile(rf"{_START}(?P<object>{_TOKEN}): DT_RELR without GLIBC_ABI_DT_RELR dependency")
+_ISA_LEVEL = re.compile(rf"{_START}(?P<object>{_TOKEN}): CPU ISA level is lower than required")
+_STATIC_TLS = re.compile(rf"{_START}(?P<object>{_TOKEN}): cannot allocate memory in static TLS block")
 
 
 _HEAD_LIMIT = 4096 + 64  # PATH_MAX and the longest marker
@@ -256,7 +262,7 @@ def _object_problem(kind: MessageKind) -> Builder:
     def build(match: re.Match[str], program: str | None, raw: str) -> LoaderMessage:
         return LoaderMessage(
             kind, library=_basename(match["object"]), required_by=_clean_by(match["object"]), raw=raw,
-            program=program, detail=match["detail"].strip(),
+            program=program, detail=(match.groupdict().get("detail") or "").strip(),
         )  # fmt: skip
 
     return build
@@ -271,6 +277,9 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], Builder], ...] = (
     (("wrong ELF class",), _WRONG_ELF, _object_problem(MessageKind.WRONG_ELF)),
     (("ELF", "file too short"), _UNREADABLE, _object_problem(MessageKind.UNREADABLE)),
     (("executable stack",), _EXEC_STACK, _object_problem(MessageKind.EXEC_STACK)),
+    (("DT_RELR without",), _DT_RELR, _object_problem(MessageKind.DT_RELR)),
+    (("CPU ISA level",), _ISA_LEVEL, _object_problem(MessageKind.ISA_LEVEL)),
+    (("static TLS block",), _STATIC_TLS, _object_problem(MessageKind.STATIC_TLS)),
 )
 
 
@@ -364,7 +373,8 @@ def _glibc_cause(message: LoaderMessage, needed: str) -> str:
 def _private_cause(message: LoaderMessage) -> str:
     by = message.required_by or "an object"
     return (
-        f"{by} belongs to a different glibc build than the {message.library or 'glibc library'} loaded "
+        f"{by} belongs to a different glibc build{_mixed_words(message.required_by, message.provider)} "
+        f"than the {message.library or 'glibc library'} loaded "
         f"from {message.provider or 'elsewhere'}: ld.so, libc, libm, libpthread … must all come from one "
         "build (GLIBC_PRIVATE ties them); something (LD_LIBRARY_PATH, an RPATH, a copied libc) mixes two "
         "glibc installations in one process"
@@ -382,13 +392,36 @@ def is_glibc_part(path: str | None) -> bool:
     return _GLIBC_PART.match(os.path.basename(path or "")) is not None
 
 
+def _mixed_words(by: str | None, loaded: str | None) -> str:
+    """`` (a library of glibc 2.36 in a glibc 2.31 process)`` as far as the releases can be told."""
+    theirs = glibc_build_release(by) if by else None
+    ours = glibc_build_release(loaded) if loaded else None
+    if theirs and ours and theirs != ours:
+        return f" (a library of glibc {theirs} in a glibc {ours} process)"
+    return f" (a library of glibc {theirs})" if theirs and not ours else ""
+
+
 def _mismatch_cause(message: LoaderMessage) -> str:
     by = message.required_by
     return (
-        f"{by} and {message.provider} come from different glibc builds: {by} needs {message.version} from "
+        f"{by} and {message.provider} come from different glibc builds"
+        f"{_mixed_words(by, message.provider)}: {by} needs {message.version} from "
         f"{message.library}, which the {message.provider} loaded here does not define; the loader "
         "(PT_INTERP) and libc must come from one glibc, and something (LD_LIBRARY_PATH, an RPATH, "
         "a copied libc) pulls in a libc of another glibc than the interpreter's loader"
+    )
+
+
+def _marker_cause(message: LoaderMessage, needed: str) -> str:
+    """``GLIBC_ABI_DT_RELR``: the object's relocations need a newer loader, not newer symbols."""
+    by = message.required_by or "the object being loaded"
+    name = os.path.basename(by)
+    return (
+        f"{by} was linked with -z pack-relative-relocs: its relocations are in the DT_RELR format, which "
+        f"ld.so applies from glibc {needed}, and the linker marked it with {message.version} so that an "
+        "older loader refuses it instead of crashing; the process loaded an older glibc "
+        f"({message.provider}). Relink {name} without -z pack-relative-relocs, or run it with an "
+        f"interpreter that loads glibc {needed} or newer"
     )
 
 
@@ -408,6 +441,11 @@ def _missing_version_cause(message: LoaderMessage) -> tuple[str, str | None, str
     name = VersionName.parse(version)
     if version == "GLIBC_PRIVATE":
         return _private_cause(message), None, None
+    if version in ABI_MARKERS:
+        marker = str(ABI_MARKERS[version])
+        if is_glibc_part(message.required_by) and is_glibc_part(message.provider):
+            return _mismatch_cause(message), marker, None
+        return _marker_cause(message, marker), marker, None
     if name.family == "GLIBC":
         needed = min_glibc_for([version])
         shown = str(needed) if needed else None
@@ -466,8 +504,32 @@ def _other_cause(message: LoaderMessage) -> str:
         )
     if message.kind is MessageKind.EXEC_STACK:
         return (
-            f"{obj} asks for an executable stack, which glibc 2.41 and later refuse for dlopen()ed "
-            "libraries: rebuild it with -z noexecstack or clear the flag (patchelf --clear-execstack)"
+            f"{obj} asks for an executable stack (PF_X in its PT_GNU_STACK, or no PT_GNU_STACK at all), "
+            "which glibc 2.41 and later refuse for dlopen()ed libraries (older loaders made the stack "
+            "executable): clear the flag (patchelf --clear-execstack), relink it with -z noexecstack, "
+            "or from glibc 2.42 run with GLIBC_TUNABLES=glibc.rtld.execstack=2"
+        )
+    if message.kind is MessageKind.DT_RELR:
+        return (
+            f"{obj} has DT_RELR relocations (-z pack-relative-relocs) and needs libc.so.6 versions, but not "
+            "the GLIBC_ABI_DT_RELR version that linkers add with them; glibc 2.36 and later refuse it (an "
+            "older loader would skip the relocations and crash): relink it with GNU ld 2.38+ or lld 15+, or "
+            "without -z pack-relative-relocs"
+        )
+    if message.kind is MessageKind.ISA_LEVEL:
+        return (
+            f"{obj} is marked as needing a newer x86-64 level (x86-64-v2, -v3 or -v4: "
+            "GNU_PROPERTY_X86_ISA_1_NEEDED) than this CPU supports, and glibc 2.33 and later refuse it "
+            "(older glibc loads it and it dies of SIGILL): install a build for this CPU; "
+            "`ld.so --help` lists the levels it supports"
+        )
+    if message.kind is MessageKind.STATIC_TLS:
+        return (
+            f"{obj} uses the initial-exec TLS model (DF_STATIC_TLS), and its thread-local block does not "
+            "fit in what is left of the static TLS surplus (1664 bytes by default) that ld.so keeps for "
+            f"objects loaded by dlopen(): preload it (LD_PRELOAD={obj}) so it gets its TLS at start-up, "
+            "raise the surplus with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES (glibc 2.32+), or "
+            "rebuild it with -ftls-model=global-dynamic; glibc-doctor scan says how many bytes are missing"
         )
     return (
         f"{obj} is not a shared object this loader can map ({message.detail}): a truncated file, a "

@@ -69,6 +69,14 @@ class ElfFacts:
     build_id: str | None = None  # hex of NT_GNU_BUILD_ID
     requires: tuple[VersionNeed, ...] = ()
     defines: tuple[str, ...] = ()
+    # What ld.so checks beyond names and versions (core/refusals.py, core/static_tls.py):
+    relr: bool = False  # DT_RELR: relative relocations in the packed format (applied by glibc 2.36+)
+    relr_init: bool = False  # …and they include a DT_INIT_ARRAY slot (run at load: a crash there)
+    stack_flags: int | None = None  # p_flags of PT_GNU_STACK (PF_X = 1); None: no PT_GNU_STACK
+    tls_size: int = 0  # PT_TLS p_memsz (the TLS block); 0: no thread-local storage
+    tls_align: int = 0  # PT_TLS p_align
+    tls_firstbyte: int = 0  # p_vaddr & (p_align - 1): ld.so's l_tls_firstbyte_offset
+    x86_isa_needed: int = 0  # GNU_PROPERTY_X86_ISA_1_NEEDED bits (1 baseline, 2 v2, 4 v3, 8 v4)
 
     @property
     def ok(self) -> bool:
@@ -82,11 +90,31 @@ class ElfFacts:
     def requires_from(self, library: str) -> tuple[VersionNeed, ...]:
         return tuple(need for need in self.requires if need.library == library)
 
+    @property
+    def needs_exec_stack(self) -> bool:
+        """Does ld.so make the stack executable for this object? PF_X in PT_GNU_STACK, or no
+        PT_GNU_STACK on a machine whose default stack is executable (glibc's DEFAULT_STACK_PERMS)."""
+        if self.stack_flags is None:
+            return self.machine in EXEC_STACK_BY_DEFAULT
+        return bool(self.stack_flags & PF_X)
+
+    @property
+    def static_tls(self) -> bool:
+        """DF_STATIC_TLS: its code reaches its TLS block in the initial-exec model (a fixed offset)."""
+        return bool(self.flags & DF_STATIC_TLS) and self.tls_size > 0
+
 
 DF_1_NODEFLIB = 0x800
+DF_STATIC_TLS = 0x10
+PF_X = 0x1
 EM_X86_64 = 62
 EM_386 = 3
 EM_AARCH64 = 183
+# Machines whose DEFAULT_STACK_PERMS include PF_X (glibc's sysdeps/*/stackinfo.h): an object without
+# PT_GNU_STACK asks for an executable stack there. aarch64, riscv, loongarch and powerpc64 use the generic
+# default (no PF_X). By e_machine: sparc 2/18/43, m68k 4, mips 8, parisc 15, ppc 20, s390 22, arm 40,
+# sh 42, or1k 92, microblaze 189, alpha 0x9026.
+EXEC_STACK_BY_DEFAULT = frozenset({EM_X86_64, EM_386, 2, 18, 43, 4, 8, 15, 20, 22, 40, 42, 92, 189, 0x9026})
 
 
 class Via(StrEnum):
@@ -192,11 +220,23 @@ class Kind(StrEnum):
     LOADER_MISMATCH = "loader-mismatch"  # PT_INTERP loader is not the one of the libc that loads
     ORDER_DEPENDENT = "order-dependent"  # the result depends on which extension is imported first
     LATENT = "latent"  # strict mode only: hidden today by load order, breaks if the order changes
+    DT_RELR = "dt-relr"  # packed relocations a loader older than 2.36 skips (a crash), or no marker (2.36+)
+    EXEC_STACK = "exec-stack"  # an executable stack for a dlopen()ed object: glibc 2.41+ refuses
+    ISA_LEVEL = "isa-level"  # built for an x86-64 level above this CPU's: glibc 2.33+ refuses
+    STATIC_TLS = "static-tls"  # initial-exec TLS beyond what is left of the loader's static TLS surplus
 
 
 class Severity(StrEnum):
     ERROR = "error"  # the load fails (ld.so refuses) or the process is likely to crash
     WARNING = "warning"  # works today but is fragile or depends on order
+
+
+class Effect(StrEnum):
+    """What happens when the process loads the object: the outcome a test can watch for real."""
+
+    REFUSED = "refused"  # ld.so or dlopen() fails with ``message``
+    CRASH = "crash"  # it loads, and the process dies (a signal) before the load returns
+    LOADS = "loads"  # the load succeeds (a warning, or harm that shows only later)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +261,12 @@ class Conflict:
     severity: Severity = Severity.ERROR
     mode: str = "exact"  # "exact" (what ld.so does now) or "strict" (each edge on its own)
     min_glibc: str | None = None  # the oldest glibc release that satisfies ``object``'s GLIBC needs
+    effect: Effect | None = None  # None: REFUSED for an error, LOADS for a warning
+
+    def __post_init__(self) -> None:
+        if self.effect is None:
+            default = Effect.REFUSED if self.severity == Severity.ERROR else Effect.LOADS
+            object.__setattr__(self, "effect", default)
 
     def as_json(self) -> dict[str, builtins.object]:
         return {
@@ -237,6 +283,7 @@ class Conflict:
             "severity": str(self.severity),
             "mode": self.mode,
             "min_glibc": self.min_glibc,
+            "effect": str(self.effect),
         }
 
 

@@ -40,8 +40,10 @@ def simulate(
     target: Target, *, strict: bool = False, env: Mapping[str, str] | None = None
 ) -> nx.DiGraph[str]:
     """The process ``target`` would be, as a graph (node and edge attributes in CONTRACTS.md)."""
-    config = loader_config(target.executable, os.environ if env is None else env)
+    environ = os.environ if env is None else env
+    config = loader_config(target.executable, environ)
     process = _Process(target, config, strict)
+    process.graph.graph["tunables"] = environ.get("GLIBC_TUNABLES", "")  # static TLS surplus, exec stack
     process.start()
     for extension in target.extensions:
         process.dlopen(extension)

@@ -29,7 +29,8 @@ FORMAT = 1
 # the same timestamp tick ("racy" entries, as git calls them): such an entry is not trusted.
 RACY_NS = 10_000_000
 _ENV_PREFIXES = ("LD_",)
-_ENV_NAMES = ("PATH", "CC", "CXX", "NIX_CC", "VIRTUAL_ENV", "GEM_HOME", "GEM_PATH")
+# GLIBC_TUNABLES: the static TLS surplus (core/static_tls.py) depends on it.
+_ENV_NAMES = ("PATH", "CC", "CXX", "NIX_CC", "VIRTUAL_ENV", "GEM_HOME", "GEM_PATH", "GLIBC_TUNABLES")
 _GLOBAL_FILES = ("/etc/ld.so.cache", "/etc/ld.so.preload")
 
 

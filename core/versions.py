@@ -69,13 +69,32 @@ def newest(names: list[str] | tuple[str, ...], family: str) -> VersionName | Non
     return max(numbered, default=None)
 
 
+# Versions that name an ABI feature of the loader rather than symbols: the linker adds a need for one
+# when the object uses the feature, so that an older ld.so refuses it by name instead of mis-running it
+# (glibc's elf/Versions, sysdeps/x86/Versions, sysdeps/x86_64/Versions, sysdeps/i386/Versions).
+ABI_MARKERS: dict[str, GlibcVersion] = {
+    "GLIBC_ABI_DT_RELR": GlibcVersion(2, 36),  # DT_RELR packed relative relocations (-z pack-relative-relocs)
+    # Added after 2.42 (the 2.43 development tree): TLS descriptors, x86-64 PLT rewriting.
+    "GLIBC_ABI_GNU2_TLS": GlibcVersion(2, 43),
+    "GLIBC_ABI_GNU_TLS": GlibcVersion(2, 43),
+    "GLIBC_ABI_DT_X86_64_PLT": GlibcVersion(2, 43),
+}
+
+
 def min_glibc_for(names: list[str] | tuple[str, ...]) -> GlibcVersion | None:
-    """The oldest glibc release that defines every ``GLIBC_x.y`` in ``names``.
+    """The oldest glibc release that defines every ``GLIBC_x.y`` and ``GLIBC_ABI_*`` in ``names``.
 
     glibc release 2.N defines ``GLIBC_2.N`` when it added symbols in that release; a need for
-    ``GLIBC_2.34`` is met by 2.34 and later.
+    ``GLIBC_2.34`` is met by 2.34 and later. ``GLIBC_ABI_DT_RELR`` came with 2.36 (``ABI_MARKERS``).
     """
     top = newest(names, "GLIBC")
-    if top is None or len(top.number) < 2:
-        return None
-    return GlibcVersion(top.number[0], top.number[1])
+    releases = [ABI_MARKERS[name] for name in names if name in ABI_MARKERS]
+    if top is not None and len(top.number) >= 2:
+        releases.append(GlibcVersion(top.number[0], top.number[1]))
+    return max(releases, default=None)
+
+
+def glibc_release_of(version: str) -> GlibcVersion | None:
+    """The release that introduced one version name (``GLIBC_2.38`` -> 2.38, the DT_RELR marker ->
+    2.36), or None for a name of another family or without a release (``GLIBC_PRIVATE``)."""
+    return min_glibc_for([version])

@@ -1,4 +1,5 @@
-"""Session fixtures shared by the whole suite: the synthetic ELF corpus and the real-glibc lab.
+"""Session fixtures shared by the whole suite: the synthetic ELF corpus, the objects ld.so refuses
+for reasons other than versions, and the real-glibc lab.
 
 The development install is setuptools' strict editable mode (README), a link tree of the package files
 that mypy can read; a module added since that install is missing from it. Say so before collection,
@@ -11,6 +12,7 @@ import pytest
 
 from tests.labfixture import lab  # noqa: F401
 from tests.linktree import missing_from_install
+from tests.refusal_objects import refusal_objects  # noqa: F401
 from tests.synthetic import synthetic  # noqa: F401
 
 

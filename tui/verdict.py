@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 from glibc_doctor.core.analysis import stdenv_provides, stdenv_unmet
-from glibc_doctor.core.model import Conflict, Kind, Role, StdenvInfo
+from glibc_doctor.core.model import Conflict, Effect, Kind, Role, Severity, StdenvInfo
+from glibc_doctor.core.patch.plan import REFUSAL_KINDS
+from glibc_doctor.core.refusals import refused_under, setting_for
 from glibc_doctor.core.versions import min_glibc_for
 
 if TYPE_CHECKING:
@@ -83,6 +85,9 @@ def verdict(row: BrokenRoot, stdenv: StdenvInfo | None, graph: nx.DiGraph[str] |
     blockers = [c for c in row.records if c.kind in (Kind.WRONG_ELF, Kind.UNREADABLE)]
     if blockers:
         return Verdict(False, f"no: {blockers[0].kind}")
+    refused = _refused_by_the_stdenv(row, stdenv, graph)
+    if refused is not None:
+        return Verdict(False, f"no: {refused.kind}, glibc {stdenv.version or '?'} refuses it")
     missing = [
         c.library
         for c in row.records
@@ -103,6 +108,43 @@ def verdict(row: BrokenRoot, stdenv: StdenvInfo | None, graph: nx.DiGraph[str] |
     if top is not None:
         return Verdict(False, f"no: needs {top} > stdenv {stdenv.version or '?'}")
     return Verdict(False, f"no: stdenv lacks {unmet[0]}")
+
+
+def _refused_by_the_stdenv(
+    row: BrokenRoot, stdenv: StdenvInfo, graph: nx.DiGraph[str] | None
+) -> Conflict | None:
+    """A refusal beyond versions (executable stack, ISA level, static TLS, DT_RELR) that the stdenv's
+    loader would make too: the fix plan's rule (``core.refusals.refused_under``)."""
+    records = [c for c in row.records if c.kind in REFUSAL_KINDS]
+    if not records or graph is None:
+        return None
+    setting = setting_for(graph, None, stdenv.version)
+    if setting.stdenv is None:
+        return records[0]
+    still = refused_under(graph, setting, setting.stdenv)
+    return next((c for c in records if (str(c.kind), c.object) in still), None)
+
+
+def problem_label(conflict: Conflict) -> str:
+    """A few words for a record that is not a missing version: the scan table's cell, a badge."""
+    if conflict.kind == Kind.DT_RELR:
+        if conflict.effect == Effect.CRASH:
+            return "DT_RELR, loader < 2.36: crashes as it loads"
+        if conflict.effect == Effect.LOADS:
+            return "DT_RELR, loader < 2.36: unrelocated pointers"
+        return "DT_RELR without its GLIBC_ABI_DT_RELR marker"
+    if conflict.kind == Kind.EXEC_STACK:
+        later = " after a repatch" if conflict.severity == Severity.WARNING else ""
+        return f"executable stack: refused by glibc 2.41+{later}"
+    if conflict.kind == Kind.ISA_LEVEL:
+        return "x86 ISA level above this CPU" + (
+            " (unchecked: SIGILL risk)" if conflict.effect == Effect.LOADS else ""
+        )
+    if conflict.kind == Kind.STATIC_TLS:
+        return "static TLS: no room left for its block"
+    if conflict.kind == Kind.MIXED_GLIBC:
+        return conflict.message.removeprefix(f"{conflict.object}: ")
+    return str(conflict.kind)
 
 
 def _root(graph: nx.DiGraph[str]) -> str:

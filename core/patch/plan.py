@@ -24,6 +24,7 @@ from glibc_doctor.core.model import (
     Kind,
     Role,
     ScanLike,
+    Severity,
     StdenvInfo,
     Target,
     edge_names,
@@ -142,6 +143,9 @@ class FixPlan:
     view: GlibcView
     notes: tuple[str, ...] = field(default=())
     uses_runtime: bool = False  # the view's libstdc++/libgcc_s dir is in the RPATH too
+    # What the stdenv's loader would refuse that the current one loads (an executable stack under
+    # glibc 2.41+, an ISA level under 2.33+): said before the fix, and verification catches them.
+    warnings: tuple[Conflict, ...] = field(default=())
 
     @property
     def first_dirs(self) -> tuple[str, ...]:
@@ -179,6 +183,7 @@ class FixPlan:
         lines.append(f"conflicts remaining: {len(self.remaining)}")
         lines += [f"  {item.conflict.message}: {item.reason}" for item in self.remaining]
         lines += [f"note: {note}" for note in self.notes]
+        lines += [f"warning: {line}" for conflict in self.warnings for line in warning_lines(conflict)]
         return lines
 
     def as_json(self) -> dict[str, object]:
@@ -208,7 +213,16 @@ class FixPlan:
             "fixes": [conflict.as_json() for conflict in self.fixes],
             "remaining": [item.as_json() for item in self.remaining],
             "notes": list(self.notes),
+            "warnings": [conflict.as_json() for conflict in self.warnings],
         }
+
+
+def warning_lines(conflict: Conflict) -> list[str]:
+    """A breaking change in two lines: what the new loader does, and the first way out."""
+    lines = [conflict.message]
+    if conflict.fixes:
+        lines.append(f"  fix: {conflict.fixes[0]}")
+    return lines
 
 
 # --- the pure decisions -----------------------------------------------------------------------------
@@ -381,17 +395,25 @@ def classify(
     stdenv: StdenvInfo,
     provided: Mapping[str, tuple[str, ...] | None],
     shortfall: Mapping[str, tuple[str, ...]] | None = None,
+    still_refused: frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[tuple[Conflict, ...], tuple[Remaining, ...]]:
     """Split the conflicts into those the stdenv fixes and those that REMAIN, with the reason.
 
     ``provided`` maps a library name to the versions the stdenv's copy defines (None: the stdenv has
     no such file, or, for libstdc++/libgcc_s, its copy falls short by ``shortfall`` and is not used).
-    A missing version is fixed when the stdenv's library defines it.
+    A missing version is fixed when the stdenv's library defines it; a refusal beyond versions (DT_RELR,
+    executable stack, ISA level, static TLS) when the stdenv's loader does not refuse it
+    (``still_refused``: the (kind, object) pairs it does, from ``core.refusals.refused_under``).
     """
     fixed: list[Conflict] = []
     remaining: list[Remaining] = []
     for conflict in conflicts:
-        reason = _remaining_reason(conflict, stdenv, provided, shortfall or {})
+        if conflict.kind in REFUSAL_KINDS and conflict.severity == Severity.WARNING:
+            continue  # what the scan's stdenv would refuse: the plan says it for its own (``warnings``)
+        if conflict.kind in REFUSAL_KINDS:
+            reason = _refusal_reason(conflict, stdenv, still_refused)
+        else:
+            reason = _remaining_reason(conflict, stdenv, provided, shortfall or {})
         if reason is None:
             fixed.append(conflict)
         else:
@@ -424,6 +446,24 @@ def _remaining_reason(
     if conflict.kind in (Kind.WRONG_ELF, Kind.UNREADABLE):
         return "a file problem that relinking the interpreter does not change"
     return None
+
+
+REFUSAL_KINDS = frozenset({Kind.DT_RELR, Kind.EXEC_STACK, Kind.ISA_LEVEL, Kind.STATIC_TLS})
+_REFUSAL_HINTS = {
+    Kind.DT_RELR: "relink it (see its fixes)",
+    Kind.EXEC_STACK: "clear its executable-stack flag or rebuild it",
+    Kind.ISA_LEVEL: "it was built for a CPU level this machine lacks",
+    Kind.STATIC_TLS: "the static TLS surplus is the same; preload it or rebuild it",
+}
+
+
+def _refusal_reason(
+    conflict: Conflict, stdenv: StdenvInfo, still_refused: frozenset[tuple[str, str]]
+) -> str | None:
+    if (str(conflict.kind), conflict.object) not in still_refused:
+        return None
+    loader = f"glibc {stdenv.version}" if stdenv.version else "the stdenv's glibc"
+    return f"the loader of {loader} refuses it too ({conflict.kind}): {_REFUSAL_HINTS[conflict.kind]}"
 
 
 def _too_new_reason(version: str, library: str, defines: tuple[str, ...], stdenv: StdenvInfo) -> str:
@@ -501,7 +541,8 @@ def make_plan(
     uses_runtime = uses_runtime_view(needs, shortfall, preloads) and bool(view.runtime)
     rewrite = _Rewrite(stdenv.loader, view_dirs(view, uses_runtime), dirs, keep, old_root, destination)
     patches = _elf_patches(survey, rewrite, interpreter_relpath, preloads)
-    fixes, remaining = classify(result.conflicts, stdenv, provided, shortfall)
+    still_refused, warnings = _loader_change(result, stdenv)
+    fixes, remaining = classify(result.conflicts, stdenv, provided, shortfall, still_refused)
     return FixPlan(
         target=result.target,
         source_package=old_root,
@@ -517,7 +558,24 @@ def make_plan(
         view=view,
         notes=_notes(keep, patches, interpreter_relpath, shortfall),
         uses_runtime=uses_runtime,
+        warnings=warnings,
     )
+
+
+def _loader_change(
+    result: ScanLike, stdenv: StdenvInfo
+) -> tuple[frozenset[tuple[str, str]], tuple[Conflict, ...]]:
+    """What the stdenv's loader refuses (so a repatch leaves it), and what it newly refuses (said as
+    warnings before the fix: an extension that loads today and would not after it)."""
+    from glibc_doctor.core.refusals import refused_under, setting_for, would_break
+
+    if result.graph is None:
+        return frozenset(), ()
+    setting = setting_for(result.graph, result.glibc.version, stdenv.version)
+    if setting.stdenv is None:
+        return frozenset(), ()
+    still = refused_under(result.graph, setting, setting.stdenv)
+    return still, tuple(would_break(result.graph, setting)) if setting.release != setting.stdenv else ()
 
 
 def _elf_patches(

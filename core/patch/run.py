@@ -63,6 +63,7 @@ class FixResult:
             "verified": self.verified,
             "activated": self.activation.changed if self.activation is not None else [],
             "remaining": [item.as_json() for item in self.remaining],
+            "warnings": [conflict.as_json() for conflict in self.plan.warnings],
             "fixed": [conflict.as_json() for conflict in self.plan.fixes],
             "checks": [
                 {

@@ -108,9 +108,11 @@ def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def conflicted_extensions(plan: FixPlan) -> list[tuple[Extension, bool]]:
-    """Each extension named by a conflict (as object or in its chain), with "the plan fixes it"."""
+    """Each extension named by a conflict (as object or in its chain) or by a warning of what the new
+    loader refuses, with "the plan fixes it" (so its import is checked, and expected to fail)."""
     by_path = {os.path.realpath(ext.path): ext for ext in plan.target.extensions}
     remaining = {path for item in plan.remaining for path in _extension_paths(item.conflict, by_path)}
+    remaining |= {path for conflict in plan.warnings for path in _extension_paths(conflict, by_path)}
     fixed = {path for conflict in plan.fixes for path in _extension_paths(conflict, by_path)}
     chosen = sorted(remaining | fixed)
     return [(by_path[path], path not in remaining) for path in chosen]
@@ -172,8 +174,9 @@ def _import_root(path: str, name: str) -> str:
 def worse_conflicts(
     before: tuple[Conflict, ...], after: tuple[Conflict, ...], old_root: str, new_root: str
 ) -> tuple[Conflict, ...]:
-    """Errors of the patched process that the original did not have (paths of the copy mapped back)."""
-    known = {_identity(conflict, None, None) for conflict in before}
+    """Errors of the patched process that the original did not have as errors (paths of the copy mapped
+    back): a warning before that is an error after (an executable stack that glibc 2.41 refuses) is worse."""
+    known = {_identity(conflict, None, None) for conflict in before if conflict.severity == Severity.ERROR}
     return tuple(
         conflict
         for conflict in after

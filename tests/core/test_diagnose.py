@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from glibc_doctor.core.diagnose import diagnose, resolve_program
 from glibc_doctor.core.errors import TargetError
+from glibc_doctor.core.model import Kind
+from glibc_doctor.core.versions import GlibcVersion
 
 from tests.gcc import compile_elf
+from tests.refusal_objects import RefusalObjects
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +65,22 @@ def test_an_unknown_command_is_one_clear_error() -> None:
 def test_no_command_at_all_is_one_clear_error() -> None:
     with pytest.raises(TargetError, match="after --"):
         diagnose([])
+
+
+def test_a_refusal_beyond_versions_is_explained_and_matched_on_the_graph(
+    tmp_path: Path, refusal_objects: RefusalObjects
+) -> None:
+    """A program that needs, at start-up, a library with DT_RELR but no GLIBC_ABI_DT_RELR need."""
+    if GlibcVersion.parse(os.confstr("CS_GNU_LIBC_VERSION").split()[-1]) < GlibcVersion(2, 36):  # type: ignore[union-attr]
+        pytest.skip("glibc before 2.36 does not check DT_RELR")
+    library = refusal_objects.relr_no_marker
+    program = compile_elf(
+        tmp_path / "needs-relr",
+        "double grow(double);\nint main(void) { return grow(1.0) > 0 ? 0 : 1; }\n",
+        shared=False,
+        extra=[f"-L{library.parent}", f"-l:{library.name}", f"-Wl,-rpath,{library.parent}"],
+    )
+    found = diagnose([str(program)])
+    assert found.returncode == 127
+    assert [str(f.message.kind) for f in found.explanation.findings] == ["dt-relr"]
+    assert [(c.kind, c.object) for c in found.matched] == [(Kind.DT_RELR, str(library))]

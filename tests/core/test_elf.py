@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -23,11 +24,13 @@ from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE, ENUM_EI_OSABI
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
-from elftools.elf.segments import InterpSegment, NoteSegment
+from elftools.elf.sections import NoteSection
+from elftools.elf.segments import InterpSegment, NoteSegment, Segment
 from glibc_doctor.core.elf import clear_cache, glibc_release, is_library_name, parse_elf, read_elf
 from glibc_doctor.core.model import DF_1_NODEFLIB, EM_AARCH64, EM_X86_64, ElfFacts, Problem, VersionNeed
 
 from tests.gcc import compile_elf
+from tests.refusal_objects import RefusalObjects
 from tests.synthetic import Synthetic
 
 SYSTEM_LIB = Path("/usr/lib/x86_64-linux-gnu")
@@ -50,6 +53,13 @@ FIELDS = (
     "build_id",
     "requires",
     "defines",
+    "relr",
+    "relr_init",
+    "stack_flags",
+    "tls_size",
+    "tls_align",
+    "tls_firstbyte",
+    "x86_isa_needed",
 )
 
 
@@ -79,6 +89,12 @@ def reference_facts(path: Path) -> dict[str, Any]:
             "flags": 0,
             "flags_1": 0,
             "build_id": None,
+            "relr": False,
+            "relr_init": False,
+            "stack_flags": None,
+            "tls_size": 0,
+            "tls_align": 0,
+            "tls_firstbyte": 0,
         }
         for segment in elf.iter_segments():
             if isinstance(segment, InterpSegment):
@@ -89,9 +105,36 @@ def reference_facts(path: Path) -> dict[str, Any]:
                         facts["build_id"] = note["n_desc"]
             elif isinstance(segment, DynamicSegment):
                 facts.update(_reference_dynamic(segment))
+            facts.update(_reference_segment(segment))
         facts["requires"] = _reference_requires(elf)
         facts["defines"] = _reference_defines(elf)
+        facts["x86_isa_needed"] = _reference_isa_needed(elf)
         return facts
+
+
+def _reference_segment(segment: Segment) -> dict[str, Any]:
+    """PT_GNU_STACK's flags and the PT_TLS block (the last of each, as ld.so assigns them in a loop)."""
+    kind = segment["p_type"]
+    if kind == "PT_GNU_STACK":
+        return {"stack_flags": segment["p_flags"]}
+    if kind == "PT_TLS" and segment["p_memsz"]:
+        align = segment["p_align"]
+        firstbyte = segment["p_vaddr"] & (align - 1) if align else 0
+        return {"tls_size": segment["p_memsz"], "tls_align": align, "tls_firstbyte": firstbyte}
+    return {}
+
+
+def _reference_isa_needed(elf: ELFFile) -> int:
+    """GNU_PROPERTY_X86_ISA_1_NEEDED from the ``.note.gnu.property`` section (x86 objects only)."""
+    section = elf.get_section_by_name(".note.gnu.property")
+    if elf["e_machine"] not in ("EM_X86_64", "EM_386") or not isinstance(section, NoteSection):
+        return 0
+    for note in section.iter_notes():
+        if note["n_type"] == "NT_GNU_PROPERTY_TYPE_0":
+            for prop in note["n_desc"]:
+                if prop["pr_type"] == "GNU_PROPERTY_X86_ISA_1_NEEDED":
+                    return int(prop["pr_data"])
+    return 0
 
 
 def _reference_dynamic(segment: DynamicSegment) -> dict[str, Any]:
@@ -103,8 +146,14 @@ def _reference_dynamic(segment: DynamicSegment) -> dict[str, Any]:
         elif kind in ("DT_SONAME", "DT_RPATH", "DT_RUNPATH"):
             key = kind[3:].lower()
             found.setdefault(key, getattr(tag, key))
-        elif kind in ("DT_FLAGS", "DT_FLAGS_1"):
+        elif kind in ("DT_FLAGS", "DT_FLAGS_1", "DT_INIT_ARRAY", "DT_INIT_ARRAYSZ"):
             found.setdefault(kind[3:].lower(), tag.entry.d_val)
+        elif kind == "DT_RELR":
+            found["relr"] = True
+    init, size = found.pop("init_array", None), found.pop("init_arraysz", 0)
+    if found.get("relr") and init is not None:
+        relocated = segment.get_relocation_tables()["RELR"].iter_relocations()
+        found["relr_init"] = any(init <= entry["r_offset"] < init + size for entry in relocated)
     found["needed"] = tuple(found["needed"])
     return found
 
@@ -202,6 +251,86 @@ def test_the_comparison_covers_a_real_corpus() -> None:
         pytest.skip(f"no {SYSTEM_LIB} here")
     facts = [read_elf(str(path)) for path in sample]
     assert sum(1 for fact in facts if fact.requires) > 100
+
+
+def test_reader_agrees_with_pyelftools_on_the_refusal_objects(refusal_objects: RefusalObjects) -> None:
+    mismatches = [line for path in refusal_objects.all for line in differences(path)]
+    assert mismatches == []
+
+
+def test_the_comparison_covers_what_the_loader_checks_beyond_versions() -> None:
+    """The system sample exercises the new fields too: DT_RELR, initial-exec TLS, ISA notes."""
+    sample = system_sample()
+    if not sample:
+        pytest.skip(f"no {SYSTEM_LIB} here")
+    facts = [read_elf(str(path)) for path in sample]
+    assert sum(1 for fact in facts if fact.tls_size) > 5
+    assert sum(1 for fact in facts if fact.stack_flags is not None) > 100
+    if any(fact.relr for fact in facts):  # distributions linking with -z pack-relative-relocs
+        assert sum(1 for fact in facts if fact.relr_init) > 5
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the loader checks beyond names and versions (objects from tests/refusal_objects.py)
+
+
+def test_packed_relocations_covering_the_init_array_are_read(refusal_objects: RefusalObjects) -> None:
+    facts = read_elf(str(refusal_objects.relr_crash))
+    assert (facts.relr, facts.relr_init, facts.requires) == (True, True, ())
+
+
+def test_packed_relocations_without_an_init_array_do_not_cover_it(refusal_objects: RefusalObjects) -> None:
+    facts = read_elf(str(refusal_objects.relr_no_marker))
+    assert (facts.relr, facts.relr_init) == (True, False)
+    assert "libc.so.6" in facts.needed
+    assert [need.version for need in facts.requires] == ["GLIBC_2.29"]
+
+
+def test_the_dt_relr_marker_is_an_ordinary_version_need(refusal_objects: RefusalObjects) -> None:
+    facts = read_elf(str(refusal_objects.relr_marker))
+    assert "GLIBC_ABI_DT_RELR" in {need.version for need in facts.requires_from("libc.so.6")}
+
+
+def test_an_executable_stack_is_read_from_pt_gnu_stack(refusal_objects: RefusalObjects) -> None:
+    assert read_elf(str(refusal_objects.exec_stack)).stack_flags == 7  # PF_R | PF_W | PF_X
+    assert read_elf(str(refusal_objects.exec_stack)).needs_exec_stack
+    assert not read_elf(str(refusal_objects.plain)).needs_exec_stack
+
+
+def test_no_pt_gnu_stack_means_an_executable_stack_on_x86_64(refusal_objects: RefusalObjects) -> None:
+    facts = read_elf(str(refusal_objects.no_stack_header))
+    assert (facts.stack_flags, facts.needs_exec_stack) == (None, True)
+
+
+@pytest.mark.parametrize(("name", "bits"), [("isa_v4", 8), ("isa_v2", 2), ("tls_32", 2)])
+def test_the_x86_isa_level_needed_is_read_from_the_property_note(
+    refusal_objects: RefusalObjects, name: str, bits: int
+) -> None:
+    assert read_elf(str(getattr(refusal_objects, name))).x86_isa_needed == bits
+
+
+def test_initial_exec_tls_gives_the_block_and_the_static_tls_flag(refusal_objects: RefusalObjects) -> None:
+    big = read_elf(str(refusal_objects.tls_big))
+    assert (big.tls_size, big.tls_align, big.static_tls) == (4096, 16, True)
+    aligned = read_elf(str(refusal_objects.tls_aligned))
+    assert (aligned.tls_size, aligned.tls_align) == (64, 128)
+    assert read_elf(str(refusal_objects.tls_32)).static_tls
+    assert not read_elf(str(refusal_objects.plain)).static_tls
+
+
+def test_a_torn_property_note_gives_no_isa_level_and_no_exception(
+    refusal_objects: RefusalObjects, tmp_path: Path
+) -> None:
+    source = refusal_objects.isa_v4
+    data = bytearray(source.read_bytes())
+    with source.open("rb") as handle:
+        note = next(seg for seg in ELFFile(handle).iter_segments() if seg["p_type"] == "PT_GNU_PROPERTY")
+        offset = note["p_offset"]
+    struct.pack_into("<I", data, offset + 16 + 4, 0xFFFF)  # pr_datasz of the first property
+    torn = tmp_path / "torn.so"
+    torn.write_bytes(bytes(data))
+    facts = read_elf(str(torn))
+    assert (facts.problem, facts.x86_isa_needed) == (None, 0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -415,6 +544,20 @@ def test_random_corruption_never_raises(synthetic: Synthetic) -> None:
         for _ in range(noise.randint(1, 8)):
             data[noise.randrange(len(data))] = noise.randrange(256)
         assert isinstance(parse_elf("mutant.so", bytes(data)), ElfFacts)
+
+
+@pytest.mark.parametrize("name", ["relr_crash", "isa_v4", "tls_big", "tls_32"])
+def test_corrupting_the_refusal_headers_never_raises(refusal_objects: RefusalObjects, name: str) -> None:
+    """Mutations aimed at the first 1 KB (program headers, notes, the dynamic tags' neighbourhood)."""
+    original = getattr(refusal_objects, name).read_bytes()
+    noise = random.Random(11)
+    started = time.monotonic()
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(noise.randint(1, 8)):
+            data[noise.randrange(min(len(data), 1024))] = noise.randrange(256)
+        assert isinstance(parse_elf("mutant.so", bytes(data)), ElfFacts)
+    assert time.monotonic() - started < 30  # a hang guard, not a timing
 
 
 def test_large_file_is_read_through_mmap_with_the_same_facts(synthetic: Synthetic, tmp_path: Path) -> None:

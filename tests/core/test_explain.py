@@ -393,6 +393,48 @@ def test_exec_stack_refusal_of_glibc_2_41_is_explained() -> None:
     assert "-z noexecstack" in finding.cause
 
 
+# Captured from the real loaders (tests/core/test_refusals_lab.py feeds every live one through explain).
+REAL_REFUSALS = {
+    MessageKind.DT_RELR: "ImportError: /tmp/refx/relr_libm.so: DT_RELR without GLIBC_ABI_DT_RELR dependency",
+    MessageKind.ISA_LEVEL: "OSError: /tmp/refx/isa_v4.so: CPU ISA level is lower than required",
+    MessageKind.STATIC_TLS: "ImportError: /tmp/refx/tls4096.so: cannot allocate memory in static TLS block",
+}
+
+
+@pytest.mark.parametrize("kind", list(REAL_REFUSALS))
+def test_each_loader_refusal_beyond_versions_is_recognised(kind: MessageKind) -> None:
+    (finding,) = explain(REAL_REFUSALS[kind]).findings
+    assert finding.message.kind is kind
+    assert finding.message.required_by == REAL_REFUSALS[kind].split(": ")[1]
+
+
+def test_a_static_tls_refusal_suggests_the_preload_and_the_tunable() -> None:
+    (finding,) = explain(REAL_REFUSALS[MessageKind.STATIC_TLS]).findings
+    assert "LD_PRELOAD=/tmp/refx/tls4096.so" in finding.cause
+    assert "glibc.rtld.optional_static_tls" in finding.cause
+
+
+def test_the_dt_relr_marker_needs_glibc_2_36_and_a_relink() -> None:
+    text = (
+        "OSError: /nix/store/abc-glibc-2.31/lib/libc.so.6: version `GLIBC_ABI_DT_RELR' not found "
+        "(required by /tmp/refx/relr_marker.so)"
+    )
+    (finding,) = explain(text).findings
+    assert finding.min_glibc == "2.36"
+    assert "without -z pack-relative-relocs" in finding.cause
+
+
+def test_a_system_glibc_library_in_an_old_glibc_process_is_named_as_such() -> None:
+    text = (
+        "/nix/store/abc-glibc-2.31/lib/libc.so.6: version `GLIBC_ABI_DT_RELR' not found "
+        "(required by /lib/x86_64-linux-gnu/libresolv.so.2)"
+    )
+    if not Path("/lib/x86_64-linux-gnu/libresolv.so.2").exists() or MACHINE_GLIBC == "2.31":
+        pytest.skip("needs a Debian-style glibc other than 2.31")
+    (finding,) = explain(text).findings
+    assert f"a library of glibc {MACHINE_GLIBC} in a glibc 2.31 process" in finding.cause
+
+
 def test_undefined_symbol_with_a_glibc_version_gives_the_minimum_glibc() -> None:
     text = "python3: symbol lookup error: /x/ext.so: undefined symbol: strlcpy, version GLIBC_2.38"
     (finding,) = explain(text).findings

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 from glibc_doctor.core.elf import read_elf
-from glibc_doctor.lab.build import Lab
+from glibc_doctor.core.versions import GlibcVersion
+from glibc_doctor.lab.build import PY_SUFFIX, Lab
+
+from tests.refusal_objects import python_module
 
 pytestmark = pytest.mark.lab
 
@@ -430,3 +433,47 @@ def test_a_venv_made_with_copies_is_fixed_and_rolled_back(env: Env, lab: Lab) ->
     env.cli("rollback", str(env.venv))
     assert not copied.is_symlink()
     assert copied.read_bytes() == original
+
+
+def _module(env: Env, name: str, flag: str) -> Path:
+    """A python extension built with one extra link flag, installed in the test's venv."""
+    built = python_module(env.lab.python_store, env.tmp / "build", name, [flag])
+    return Path(shutil.copy2(built, env.site / built.name))
+
+
+def test_a_fix_against_a_glibc_2_36_stdenv_makes_a_dt_relr_extension_import(env: Env) -> None:
+    """glibc 2.31 skips DT_RELR and python dies importing it; the patched interpreter applies it."""
+    if GlibcVersion.parse(os.confstr("CS_GNU_LIBC_VERSION").split()[-1]) < GlibcVersion(2, 36):  # type: ignore[union-attr]
+        pytest.skip("the machine's glibc (the stdenv here) is older than 2.36")
+    _module(env, "ext_relr", "-Wl,-z,pack-relative-relocs")
+    assert env.imports("ext_relr").returncode < 0  # a signal: SIGSEGV in dlopen()
+    _, report = _fix_json(env)
+    assert report["verified"] is True
+    fixed = [(c["kind"], Path(str(c["object"])).name) for c in report["fixed"]]  # type: ignore[union-attr]
+    assert ("dt-relr", f"ext_relr{PY_SUFFIX}") in fixed
+    assert env.imports("ext_relr").returncode == 0
+
+
+def test_a_fix_to_a_glibc_2_41_stdenv_warns_first_and_its_verification_catches_the_exec_stack(
+    env: Env,
+) -> None:
+    extension = _module(env, "ext_execstack", "-Wl,-z,execstack")  # glibc 2.41 refuses it in dlopen()
+    assert env.imports("ext_execstack").returncode == 0  # glibc 2.31 makes the stack executable
+    env.use_trixie_wrapper()
+    dry = env.cli("fix", str(env.venv), "--dry-run", "--json")
+    plan = json.loads(dry.stdout)
+    assert dry.returncode == 1
+    assert [(w["kind"], w["object"]) for w in plan["warnings"]] == [("exec-stack", str(extension))]
+    assert "cannot enable executable stack" in plan["warnings"][0]["message"]
+    stderr = env.cli("fix", str(env.venv), "--yes").stderr
+    assert "glibc view" in stderr
+    assert stderr.index("warning") < stderr.index("glibc view")  # said before anything is built
+    assert str(extension) in stderr
+    _, report = _fix_json(env)
+    assert report["verified"] is False
+    assert report["activated"] == []
+    problems = " ".join(report["problems"])  # type: ignore[arg-type]
+    assert "cannot enable executable stack as shared object requires" in problems
+    check = next(c for c in report["checks"] if c["name"] == "ext_execstack")  # type: ignore[union-attr]
+    assert (check["ok"], check["expected"]) == (False, False)
+    assert env.imports("ext_execstack").returncode == 0  # the venv still uses the original interpreter

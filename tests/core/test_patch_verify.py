@@ -30,6 +30,14 @@ def test_a_new_error_is_worse() -> None:
     assert worse_conflicts((), (new,), "/old", "/new") == (new,)
 
 
+def test_a_warning_before_that_is_an_error_after_is_worse() -> None:
+    """An extension with an executable stack loads with glibc 2.31 (a warning that a 2.41 stdenv would
+    refuse it); after a repatch to 2.41 it is refused: the fix made it worse."""
+    before = Conflict(Kind.EXEC_STACK, "/venv/ext.so", "w", severity=Severity.WARNING)
+    after = Conflict(Kind.EXEC_STACK, "/venv/ext.so", "/venv/ext.so: cannot enable executable stack …")
+    assert worse_conflicts((before,), (after,), "/old", "/new") == (after,)
+
+
 def test_a_new_warning_is_not_worse() -> None:
     warning = _conflict("/new/lib/mod.so", severity=Severity.WARNING)
     assert worse_conflicts((), (warning,), "/old", "/new") == ()

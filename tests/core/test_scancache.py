@@ -86,6 +86,14 @@ def test_a_different_ld_library_path_is_another_entry(tree: Path, env: dict[str,
     assert scancache.lookup(request, {**env, "LD_LIBRARY_PATH": "/opt/lib"}) is None
 
 
+def test_other_glibc_tunables_are_another_entry(tree: Path, env: dict[str, str]) -> None:
+    """The static TLS surplus follows glibc.rtld.optional_static_tls."""
+    request = ScanRequest(str(tree / "app"))
+    _store(request, env, tree)
+    tuned = {**env, "GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=4096"}
+    assert scancache.lookup(request, tuned) is None
+
+
 def test_unrelated_environment_variables_share_the_entry(tree: Path, env: dict[str, str]) -> None:
     request = ScanRequest(str(tree / "app"))
     _store(request, env, tree)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import networkx as nx
 from glibc_doctor.core.analysis import analyze, glibc_info
-from glibc_doctor.core.model import Conflict, GlibcInfo, StdenvInfo, Target
-from glibc_doctor.tui.widgets.describe import verdict
+from glibc_doctor.core.model import Conflict, Effect, GlibcInfo, Kind, Severity, StdenvInfo, Target
+from glibc_doctor.tui.widgets.describe import badge, verdict
 
 from tests.core.test_analysis import (  # noqa: F401 (debian_like, libc_236: fixtures)
     app_closure,
@@ -96,3 +96,13 @@ def test_when_f_fixes_some_objects_the_summary_says_how_many_and_why_not_the_res
 def test_without_a_stdenv_the_summary_points_at_the_conflicts(synthetic: Synthetic) -> None:
     ok, sentence = verdict(scanned(ext_238_process(synthetic), None))
     assert (ok, sentence) == (False, "✗ 1 object cannot load: see Conflicts (2)")
+
+
+def test_a_node_badge_names_what_the_loader_refuses_beside_the_missing_versions() -> None:
+    missing = Conflict(Kind.MISSING_VERSION, "/x/ext.so", "m", version="GLIBC_2.38")
+    stack = Conflict(Kind.EXEC_STACK, "/x/ext.so", "cannot enable executable stack …")
+    assert badge([missing, stack]).plain == " ✗ GLIBC_2.38, exec-stack"
+    crash = Conflict(Kind.DT_RELR, "/x/relr.so", "crashes as it loads", effect=Effect.CRASH)
+    assert badge([crash]).plain == " ✗ dt-relr crash"
+    warned = Conflict(Kind.EXEC_STACK, "/x/ext.so", "after a repatch …", severity=Severity.WARNING)
+    assert badge([warned]).plain == " ! exec-stack"

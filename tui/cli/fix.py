@@ -127,7 +127,9 @@ def run_fix_command(args: argparse.Namespace) -> int:
         return _nothing_to_fix(args, plan)
     if args.dry_run:
         _show_plan(args, plan)
-        return CONFLICTS if plan.remaining else OK
+        return CONFLICTS if plan.remaining or plan.warnings else OK
+    if not args.json:
+        _show_warnings(plan, err)
     if not args.yes:
         _confirm(plan, err)
     fixed: FixResult | None = None
@@ -182,6 +184,18 @@ def _show_plan(args: argparse.Namespace, plan: FixPlan) -> None:
     console.print("[bold]fix plan[/bold] (dry run: nothing changed)")
     for line in plan.describe():
         console.print(line, markup=False)
+
+
+def _show_warnings(plan: FixPlan, err: Console) -> None:
+    """Before anything is built: what the stdenv's loader would refuse that loads today."""
+    from glibc_doctor.core.patch.plan import warning_lines
+    from rich.markup import escape
+
+    for conflict in plan.warnings:
+        first, *rest = warning_lines(conflict)
+        err.print(f"[yellow]warning[/yellow] {escape(first)}", markup=True, highlight=False)
+        for line in rest:
+            err.print(line, markup=False, highlight=False)
 
 
 def _confirm(plan: FixPlan, err: Console) -> None:

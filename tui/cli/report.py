@@ -22,6 +22,7 @@ import networkx as nx
 from glibc_doctor.core.analysis import fix_command
 from glibc_doctor.core.model import (
     Conflict,
+    Effect,
     ElfFacts,
     GlibcInfo,
     Kind,
@@ -31,9 +32,17 @@ from glibc_doctor.core.model import (
     StdenvInfo,
     Via,
 )
+from glibc_doctor.core.patch.plan import REFUSAL_KINDS
 from glibc_doctor.core.versions import VersionName, newest
 from glibc_doctor.tui.paths import home_path, short_path, shorten_text
-from glibc_doctor.tui.verdict import BrokenRoot, Verdict, broken_roots, extension_names, verdict
+from glibc_doctor.tui.verdict import (
+    BrokenRoot,
+    Verdict,
+    broken_roots,
+    extension_names,
+    problem_label,
+    verdict,
+)
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -262,6 +271,8 @@ def _symbol_hint(symbols: tuple[str, ...]) -> str:
 def _problem_words(conflict: Conflict) -> str:
     if conflict.kind == Kind.NOT_FOUND:
         return f"{os.path.basename(conflict.library or '')} (not found)"
+    if conflict.kind in REFUSAL_KINDS or conflict.kind == Kind.MIXED_GLIBC:
+        return problem_label(conflict)
     if conflict.version:
         return f"{conflict.version} ({conflict.kind})"
     return shorten_text(conflict.message.removeprefix(f"{conflict.object}: "))
@@ -532,6 +543,8 @@ def _badges(conflicts: Iterable[Conflict]) -> dict[str, list[str]]:
     for conflict in conflicts:
         if conflict.severity == Severity.ERROR:
             label = f"✗ {conflict.version}" if conflict.version else f"✗ {conflict.kind}"
+            if conflict.effect == Effect.CRASH:
+                label += " (crash)"
             badges.setdefault(conflict.object, []).append(label)
     return badges
 

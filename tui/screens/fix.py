@@ -39,6 +39,7 @@ def plan_text(plan: FixPlan, name: PathNamer) -> Text:
     text.append(f"   (the stdenv's, from {new.source})\n")
     _versions_section(text, "Fixes", plan.fixes, "green")
     _remaining_section(text, plan.remaining, name)
+    _warnings_section(text, plan.warnings, name)
     _interpreter_section(text, plan, name)
     _copy_section(text, plan, name)
     text.append("\nFull plan\n", style="bold underline")
@@ -55,6 +56,19 @@ def _remaining_section(text: Text, remaining: Sequence[Remaining], name: PathNam
         conflict = item.conflict
         what = f"{short_name(conflict.object)} {conflict.version or conflict.kind}"
         text.append(f"  ✗ {what}: {name.text(item.reason)}\n", style="yellow")
+
+
+def _warnings_section(text: Text, warnings: Sequence[Conflict], name: PathNamer) -> None:
+    """What loads today and the stdenv's loader would refuse: the fix would break it (verification
+    catches it and does not activate the build; better to know before)."""
+    if not warnings:
+        return
+    text.append("Broken by the fix\n", style="bold red")
+    for conflict in warnings:
+        what = conflict.message.removeprefix(f"{conflict.object}: ")
+        text.append(f"  ! {short_name(conflict.object)}: {name.text(what)}\n", style="red")
+        if conflict.fixes:
+            text.append(f"    fix: {name.text(conflict.fixes[0])}\n", style="dim")
 
 
 def _interpreter_section(text: Text, plan: FixPlan, name: PathNamer) -> None:

@@ -18,6 +18,7 @@ from typing import Protocol, TypeAlias
 import networkx as nx
 from glibc_doctor.core.model import (
     Conflict,
+    Effect,
     ElfFacts,
     Kind,
     Resolution,
@@ -27,6 +28,7 @@ from glibc_doctor.core.model import (
     edge_names,
 )
 from glibc_doctor.core.model import ScanLike as CoreScanLike
+from glibc_doctor.core.patch.plan import REFUSAL_KINDS
 from glibc_doctor.core.versions import VersionName, newest
 from glibc_doctor.tui.paths import elide_store_hashes
 from glibc_doctor.tui.verdict import BrokenRoot
@@ -144,10 +146,20 @@ def badge(conflicts: list[Conflict]) -> Text:
     if not conflicts:
         return Text()
     versions = sorted({c.version for c in conflicts if c.version}, key=VersionName.parse)
-    words = ", ".join(versions) if versions else ", ".join(sorted({str(c.kind) for c in conflicts}))
+    refusals = sorted({_refusal_word(c) for c in conflicts if c.kind in REFUSAL_KINDS})
+    words = (
+        ", ".join(versions + refusals)
+        if versions or refusals
+        else ", ".join(sorted({str(c.kind) for c in conflicts}))
+    )
     style = "bold red" if errors(conflicts) else "bold yellow"
     mark = "✗" if errors(conflicts) else "!"
     return Text(f" {mark} {words}", style=style)
+
+
+def _refusal_word(conflict: Conflict) -> str:
+    """What the loader does beyond versions, in the badge: ``exec-stack``, ``dt-relr crash``."""
+    return f"{conflict.kind} crash" if conflict.effect == Effect.CRASH else str(conflict.kind)
 
 
 def node_label(graph: ProcessGraph, node: str, conflicts: list[Conflict], highlighted: bool = False) -> Text:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from glibc_doctor.core.patch.plan import REFUSAL_KINDS
 from glibc_doctor.tui.messages import NodeChosen
+from glibc_doctor.tui.verdict import problem_label
 from glibc_doctor.tui.widgets.describe import (
     PathNamer,
     ScanLike,
@@ -76,7 +78,7 @@ class ConflictsTable(DataTable[str]):
             self.add_row(
                 str(conflict.kind),
                 node_name(conflict.object) if conflict.object in result.graph else name(conflict.object),
-                conflict.version or "-",
+                conflict.version or (problem_label(conflict) if conflict.kind in REFUSAL_KINDS else "-"),
                 provider,
                 cause,
                 key=key,

@@ -7,6 +7,7 @@ real; the synthetic corpus covers what the lab cannot (a stdenv that is missing,
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import time
@@ -29,9 +30,11 @@ from glibc_doctor.tui.cli.report import (
 from rich.console import Console
 
 from tests.gcc import compile_elf
+from tests.refusal_objects import RefusalObjects
 from tests.synthetic import Synthetic
 
 WIDTH = 100
+MACHINE_GLIBC = os.confstr("CS_GNU_LIBC_VERSION").split()[-1]  # type: ignore[union-attr]
 STORE_HASH = re.compile(r"[0-9a-df-np-sv-z]{32}")
 
 
@@ -329,3 +332,33 @@ def test_explain_of_20000_errors_draws_the_first_panels_and_counts_the_rest_by_v
 
 def test_explain_names_how_many_findings_the_groups_past_the_cap_hold() -> None:
     assert "  16795 in 42 other groups" in explained(20_000)
+
+
+# --- refusals beyond versions: the lab python with objects the loader refuses or crashes on -----------
+
+
+@pytest.fixture(scope="module")
+def refusal_text(lab: Lab, refusal_objects: RefusalObjects) -> str:
+    objects = (refusal_objects.relr_crash, refusal_objects.tls_big, refusal_objects.isa_v4)
+    result = scan(
+        str(lab.python), ext=tuple(str(path) for path in objects), env=lab.environ(), use_cache=False
+    )
+    return render(result)
+
+
+def test_a_dt_relr_crash_has_a_row_that_says_so_and_the_repatch_fixes_it(refusal_text: str) -> None:
+    row = row_of(refusal_text, "relr_crash")  # cells wrap: their lines interleave here
+    assert "DT_RELR, loader < 2.36: crashes as" in row
+    if GlibcVersion.parse(MACHINE_GLIBC) >= GlibcVersion(2, 36):
+        assert " yes" in row
+
+
+def test_a_static_tls_refusal_is_not_fixed_by_a_repatch_and_the_preload_is_advised(refusal_text: str) -> None:
+    assert "static TLS: no room left for its block" in row_of(refusal_text, "tls_big")
+    assert "no: static-tls, glibc" in row_of(refusal_text, "tls_big")
+    assert "LD_PRELOAD=tls_big.so" in " ".join(refusal_text.split())
+
+
+def test_the_load_tree_marks_the_crash(refusal_text: str) -> None:
+    assert "relr_crash  ✗ dt-relr (crash)" in refusal_text
+    assert "tls_big  ✗ static-tls" in refusal_text

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from glibc_doctor.core.explain import (
     target_for_path,
 )
 
+from tests.budget import cpu_budget
 from tests.gcc import compile_elf
 
 EXT_SUFFIX = str(sysconfig.get_config_var("EXT_SUFFIX"))
@@ -455,17 +455,15 @@ def test_existing_paths_named_in_messages_are_reported(future_import: tuple[Path
 
 
 def test_a_megabyte_token_near_a_keyword_is_parsed_in_linear_time() -> None:
-    start = time.perf_counter()
-    explanation = explain("x" * 1_000_000 + ": undefined symbol")
+    with cpu_budget(1.0, "a megabyte token"):
+        explanation = explain("x" * 1_000_000 + ": undefined symbol")
     assert explanation.messages == ()
-    assert time.perf_counter() - start < 1.0
 
 
 def test_ld_debug_flood_of_a_hundred_thousand_lines_is_fast() -> None:
     noise = "     1234:\tsymbol=foo;  lookup in file=/lib/x86_64-linux-gnu/libc.so.6 [0]\n" * 100_000
-    start = time.perf_counter()
-    assert explain(noise).messages == ()
-    assert time.perf_counter() - start < 3.0
+    with cpu_budget(3.0, "100000 lines of LD_DEBUG"):
+        assert explain(noise).messages == ()
 
 
 def test_message_quoted_inside_a_repr_is_found() -> None:

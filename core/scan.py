@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import networkx as nx
 from glibc_doctor.core import scancache
@@ -35,6 +36,9 @@ from glibc_doctor.core.process import simulate
 from glibc_doctor.core.stdenv import find_stdenv
 from glibc_doctor.core.targets import resolve_target, target_from_pid
 from glibc_doctor.core.versions import newest
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.lookups import SharedLookups
 
 
 class ScanCancelled(DoctorError):
@@ -128,16 +132,46 @@ def scan_steps(
     if cancelled():
         return
     yield ScanProgress(STAGES[3], "checking symbol versions", 3, total)
-    stdenv, notes = _stdenv(glibc, environ)
-    conflicts = analyze(graph, strict_graph, stdenv=stdenv)
+    stdenv, notes = stdenv_or_notes(glibc, environ)
+    result = _analysed(target, graph, strict_graph, stdenv, notes)
     if cancelled():
         return
     yield ScanProgress(STAGES[4], "done", 4, total)
-    yield ScanResult(
+    yield result
+
+
+def scan_target(
+    target: Target,
+    *,
+    env: Mapping[str, str],
+    strict: bool,
+    stdenv: StdenvInfo | None,
+    stdenv_notes: Sequence[str] = (),
+    shared: SharedLookups | None = None,
+) -> ScanResult:
+    """The scan of an already resolved ``target``, as ``scan_steps`` makes it, with a known stdenv.
+
+    Many scans in a row (an audit) find the stdenv once and share ``shared`` (``core/lookups.py``).
+    Raises ``TargetError`` when the program itself cannot be loaded.
+    """
+    graph = simulate(target, strict=False, env=env, shared=shared)
+    _check_root(graph)
+    strict_graph = simulate(target, strict=True, env=env, shared=shared) if strict else None
+    return _analysed(target, graph, strict_graph, stdenv, tuple(stdenv_notes))
+
+
+def _analysed(
+    target: Target,
+    graph: nx.DiGraph[str],
+    strict_graph: nx.DiGraph[str] | None,
+    stdenv: StdenvInfo | None,
+    notes: tuple[str, ...],
+) -> ScanResult:
+    return ScanResult(
         target=target,
         graph=graph,
         strict_graph=strict_graph,
-        conflicts=conflicts,
+        conflicts=analyze(graph, strict_graph, stdenv=stdenv),
         glibc=glibc_info(graph),
         stdenv=stdenv,
         notes=target.notes + notes,
@@ -258,7 +292,7 @@ def _check_root(graph: nx.DiGraph[str]) -> None:
         raise TargetError(f"{root}: cannot be loaded: {detail}")
 
 
-def _stdenv(glibc: str | None, env: Mapping[str, str]) -> tuple[StdenvInfo | None, tuple[str, ...]]:
+def stdenv_or_notes(glibc: str | None, env: Mapping[str, str]) -> tuple[StdenvInfo | None, tuple[str, ...]]:
     """The stdenv when it can be found; a scan is still useful without it, so errors become a note."""
     try:
         return find_stdenv(glibc, env=env), ()

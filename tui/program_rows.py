@@ -8,7 +8,7 @@ Paths go through the caller's ``namer`` (the CLI shortens them, the TUI names th
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,21 +43,25 @@ def program_row(program: ProgramAudit, namer: Namer) -> ProgramRow:
         glibc=glibc_words(program),
         conflicts=len(program.conflicts),
         latent=len(program.latent),
-        worst=worst_words(program.worst, namer) if program.worst is not None else "—",
+        worst=worst_words(program.worst, namer, _extension_names(program)) if program.worst else "—",
         state=_state(program),
     )
 
 
 def glibc_words(program: ProgramAudit) -> str:
-    """``2.36 via ld.so.cache``: the release the process loads and how its libc.so.6 was found."""
+    """``2.36 ld.so.cache``: the release the process loads and how its libc.so.6 was found."""
     version = program.result.glibc.version or ("?" if program.result.glibc.libc else "none")
     via = program.glibc_via
-    return f"{version} via {via}" if via else version
+    return f"{version} {via}" if via else version
 
 
-def worst_words(conflict: Conflict, namer: Namer) -> str:
-    """The record in a few words: ``_psycopg.so needs GLIBC_2.34``, ``libfoo.so.1 not found``."""
-    what = os.path.basename(conflict.object) or namer(conflict.object)
+def worst_words(conflict: Conflict, namer: Namer, names: Mapping[str, str] | None = None) -> str:
+    """The record in a few words: ``psycopg2._psycopg needs GLIBC_2.34``, ``libfoo.so.1 not found``.
+
+    An extension goes by the name users import it by (``names``: path -> name), other objects by
+    their file name.
+    """
+    what = (names or {}).get(conflict.object) or os.path.basename(conflict.object) or namer(conflict.object)
     prefix = "latent: " if conflict.kind == Kind.LATENT else ""
     if conflict.version and conflict.kind in (Kind.MISSING_VERSION, Kind.LATENT):
         return f"{prefix}{what} needs {conflict.version}"
@@ -65,6 +69,10 @@ def worst_words(conflict: Conflict, namer: Namer) -> str:
         missing = "unusable" if "wrong" in conflict.message else "not found"
         return f"{prefix}{conflict.library} {missing} (for {what})"
     return f"{prefix}{conflict.kind}: {what}"
+
+
+def _extension_names(program: ProgramAudit) -> dict[str, str]:
+    return {extension.path: extension.name for extension in program.result.target.extensions}
 
 
 def _state(program: ProgramAudit) -> str:

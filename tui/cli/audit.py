@@ -196,7 +196,7 @@ def print_audit(
 # The paths and the worst record share what the fixed columns leave (paths get more).
 _COLUMNS: tuple[tuple[str, JustifyMethod, int | None], ...] = (
     ("program", "left", 5),
-    ("glibc", "left", None),
+    ("glibc found via", "left", None),
     ("conflicts", "right", None),
     ("latent", "right", None),
     ("worst", "left", 4),

@@ -64,7 +64,7 @@ class ProgramsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#programs", DataTable)
-        table.add_columns("Program", "Kind", "glibc", "Conflicts", "Latent", "Worst")
+        table.add_columns("Program", "glibc found via", "Conflicts", "Latent", "Worst")
         self.audit()
 
     def on_unmount(self) -> None:
@@ -123,9 +123,9 @@ class ProgramsScreen(Screen[None]):
             style = _STATE_STYLES[row.state]
             name = Text(row.program, style="bold")
             if row.also:
-                name.append(f" {row.also}", style="dim")
+                name.append(f" (+{len(program.aliases)})", style="dim")
             table.add_row(
-                name, row.kind, row.glibc,
+                name, row.glibc,
                 Text(str(row.conflicts), style=style if row.conflicts else "dim", justify="right"),
                 Text(str(row.latent), style="yellow" if row.latent else "dim", justify="right"),
                 Text(row.worst, style=style),

@@ -1,4 +1,4 @@
-"""Benchmark: ``glibc-doctor audit /usr/bin /usr/sbin --json`` against ``readelf -d -V -W`` over the same files.
+"""Benchmark: ``glibc-doctor audit /usr/bin /usr/sbin --json`` against ``readelf -d -V -W`` (same files).
 
 The audit runs from a normal (non-editable) install, ``pip install .`` into a scratch venv (built once
 in a cache directory, rebuilt when the source changes), as a whole process: start-up, imports, the walk
@@ -55,7 +55,7 @@ def source_digest() -> str:
 
 
 def installed_doctor(cache: Path) -> Path:
-    """``glibc-doctor`` of a normal install of this tree in a scratch venv (reused while the source is the same)."""
+    """``glibc-doctor`` of a normal install of this tree in a scratch venv (reused while the source holds)."""
     venv = cache / "audit-venv"
     marker = venv / ".installed-from"
     digest = source_digest()

@@ -9,6 +9,7 @@ import pytest
 from glibc_doctor.lab.build import Lab
 from glibc_doctor.tui.app import DoctorApp
 from glibc_doctor.tui.screens.main import MainScreen
+from glibc_doctor.tui.screens.modals import ErrorScreen
 from glibc_doctor.tui.screens.programs import ProgramsScreen
 from glibc_doctor.tui.widgets.panes import ConflictsTable
 from textual.pilot import Pilot
@@ -84,3 +85,13 @@ async def test_escape_cancels_a_running_audit(tmp_path: Path) -> None:
         await settle(pilot)
         assert screen.result is None
         assert "cancelled" in str(screen.query_one("#audit-step").render())
+
+
+async def test_a_path_that_does_not_exist_is_a_one_line_error(tmp_path: Path) -> None:
+    app = DoctorApp(audit=[str(tmp_path / "nowhere")], path_aliases={str(tmp_path): "$TMP"})
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        modal = pilot.app.screen
+        assert isinstance(modal, ErrorScreen)
+        assert modal.title_text == "The audit failed"
+        assert modal.cause == "$TMP/nowhere: no such file or directory; give a directory or a program"

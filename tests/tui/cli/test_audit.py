@@ -92,3 +92,36 @@ def test_a_plugin_dir_that_is_a_file_is_bad_input(synthetic: Synthetic) -> None:
     done = run(synthetic.apps, "--ext-dir", synthetic.ext_clean)
     assert done.returncode == 2
     assert "--ext-dir needs a directory" in done.stderr
+
+
+def test_on_a_terminal_the_progress_goes_to_stderr_and_the_table_to_stdout(synthetic: Synthetic) -> None:
+    """stderr is a pseudo-terminal: rich draws its bar there (and clears it); stdout stays the table."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run(
+            [DOCTOR, "audit", str(synthetic.apps), "--ext-dir", str(synthetic.ext)],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        os.close(slave)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the writer is gone and everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == 1
+    assert done.stdout.startswith("✗ 7 programs in ")
+    assert b"audit" in drawn
+    assert b"scanning" in drawn or b"/7" in drawn

@@ -119,11 +119,15 @@ def analyze(
 
 def _make_context(graph: nx.DiGraph[str], stdenv: StdenvInfo | None) -> _Context:
     missing: dict[str, list[VersionNeed]] = {}
+    any_missing = False
     for requester, _provider, need in _missing_needs(graph):
+        any_missing = True
         if not need.weak:
             missing.setdefault(requester, []).append(need)
     libraries = {need.library for needs in missing.values() for need in needs}
-    provided, shortfall = patched_provision(stdenv, libraries, graph) if stdenv else ({}, {})
+    # Only missing-version records read what a repatch would provide: without one, the stdenv's
+    # glibc directory is not even listed (an audit analyses hundreds of clean processes).
+    provided, shortfall = patched_provision(stdenv, libraries, graph) if stdenv and any_missing else ({}, {})
     return _Context(
         graph,
         _root(graph),

@@ -47,7 +47,7 @@ def printable(text: str) -> str:
     return text
 
 
-def _xml_text(text: str) -> str:
+def xml_text(text: str) -> str:
     """``printable`` plus the control characters XML cannot hold at all, written ``\\x01``."""
     return _XML_FORBIDDEN.sub(lambda match: f"\\x{ord(match[0]):02x}", printable(text))
 
@@ -94,23 +94,23 @@ def to_dot(result: ScanResult) -> str:
 def to_graphml(result: ScanResult) -> str:
     """GraphML via networkx, on a copy whose attributes are all strings (GraphML has no records).
 
-    Every string goes through ``_xml_text``: networkx would write a lone surrogate (a file name that is
+    Every string goes through ``xml_text``: networkx would write a lone surrogate (a file name that is
     not UTF-8) as ``&#56553;``, a character reference XML does not allow, and readers refuse the file."""
     graph = result.graph
     bad = conflicting_nodes(result.conflicts)
     plain: nx.DiGraph[str] = nx.DiGraph()
     for node in _sorted_nodes(graph):
         attributes = _node_attributes(node, graph.nodes[node], node in bad)
-        plain.add_node(_xml_text(node), **{key: _xml_text(value) for key, value in attributes.items()})
+        plain.add_node(xml_text(node), **{key: xml_text(value) for key, value in attributes.items()})
     for source, target, data in _sorted_edges(graph):
         resolution = data.get("resolution")
         fallback = resolution.detail if isinstance(resolution, Resolution) else ""
         plain.add_edge(
-            _xml_text(source),
-            _xml_text(target),
-            needed=_xml_text(" ".join(edge_names(data))),
-            via=_xml_text(str(data.get("via", ""))),
-            detail=_xml_text(str(data.get("detail", "") or fallback)),
+            xml_text(source),
+            xml_text(target),
+            needed=xml_text(" ".join(edge_names(data))),
+            via=xml_text(str(data.get("via", ""))),
+            detail=xml_text(str(data.get("detail", "") or fallback)),
         )
     buffer = io.BytesIO()
     nx.write_graphml(plain, buffer, encoding="utf-8")

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from stat import S_ISREG
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.ldcache import LdCache, default_cache_id, read_ld_cache
@@ -33,6 +33,9 @@ from glibc_doctor.core.model import (
     Via,
 )
 from glibc_doctor.core.open_verify import Verdict, errno_words, verify_candidate
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.lookups import SharedLookups
 
 ElfReader = Callable[[str], ElfFacts]
 
@@ -387,6 +390,22 @@ class _PathList:
     dirs: tuple[tuple[str, str], ...]  # (expanded directory, entry as written)
 
 
+# (name, DF_1_NODEFLIB of the requester, the search path's steps): what decides where a search ends.
+_SearchKey = tuple[str, bool, tuple[_PathList, ...], bool]  # name, NODEFLIB, search path, at startup
+
+
+def _hit(
+    name: str,
+    requester: ElfFacts,
+    path: str,
+    via: Via,
+    detail: str,
+    searched: Sequence[str],
+    rejected: Sequence[Rejected],
+) -> Resolution:
+    return Resolution(name, requester.path, path, via, detail, tuple(searched), tuple(rejected))
+
+
 class _Stop(Exception):
     """ld.so gave up the search on a candidate it could not read (``invalid ELF header``)."""
 
@@ -409,14 +428,25 @@ class Loader:
     one ``scandir`` per directory instead of one ``open`` per candidate.
     """
 
-    def __init__(self, config: LoaderConfig, reader: ElfReader = read_elf, cwd: str | None = None) -> None:
+    def __init__(
+        self,
+        config: LoaderConfig,
+        reader: ElfReader = read_elf,
+        cwd: str | None = None,
+        shared: SharedLookups | None = None,
+    ) -> None:
         self.config = config
         self.startup = True  # requests at process start (ld.so's own errno words), not from dlopen()
-        self._reader = reader
-        self._cwd = cwd or os.getcwd()
+        self._reader = shared.read_elf if shared is not None else reader
+        self._cwd = shared.cwd if shared is not None else cwd or os.getcwd()
         self._cache: LdCache | None = _ld_cache(config.cache_path) if config.cache_path else None
         self._cache_id = default_cache_id(config.elf_class, config.machine)
-        self._listings: dict[str, frozenset[str] | None] = {}
+        self._hwcaps = config.glibc_hwcaps
+        self._listings: dict[str, frozenset[str] | None] = shared.listings if shared is not None else {}
+        # Where a name is found depends only on the name, the search path and the files, not on what
+        # is loaded: answers are kept per search path (and shared by simulations of one snapshot).
+        self._searches: dict[object, Resolution] = shared.searches(config) if shared is not None else {}
+        self._inode = shared.inode if shared is not None else _inode
         self._names: dict[str, str] = {}
         self._inodes: dict[tuple[int, int], str] = {}
         self._loaded: dict[str, ElfFacts] = {}
@@ -433,7 +463,7 @@ class Loader:
         for key in (path, facts.soname, name):
             if key:
                 self._names.setdefault(key, path)
-        inode = _inode(self._absolute(path))
+        inode = self._inode(self._absolute(path))
         if inode is not None:
             self._inodes.setdefault(inode, path)
 
@@ -529,27 +559,48 @@ class Loader:
         return "ELFCLASS32" if self.config.elf_class == 64 else "ELFCLASS64"
 
     def _search(self, name: str, requester: ElfFacts, chain: tuple[ElfFacts, ...], reuse: bool) -> Resolution:
+        """The file the search path finds (kept per search path), then ld.so's dev/inode reuse."""
+        steps = tuple(self._path_lists(requester, chain))
+        key: _SearchKey = (name, bool(requester.flags_1 & DF_1_NODEFLIB), steps, self.startup)
+        located = self._searches.get(key)
+        if located is None:
+            located = self._searches[key] = self._locate(name, requester, steps)
+        if located.path is None:
+            return (
+                located if located.requester == requester.path else replace(located, requester=requester.path)
+            )
+        return self._found(
+            name,
+            requester,
+            located.path,
+            located.via,
+            located.detail,
+            located.searched,
+            located.rejected,
+            reuse,
+        )
+
+    def _locate(self, name: str, requester: ElfFacts, steps: Sequence[_PathList]) -> Resolution:
+        """Search ``steps``, the cache and the default directories; the first usable candidate wins."""
         searched: list[str] = []
         rejected: list[Rejected] = []
         try:
-            for step in self._path_lists(requester, chain):
+            for step in steps:
                 found = self._try_path(step.dirs, step.owner, name, searched, rejected)
                 if found is not None:
                     detail = f"{step.owner}: {found[1]}"
-                    return self._found(name, requester, found[0], step.via, detail, searched, rejected, reuse)
+                    return _hit(name, requester, found[0], step.via, detail, searched, rejected)
             hit = self._try_cache(name, requester, rejected)
             if hit is not None:
                 detail = f"{self.config.cache_path}: {name} => {hit}"
-                return self._found(name, requester, hit, Via.CACHE, detail, searched, rejected, reuse)
+                return _hit(name, requester, hit, Via.CACHE, detail, searched, rejected)
             if not requester.flags_1 & DF_1_NODEFLIB:
                 defaults = tuple((directory, directory) for directory in self.config.default_dirs)
                 owner = f"the default directories of {self.config.path}"
                 found = self._try_path(defaults, owner, name, searched, rejected)
                 if found is not None:
                     detail = f"default directory of {self.config.path}: {found[1]}"
-                    return self._found(
-                        name, requester, found[0], Via.DEFAULT, detail, searched, rejected, reuse
-                    )
+                    return _hit(name, requester, found[0], Via.DEFAULT, detail, searched, rejected)
         except _Stop as stop:
             rejected.append(Rejected(stop.candidate, stop.reason, stops=True))
             detail = f"{stop.candidate}: {stop.reason}"
@@ -582,7 +633,7 @@ class Loader:
         Without ``reuse`` (strict mode) the answer keeps how it was found but names the loaded object
         when it is the very same file, so one file never becomes two nodes.
         """
-        inode = _inode(self._absolute(path))
+        inode = self._inode(self._absolute(path))
         same = self._inodes.get(inode) if inode is not None else None
         if same is not None:
             if same != path:
@@ -735,7 +786,7 @@ class Loader:
         """The cache's first answer, unless NODEFLIB rules out its directory; ld.so opens only that one."""
         if self._cache is None:
             return None
-        found = self._cache.lookup(name, hwcaps=self.config.glibc_hwcaps, cache_id=self._cache_id)
+        found = self._cache.lookup(name, hwcaps=self._hwcaps, cache_id=self._cache_id)
         if not found:
             return None
         path = found[0]

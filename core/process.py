@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import networkx as nx
 from glibc_doctor.core.elf import read_elf
@@ -33,16 +34,30 @@ from glibc_doctor.core.model import (
     Via,
 )
 
+if TYPE_CHECKING:
+    from glibc_doctor.core.lookups import SharedLookups
+
 MISSING_PREFIX = "not-found:"
 
 
 def simulate(
-    target: Target, *, strict: bool = False, env: Mapping[str, str] | None = None
+    target: Target,
+    *,
+    strict: bool = False,
+    env: Mapping[str, str] | None = None,
+    shared: SharedLookups | None = None,
 ) -> nx.DiGraph[str]:
-    """The process ``target`` would be, as a graph (node and edge attributes in CONTRACTS.md)."""
+    """The process ``target`` would be, as a graph (node and edge attributes in CONTRACTS.md).
+
+    ``shared`` lets many simulations of one unchanged file system read, list and search once
+    (``core/lookups.py``); the graph is the same with or without it.
+    """
     environ = os.environ if env is None else env
-    config = loader_config(target.executable, environ)
-    process = _Process(target, config, strict)
+    if shared is not None:
+        config = shared.loader_config(target.executable, environ)
+    else:
+        config = loader_config(target.executable, environ)
+    process = _Process(target, config, strict, shared)
     process.graph.graph["tunables"] = environ.get("GLIBC_TUNABLES", "")  # static TLS surplus, exec stack
     process.start()
     for extension in target.extensions:
@@ -56,11 +71,13 @@ def simulate(
 class _Process:
     """The namespace being built: graph, loader state, and who loaded whom (the RPATH chain)."""
 
-    def __init__(self, target: Target, config: LoaderConfig, strict: bool) -> None:
+    def __init__(
+        self, target: Target, config: LoaderConfig, strict: bool, shared: SharedLookups | None = None
+    ) -> None:
         self.target = target
         self.config = config
         self.strict = strict
-        self.loader = Loader(config)
+        self.loader = Loader(config, shared=shared)
         self.base: Loader | None = None  # the namespace before any extension (order dependence)
         self.parent: dict[str, str | None] = {}
         self.chains: dict[str, tuple[ElfFacts, ...]] = {}

@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import networkx as nx
 from glibc_doctor.core import scancache
@@ -37,6 +38,9 @@ from glibc_doctor.core.process import simulate
 from glibc_doctor.core.stdenv import find_stdenv
 from glibc_doctor.core.targets import resolve_target, target_from_pid
 from glibc_doctor.core.versions import newest
+
+if TYPE_CHECKING:
+    from glibc_doctor.core.lookups import SharedLookups
 
 
 class ScanCancelled(DoctorError):
@@ -134,16 +138,47 @@ def scan_steps(
     if cancelled():
         return
     yield ScanProgress(STAGES[3], "checking symbol versions", 3, total)
-    stdenv, notes = _stdenv(glibc, environ, target_class(graph))
-    conflicts = analyze(graph, strict_graph, stdenv=stdenv)
+    stdenv, notes = stdenv_or_notes(glibc, environ, target_class(graph))
+    result = _analysed(target, graph, strict_graph, stdenv, notes)
     if cancelled():
         return
     yield ScanProgress(STAGES[4], "done", 4, total)
-    yield ScanResult(
+    yield result
+
+
+def scan_target(
+    target: Target,
+    *,
+    env: Mapping[str, str],
+    strict: bool,
+    stdenv_of: Callable[[int], tuple[StdenvInfo | None, tuple[str, ...]]],
+    shared: SharedLookups | None = None,
+) -> ScanResult:
+    """The scan of an already resolved ``target``, as ``scan_steps`` makes it.
+
+    Many scans in a row (an audit) share ``shared`` (``core/lookups.py``) and ask ``stdenv_of`` (the
+    stdenv and its notes for an ELF class, ``stdenv_or_notes`` memoised by the caller) instead of
+    finding the stdenv each time. Raises ``TargetError`` when the program itself cannot be loaded.
+    """
+    graph = simulate(target, strict=False, env=env, shared=shared)
+    _check_root(graph)
+    strict_graph = simulate(target, strict=True, env=env, shared=shared) if strict else None
+    stdenv, notes = stdenv_of(target_class(graph))
+    return _analysed(target, graph, strict_graph, stdenv, notes)
+
+
+def _analysed(
+    target: Target,
+    graph: nx.DiGraph[str],
+    strict_graph: nx.DiGraph[str] | None,
+    stdenv: StdenvInfo | None,
+    notes: tuple[str, ...],
+) -> ScanResult:
+    return ScanResult(
         target=target,
         graph=graph,
         strict_graph=strict_graph,
-        conflicts=conflicts,
+        conflicts=analyze(graph, strict_graph, stdenv=stdenv),
         glibc=glibc_info(graph),
         stdenv=stdenv,
         notes=target.notes + notes,
@@ -270,7 +305,7 @@ def target_class(graph: nx.DiGraph[str]) -> int:
     return 32 if getattr(config, "elf_class", 64) == 32 and getattr(config, "machine", 0) == EM_386 else 64
 
 
-def _stdenv(
+def stdenv_or_notes(
     glibc: str | None, env: Mapping[str, str], elf_class: int = 64
 ) -> tuple[StdenvInfo | None, tuple[str, ...]]:
     """The stdenv when it can be found; a scan is still useful without it, so errors become a note."""

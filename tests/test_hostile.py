@@ -4,7 +4,8 @@ The standard: a bad TARGET (missing, not ELF, truncated, hostile, another archit
 a FIFO, no permission) is one ``glibc-doctor:`` line on stderr and exit code 2, never a traceback or a
 hang; a bad extension or library *inside* a scanned environment is a conflict record and the scan
 completes (exit 1). Every command runs as a subprocess with a CPU budget of a few seconds (the machine's
-load does not stretch it) and a wall-clock timeout, so a blow-up or a hang fails the test, not the suite. The fuzz at the end calls ``core.scan.scan()`` in-process for speed.
+load does not stretch it) and a wall-clock timeout, so a blow-up or a hang fails the test, not the
+suite. The fuzz at the end calls ``core.scan.scan()`` in-process for speed.
 """
 
 from __future__ import annotations

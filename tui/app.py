@@ -1,4 +1,5 @@
-"""The glibc-doctor Textual app: a start screen to pick a target, then the main screen for it.
+"""The glibc-doctor Textual app: a start screen to pick a target, then the main screen for it (or the
+programs screen of an audit, whose rows open the main screen).
 
 The app only routes: it opens the first screen, switches to the main screen when a target is chosen,
 and turns any worker failure into a modal with its one-line cause. Screens own their widgets and the
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from glibc_doctor.tui.messages import TargetChosen
 from glibc_doctor.tui.screens.main import MainScreen
 from glibc_doctor.tui.screens.modals import HelpScreen
+from glibc_doctor.tui.screens.programs import ProgramsScreen
 from glibc_doctor.tui.screens.start import StartScreen
 from glibc_doctor.tui.widgets.describe import PathNamer
 from textual.app import App
@@ -26,7 +28,8 @@ def home_alias() -> dict[str, str]:
 
 
 class DoctorApp(App[int]):
-    """``DoctorApp(target)``: the TUI on ``target`` (or the picker when None).
+    """``DoctorApp(target)``: the TUI on ``target`` (or the picker when None); ``DoctorApp(audit=PATHS)``:
+    the programs screen of an audit of those paths (``ext`` then names the --ext-dir plugin dirs).
 
     ``path_aliases`` maps directory prefixes to short names shown instead (``{"/root/.cache/…/lab":
     "$LAB"}``): screenshots and snapshots then hold no machine-specific paths. The default shows the
@@ -48,15 +51,19 @@ class DoctorApp(App[int]):
         ext: Iterable[str] = (),
         glibc: str | None = None,
         path_aliases: Mapping[str, str] | None = None,
+        audit: Iterable[str] | None = None,
     ) -> None:
         super().__init__()
         self.target = target
         self.ext = tuple(ext)
         self.glibc = glibc
+        self.audit = tuple(audit) if audit is not None else None
         self.namer = PathNamer(dict(path_aliases) if path_aliases is not None else home_alias())
 
     def on_mount(self) -> None:
-        if self.target is None:
+        if self.audit is not None:
+            self.push_screen(ProgramsScreen(self.audit, ext=self.ext, glibc=self.glibc))
+        elif self.target is None:
             self.push_screen(StartScreen())
         else:
             self.push_screen(MainScreen(self.target, ext=self.ext, glibc=self.glibc))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # core records are imported by the workers, not when the app starts
+    from glibc_doctor.core.audit import AuditResult
     from glibc_doctor.core.explain import Explanation
     from glibc_doctor.core.patch.run import FixResult
     from glibc_doctor.core.scan import ScanResult
@@ -64,6 +65,25 @@ class ScanFinished(Message):
 @dataclass
 class ScanCancelled(Message):
     """The user stopped a scan before it finished."""
+
+
+@dataclass
+class AuditProgressed(Message):
+    """One step of an audit (a program being scanned); a newer one replaces an unprocessed older one."""
+
+    step: str
+    done: int = 0
+    total: int | None = None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, AuditProgressed)
+
+
+@dataclass
+class AuditFinished(Message):
+    """An audit finished with its ``AuditResult`` (every program, worst first)."""
+
+    result: AuditResult
 
 
 @dataclass

@@ -155,7 +155,11 @@ def survey_view(stdenv: StdenvInfo, store_root: str) -> GlibcView:
     """List the stdenv libc's directory and find its libgcc_s, then decide the view."""
     source_dir = os.path.dirname(stdenv.libc)
     try:
-        names = [name for name in os.listdir(source_dir) if os.path.isfile(os.path.join(source_dir, name))]
+        names = [  # named like glibc's first: a distribution's lib dir holds thousands of other files
+            name
+            for name in os.listdir(source_dir)
+            if GLIBC_FILE.match(name) and os.path.isfile(os.path.join(source_dir, name))
+        ]
     except OSError as error:
         raise PatchError(f"cannot list the stdenv glibc dir {source_dir}: {error.strerror}") from error
     view = make_view_record(stdenv, store_root, names, find_libgcc_s(stdenv))

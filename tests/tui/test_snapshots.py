@@ -119,3 +119,9 @@ def test_fix_plan_screen(lab: Lab, tmp_path: Path, private_venv: Path, snap_comp
 def test_fix_result_screen(lab: Lab, tmp_path: Path, private_venv: Path, snap_compare: Any) -> None:
     app = lab_app(lab, tmp_path, private_venv, **build_alias(private_venv))
     assert snap_compare(app, terminal_size=SIZE, run_before=pressing("f", "enter"))
+
+
+def test_programs_screen(lab: Lab, tmp_path: Path, snap_compare: Any) -> None:
+    """``glibc-doctor audit $LAB --tui``: every program of the lab, worst first."""
+    app = DoctorApp(audit=[str(lab.root)], path_aliases=aliases(lab, tmp_path))
+    assert snap_compare(app, terminal_size=SIZE, run_before=just_settle)

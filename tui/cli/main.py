@@ -57,6 +57,7 @@ examples:
   python -c 'import psycopg2' 2>&1 | glibc-doctor explain -
   glibc-doctor diagnose -- python -c 'import psycopg2'
   glibc-doctor fix ./.venv --dry-run        what the fix would patch (a copy; your files stay as they are)
+  glibc-doctor audit /usr/bin --format sarif every program under a directory, for CI (exit 1 on conflicts)
 
 exit codes: 0 no conflict / success, 1 conflicts found, 2 usage or input error"""
 
@@ -185,6 +186,12 @@ def _optional_registrars() -> list[Registrar]:
         from glibc_doctor.tui.cli import demo as cli_demo
 
         registrars.append(cli_demo.register)
+    except ImportError:
+        pass
+    try:
+        from glibc_doctor.tui.cli import audit as cli_audit
+
+        registrars.append(cli_audit.register)
     except ImportError:
         pass
     return registrars

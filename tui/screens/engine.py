@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from glibc_doctor.tui.widgets.describe import ProcessGraph, short_name
 
 if TYPE_CHECKING:
+    from glibc_doctor.core.audit import AuditProgress, AuditResult
     from glibc_doctor.core.diagnose import Diagnosis
     from glibc_doctor.core.explain import Explanation
     from glibc_doctor.core.model import Conflict
@@ -67,6 +68,31 @@ def scan_event(item: ScanProgress | ScanResult) -> Step | ScanResult:
     from glibc_doctor.core.scan import ScanResult
 
     return item if isinstance(item, ScanResult) else Step(item.message, item.done, item.total)
+
+
+# --- audit ----------------------------------------------------------------------------------------
+
+
+def audit_steps(
+    paths: Sequence[str],
+    *,
+    ext_dirs: Sequence[str] = (),
+    glibc: str | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[AuditProgress | AuditResult]:
+    """Core's audit: progress events, then the ``AuditResult`` (nothing more when cancelled)."""
+    from glibc_doctor.core.audit import audit_steps as steps
+
+    yield from steps(tuple(paths), ext_dirs=tuple(ext_dirs), glibc=glibc, cancel=cancel)
+
+
+def audit_event(item: AuditProgress | AuditResult) -> Step | AuditResult:
+    """An audit step as the TUI shows it, or the result itself."""
+    from glibc_doctor.core.audit import AuditResult
+
+    if isinstance(item, AuditResult):
+        return item
+    return Step(item.message, item.done, item.total if item.stage == "scanning" else None)
 
 
 # --- fix and rollback -------------------------------------------------------------------------------

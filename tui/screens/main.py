@@ -88,13 +88,26 @@ class MainScreen(Screen[None]):
         Binding("2", "show_tab('tab-conflicts')", "Conflicts", show=False, id="main.tab_conflicts"),
         Binding("3", "show_tab('tab-graph')", "Graph", show=False, id="main.tab_graph"),
         Binding("escape", "cancel", "Cancel", show=False, id="main.cancel"),
+        Binding("backspace", "back", "Programs", id="main.back"),
     ]
 
-    def __init__(self, spec: str, *, ext: Iterable[str] = (), glibc: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        *,
+        ext: Iterable[str] = (),
+        glibc: str | None = None,
+        result: ScanResult | None = None,
+        back: bool = False,
+    ) -> None:
+        """``result``: a scan already made (the audit's), shown without scanning again; ``back``: this
+        screen was opened from a list (the programs screen) that Escape returns to."""
         super().__init__()
         self.spec = spec
         self.ext = tuple(ext)
         self.glibc = glibc
+        self.back = back
+        self._given = result
         self.result: ScanResult | None = None
         self.selected: str | None = None
         self.highlighted: tuple[str, ...] = ()
@@ -125,6 +138,11 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self._given is not None:
+            self.query_one("#scan-status").display = False
+            self.post_message(ScanFinished(self._given))
+            self._given = None
+            return
         self.scan()
 
     def on_unmount(self) -> None:
@@ -205,7 +223,7 @@ class MainScreen(Screen[None]):
         self.query_one(GraphView).show(self.result, self.highlighted)
 
     def action_cancel(self) -> None:
-        """Escape: stop a running scan; otherwise leave the filter box."""
+        """Escape: stop a running scan; otherwise leave the filter box; otherwise go back to the list."""
         running = [w for w in self.workers if w.group == "scan" and w.is_running]
         if running:
             self._cancel.set()
@@ -214,6 +232,16 @@ class MainScreen(Screen[None]):
             return
         if self.focused is self.query_one("#filter", Input):
             self.query_one(ProcessTree).focus()
+        elif self.back:
+            self.action_back()
+
+    def action_back(self) -> None:
+        """Back to the list this screen was opened from (the programs screen)."""
+        if self.back:
+            self.dismiss()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.back if action == "back" else True
 
     # --- selection --------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ WORKER_TITLES = {
     "rollback": "The rollback failed",
     "explain": "Could not explain that",
     "detect": "Could not look for interpreters",
+    "audit": "The audit failed",
 }
 
 

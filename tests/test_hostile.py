@@ -737,13 +737,19 @@ def utf8_env(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> d
 
 @pytest.fixture(scope="module")
 def latin1_venv(synthetic: Synthetic, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with an extension whose file name is Latin-1 (``caf\\xe9``), not UTF-8."""
+    """A venv whose extension loads a library vendored in a Latin-1 directory (``caf\\xe9.libs``), not
+    UTF-8, through its RPATH as auditwheel vendors them (a module name can only be an identifier)."""
     if not os.path.exists(MACHINE_PYTHON):
         pytest.skip("needs the machine's /usr/bin/python3")
     venv = tmp_path_factory.mktemp("latin1") / "venv"
     subprocess.run([MACHINE_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
-    name = os.fsencode(_site_packages(venv)) + b"/caf\xe9" + _ext_suffix().encode()
-    shutil.copyfile(synthetic.ext_needs_238, name)
+    site = _site_packages(venv)
+    vendored = site / os.fsdecode(b"caf\xe9.libs")
+    vendored.mkdir()
+    library = vendored / synthetic.ext_needs_238.name
+    shutil.copyfile(synthetic.ext_needs_238, library)
+    compile_elf(site / f"cafe{_ext_suffix()}", "int f(void) { return 0; }\n",
+                libs=["-Wl,--no-as-needed", library], rpath=[f"$ORIGIN/{vendored.name}"])  # fmt: skip
     return venv
 
 

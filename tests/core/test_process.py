@@ -16,6 +16,7 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from glibc_doctor.core.analysis import analyze, extension_errors
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.model import Extension, Role, Target, Via
 from glibc_doctor.core.process import MISSING_PREFIX, simulate
@@ -308,3 +309,63 @@ def test_a_python_with_hundreds_of_extensions_simulates_quickly() -> None:
     elapsed = time.perf_counter() - started
     assert graph.number_of_nodes() > len(extensions)
     assert elapsed < 0.5, f"{graph.number_of_nodes()} objects took {elapsed:.3f}s"
+
+
+# --- a failed dlopen() leaves nothing loaded --------------------------------------------------------
+
+FORGIVING_HOST = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!dlopen(argv[i], RTLD_NOW)) printf("FAILED %s\n", argv[i]);
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[4096];
+    while (fgets(line, sizeof line, maps)) fputs(line, stdout);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def after_a_failed_dlopen(synthetic: Synthetic, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ...]:
+    """Two extensions needing ``libshared.so``: the first finds (RUNPATH) a copy needing strlcpy@GLIBC_2.38,
+    which this machine's libc lacks, the second a plain copy. Then the host program that dlopen()s them."""
+    root = tmp_path_factory.mktemp("failed_dlopen")
+    source = 'extern int strlcpy(); int shared(void) { char d[2]; return strlcpy(d, "x", 2); }\n'
+    bad = compile_elf(root / "bad" / "libshared.so", source, soname="libshared.so", nostdlib=True,
+                      libs=[synthetic.new_libc])  # fmt: skip
+    good = compile_elf(
+        root / "good" / "libshared.so", "int shared(void) { return 1; }\n", soname="libshared.so"
+    )
+    call = "int shared(void); int f(void) { return shared(); }\n"
+    first = compile_elf(root / "first.so", call, libs=[bad], runpath=[str(bad.parent)])
+    second = compile_elf(root / "second.so", call, libs=[good], runpath=[str(good.parent)])
+    host = compile_elf(root / "host", FORGIVING_HOST, shared=False, extra=["-ldl"])
+    return host, first, second, bad, good
+
+
+def test_a_failed_dlopen_is_forgotten_so_the_next_extension_finds_its_own_copy(
+    after_a_failed_dlopen: tuple[Path, ...],
+) -> None:
+    host, first, second, bad, good = after_a_failed_dlopen
+    real = subprocess.run([str(host), str(first), str(second)], capture_output=True, text=True, check=True)
+    assert f"FAILED {first}" in real.stdout
+    maps = real.stdout.split(f"FAILED {first}")[1]
+    assert str(good) in maps
+    assert str(bad) not in maps
+    extensions = (Extension(str(first), "first"), Extension(str(second), "second"))
+    graph = simulate(Target("generic", str(host), str(host), extensions), env=clean_env())
+    assert graph.edges[str(second), str(good)]["via"] is Via.RUNPATH
+    assert graph.graph["order_dependent"] == []  # the failing copy never stays: no order to depend on
+
+
+def test_each_extension_has_the_errors_of_what_its_own_dlopen_touched(
+    after_a_failed_dlopen: tuple[Path, ...],
+) -> None:
+    host, first, second, bad, _ = after_a_failed_dlopen
+    again = Extension(str(first), "first"), Extension(str(second), "second"), Extension(str(bad), "bad")
+    graph = simulate(Target("generic", str(host), str(host), again), env=clean_env())
+    blocking = extension_errors(graph, analyze(graph))
+    assert set(blocking) == {str(first), str(bad)}  # loading bad alone fails the same way
+    assert {(c.object, c.version) for c in blocking[str(first)]} == {(str(bad), "GLIBC_2.38")}

@@ -882,8 +882,12 @@ def extension_errors(
     dlopen() touched. Extensions that load have no entry.
     """
     errors = [c for c in conflicts if c.severity == Severity.ERROR]
+    dlopened = graph.graph.get("dlopened")
+    if dlopened is None:  # a graph core/process.py did not build (by hand, in tests): what each reaches
+        extensions = [node for node, data in graph.nodes(data=True) if data.get("role") == Role.EXTENSION]
+        dlopened = {node: (node, *nx.descendants(graph, node)) for node in extensions}
     blocking: dict[str, tuple[Conflict, ...]] = {}
-    for extension, nodes in graph.graph.get("dlopened", {}).items():
+    for extension, nodes in dlopened.items():
         touched = set(nodes)
         records = tuple(c for c in errors if c.object in touched)
         if records:

@@ -20,6 +20,7 @@ yet, so a requirement that today's load order happens to satisfy (or hide) still
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import deque
 from collections.abc import Mapping
@@ -255,7 +256,9 @@ class _Process:
         """Names that resolve to different files depending on which extension is imported first.
 
         Each extension is loaded alone on top of the interpreter's closure; a DT_NEEDED name that two
-        of them would map to different files (by real path) is order-dependent.
+        of them would map to different files (by real path) is order-dependent, unless those files are
+        byte for byte the same (auditwheel vendors one libgfortran into both numpy.libs and scipy.libs):
+        whichever loads, the process is the same (their own dependencies are names checked in turn).
         """
         if self.base is None or len(self.target.extensions) < 2:
             return [], {}
@@ -266,7 +269,7 @@ class _Process:
         alternatives: dict[str, list[str]] = {}
         for name, paths in sorted(seen.items()):
             by_file = {os.path.realpath(path): path for path in sorted(paths)} if len(paths) > 1 else {}
-            if len(by_file) > 1:
+            if len(by_file) > 1 and len({_content(path) for path in by_file}) > 1:
                 alternatives[name] = sorted(by_file.values())
         return list(alternatives), alternatives
 
@@ -302,6 +305,19 @@ class _Process:
                 found.append((name, resolution.path))
                 queue.append((resolution.path, provider, (provider, *chain)))
         return found
+
+
+def _content(path: str) -> tuple[int, str] | str:
+    """What makes two files the same object: size and SHA-256 (the path itself when unreadable)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return path
+    return size, digest.hexdigest()
 
 
 def version_met(requester: ElfFacts, name: str, provider: ElfFacts) -> bool:

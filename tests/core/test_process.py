@@ -239,7 +239,7 @@ def test_strict_mode_resolves_each_edge_on_its_own(tmp_path: Path) -> None:
 
 def test_two_extensions_with_their_own_copies_are_order_dependent(tmp_path: Path) -> None:
     first_lib = build_lib(tmp_path / "x" / "libfoo.so.1")
-    second_lib = build_lib(tmp_path / "y" / "libfoo.so.1")
+    second_lib = build_lib(tmp_path / "y" / "libfoo.so.1", extra=["-O2"])  # another build of libfoo
     first = build_lib(tmp_path / "e1" / "first.so", needed=[first_lib], runpath=[str(tmp_path / "x")])
     second = build_lib(tmp_path / "e2" / "second.so", needed=[second_lib], runpath=[str(tmp_path / "y")])
     host = build_host(tmp_path / "host")
@@ -249,6 +249,18 @@ def test_two_extensions_with_their_own_copies_are_order_dependent(tmp_path: Path
     assert graph.edges[str(second), str(first_lib)]["via"] is Via.LOADED
     assert predicted(graph) <= mapped(host, [first, second])
     assert os.path.realpath(second_lib) in mapped(host, [second, first])  # the real loader agrees
+
+
+def test_two_byte_identical_copies_are_not_order_dependent(tmp_path: Path) -> None:
+    # auditwheel vendors the same libgfortran into numpy.libs and scipy.libs: either copy is the same
+    first_lib = build_lib(tmp_path / "x" / "libfoo.so.1")
+    second_lib = tmp_path / "y" / "libfoo.so.1"
+    second_lib.parent.mkdir()
+    second_lib.write_bytes(first_lib.read_bytes())
+    first = build_lib(tmp_path / "e1" / "first.so", needed=[first_lib], runpath=[str(tmp_path / "x")])
+    second = build_lib(tmp_path / "e2" / "second.so", needed=[second_lib], runpath=[str(tmp_path / "y")])
+    graph = simulate(target(build_host(tmp_path / "host"), [first, second]), env={})
+    assert graph.graph["order_dependent"] == []
 
 
 def test_extensions_sharing_one_copy_are_not_order_dependent(tmp_path: Path) -> None:

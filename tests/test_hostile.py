@@ -30,7 +30,9 @@ from elftools.elf.elffile import ELFFile
 from glibc_doctor.core.scan import ScanResult, result_text, scan
 
 from tests.gcc import compile_elf
+from tests.realimport import assert_scan_is_the_real_import
 from tests.synthetic import Synthetic
+from tests.wheels import clean_env
 
 DOCTOR = str(Path(sys.executable).with_name("glibc-doctor"))
 TIMEOUT = 5  # seconds per command: every case here answers in well under two
@@ -772,6 +774,16 @@ def test_a_file_name_that_is_not_utf8_prints_under_a_utf8_locale(
     latin1_venv: Path, utf8_env: dict[str, str], fmt: str
 ) -> None:
     assert_completed_scan(run("scan", latin1_venv, "--format", fmt, "--no-cache", env=utf8_env))
+
+
+def test_the_scan_verdict_of_the_latin1_venvs_extensions_is_their_real_import(
+    latin1_venv: Path, tmp_path: Path
+) -> None:
+    result = scan(str(latin1_venv), env=clean_env(), use_cache=False)
+    python = latin1_venv / "bin" / "python3"
+    real = assert_scan_is_the_real_import(result, python, clean_env(), tmp_path / "cwd")
+    (cafe,) = [path for path in real if path.endswith(f"/cafe{_ext_suffix()}")]
+    assert not real[cafe].mapped  # its vendored library needs GLIBC_2.38, newer than this machine's
 
 
 def test_graphml_of_a_file_name_that_is_not_utf8_reads_back(

@@ -35,6 +35,7 @@ PT_LOAD: Final = 1
 PT_DYNAMIC: Final = 2
 PT_INTERP: Final = 3
 PT_NOTE: Final = 4
+PF_W: Final = 2
 
 _SEGMENTS_READ: Final = {
     PT_LOAD: "PT_LOAD",
@@ -180,6 +181,7 @@ class _Segment(NamedTuple):
     vaddr: int
     filesz: int
     align: int
+    flags: int = 0  # PF_R, PF_W, PF_X
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -329,6 +331,23 @@ def _defines_symbol(path: str, size: int, name: str) -> bool | None:
         return None
 
 
+def constant_ranges(path: str) -> tuple[tuple[int, int], ...]:
+    """``(file offset, size)`` of the loaded segments the program cannot write (PT_LOAD without PF_W):
+    where its string constants lie, without the debug sections and symbol tables that make up most of
+    an unstripped libpython. Empty when the file cannot be read as ELF."""
+    try:
+        size = os.stat(path).st_size
+        found = _with_contents(path, size, _constant_ranges)
+    except (OSError, ValueError, _Stop, struct.error, IndexError, OverflowError):
+        return ()
+    return found or ()
+
+
+def _constant_ranges(data: Buffer) -> tuple[tuple[int, int], ...]:
+    _, segments = _headers(_Draft(""), data)
+    return tuple((s.offset, s.filesz) for s in segments if s.kind == PT_LOAD and not s.flags & PF_W)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Reading
 
@@ -452,9 +471,9 @@ def _program_headers(
     is64 = elf_class == 2
     for fields in layout.phdr.iter_unpack(data[phoff:end]):
         if is64:
-            kind, _, p_offset, vaddr, _, filesz, _, align = fields
+            kind, flags, p_offset, vaddr, _, filesz, _, align = fields
         else:
-            kind, p_offset, vaddr, _, filesz, _, _, align = fields
+            kind, p_offset, vaddr, _, filesz, _, flags, align = fields
         if kind in _SEGMENTS_READ:
             if p_offset + filesz > size:
                 name = _SEGMENTS_READ[kind]
@@ -463,7 +482,7 @@ def _program_headers(
                     f"{name} at offset {p_offset} (+{filesz} bytes) ends past the end of the file"
                     f" ({size} bytes)",
                 )
-            segments.append(_Segment(kind, p_offset, vaddr, filesz, align))
+            segments.append(_Segment(kind, p_offset, vaddr, filesz, align, flags))
     return segments
 
 

@@ -25,22 +25,23 @@ which lies in the executable or in its libpython.
 from __future__ import annotations
 
 import functools
-import mmap
 import os
 import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from glibc_doctor.core.elf import defines_symbol, read_elf
+from glibc_doctor.core.elf import constant_ranges, defines_symbol, read_elf
 from glibc_doctor.core.loader import Loader, loader_config
 from glibc_doctor.core.targets.files import os_reason
 from glibc_doctor.core.targets.walk import SKIPPED_DIR_NAMES, Walk
 
 SOURCE_SUFFIXES = (".py", ".pyc")  # SourceFileLoader, then SourcelessFileLoader, after the extensions
+_LOADABLE = (".so", *SOURCE_SUFFIXES)  # every extension suffix ends in .so
 _FILETAB_SOABI = re.compile(rb"\.cpython-\d+[a-z]*-[0-9A-Za-z_]+-[0-9A-Za-z_-]+\.so(?=\0)")
 _FILETAB_ABI3 = b".abi3.so\0"
 _OTHER_TAG = re.compile(r"\.cpython-(?P<tag>\d+)[a-z]*-[^.]*\.so$")
+_WINDOW, _OVERLAP = 1 << 18, 256  # read in windows: a few MB of constants need not be held at once
 _MAX_BINARY_SEARCHES = 64  # each a C-level find; a few real hits, bounded on a file full of the mark
 
 
@@ -104,26 +105,31 @@ def _filetab_suffixes(binary: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=16)
 def _cached_filetab(binary: str, *_key: int) -> tuple[str, ...]:
-    """Searching a 20 MB libpython costs tens of milliseconds; once per file version (``_key``)."""
+    """Read once per file version (``_key``): only the segments that hold constants are searched."""
+    soabi: dict[str, None] = {}
+    abi3 = False
     try:
         fd = os.open(binary, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return ()
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size == 0:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return ()
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as data:
-            soabi = _soabi_strings(data)
-            if not soabi:
-                return ()
-            return (*soabi, ".abi3.so") if data.find(_FILETAB_ABI3) >= 0 else soabi
-    except (OSError, ValueError):
+        for start, size in constant_ranges(binary):
+            for offset in range(start, start + size, _WINDOW):  # windows overlap by one string
+                data = os.pread(fd, min(_WINDOW + _OVERLAP, start + size - offset), offset)
+                soabi.update(dict.fromkeys(_soabi_strings(data)))
+                abi3 = abi3 or data.find(_FILETAB_ABI3) >= 0
+    except OSError:
         return ()
     finally:
         os.close(fd)
+    if not soabi:
+        return ()
+    return (*soabi, ".abi3.so") if abi3 else tuple(soabi)
 
 
-def _soabi_strings(data: mmap.mmap) -> tuple[str, ...]:
+def _soabi_strings(data: bytes) -> tuple[str, ...]:
     found: dict[str, None] = {}
     position = data.find(b".cpython-")
     for _ in range(_MAX_BINARY_SEARCHES):
@@ -291,7 +297,8 @@ class ModuleFinder:
                 for entry in entries:  # one loop, no call per entry: site-packages hold 10^4-10^5 files
                     try:
                         if not entry.is_dir():
-                            files.add(entry.name)
+                            if entry.name.endswith(_LOADABLE):  # data files decide nothing
+                                files.add(entry.name)
                         elif entry.name.isidentifier() and entry.name not in SKIPPED_DIR_NAMES:
                             dirs[entry.name] = self._inode(entry, inode[0])
                     except OSError as error:

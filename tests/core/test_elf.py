@@ -26,6 +26,7 @@ from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.segments import InterpSegment, NoteSegment
 from glibc_doctor.core.elf import (
     clear_cache,
+    constant_ranges,
     defines_symbol,
     glibc_release,
     is_library_name,
@@ -597,3 +598,16 @@ def test_defines_symbol_does_not_open_a_fifo(tmp_path: Path) -> None:
     fifo = tmp_path / "module.so"
     os.mkfifo(fifo)
     assert defines_symbol(str(fifo), "PyInit_module") is None
+
+
+def test_constant_ranges_are_the_loaded_segments_that_are_not_writable(synthetic: Synthetic) -> None:
+    for path in (synthetic.ext_clean, synthetic.app, synthetic.libc32):
+        with path.open("rb") as handle:
+            expected = tuple(
+                (segment["p_offset"], segment["p_filesz"])
+                for segment in ELFFile(handle).iter_segments()
+                if segment["p_type"] == "PT_LOAD" and not segment["p_flags"] & 2
+            )
+        assert expected
+        assert constant_ranges(str(path)) == expected
+    assert constant_ranges(str(synthetic.text)) == ()

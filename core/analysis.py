@@ -1067,6 +1067,31 @@ def _chain(graph: nx.DiGraph[str], root: str, node: str) -> tuple[str, ...]:
     return (node,)
 
 
+def extension_errors(
+    graph: nx.DiGraph[str], conflicts: Iterable[Conflict]
+) -> dict[str, tuple[Conflict, ...]]:
+    """Each extension's error records: those on the objects its dlopen() mapped or linked to.
+
+    dlopen() is all or nothing, and a failed one leaves nothing loaded: every extension whose closure
+    holds a refused object fails the same way (all of numpy's and scipy's modules when their vendored
+    libgfortran needs a libgcc_s the process's glibc cannot satisfy), not only the first one imported,
+    which the record's chain names. ``graph.graph["dlopened"]`` (``core/process.py``) says what each
+    dlopen() touched. Extensions that load have no entry.
+    """
+    errors = [c for c in conflicts if c.severity == Severity.ERROR]
+    dlopened = graph.graph.get("dlopened")
+    if dlopened is None:  # a graph core/process.py did not build (by hand, in tests): what each reaches
+        extensions = [node for node, data in graph.nodes(data=True) if data.get("role") == Role.EXTENSION]
+        dlopened = {node: (node, *nx.descendants(graph, node)) for node in extensions}
+    blocking: dict[str, tuple[Conflict, ...]] = {}
+    for extension, nodes in dlopened.items():
+        touched = set(nodes)
+        records = tuple(c for c in errors if c.object in touched)
+        if records:
+            blocking[extension] = records
+    return blocking
+
+
 def conflicting_nodes(conflicts: Iterable[Conflict]) -> frozenset[str]:
     """The objects that carry an error record (for red marks in exports and the tree)."""
     return frozenset(c.object for c in conflicts if c.severity == Severity.ERROR)

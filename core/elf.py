@@ -25,8 +25,9 @@ import os
 import re
 import stat
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
 
 from glibc_doctor.core.model import ElfFacts, Problem, VersionNeed
 
@@ -37,6 +38,7 @@ PT_NOTE: Final = 4
 PT_TLS: Final = 7
 PT_GNU_STACK: Final = 0x6474E551
 PT_GNU_PROPERTY: Final = 0x6474E553
+PF_W: Final = 2
 
 _SEGMENTS_READ: Final = {
     PT_LOAD: "PT_LOAD",
@@ -50,7 +52,9 @@ _SEGMENTS_NOTED: Final = frozenset({PT_TLS, PT_GNU_STACK, PT_GNU_PROPERTY})
 
 DT_NULL: Final = 0
 DT_NEEDED: Final = 1
+DT_HASH: Final = 4
 DT_STRTAB: Final = 5
+DT_SYMTAB: Final = 6
 DT_STRSZ: Final = 10
 DT_INIT_ARRAY: Final = 25
 DT_INIT_ARRAYSZ: Final = 27
@@ -61,6 +65,7 @@ DT_RPATH: Final = 15
 DT_FLAGS: Final = 30
 DT_RUNPATH: Final = 29
 DT_FLAGS_1: Final = 0x6FFFFFFB
+DT_GNU_HASH: Final = 0x6FFFFEF5
 DT_VERDEF: Final = 0x6FFFFFFC
 DT_VERDEFNUM: Final = 0x6FFFFFFD
 DT_VERNEED: Final = 0x6FFFFFFE
@@ -193,6 +198,7 @@ class _Draft:
 
 
 Buffer = bytes | mmap.mmap
+_T = TypeVar("_T")
 
 
 class _Segment(NamedTuple):
@@ -203,7 +209,7 @@ class _Segment(NamedTuple):
     vaddr: int
     filesz: int
     align: int
-    flags: int = 0
+    flags: int = 0  # PF_R, PF_W, PF_X
     memsz: int = 0
 
 
@@ -329,6 +335,56 @@ def is_library_name(name: str) -> bool:
     return _LIBRARY_NAME.search(base) is not None and not base.startswith(".so")
 
 
+_exports: dict[tuple[int, int, int, int, str], bool | None] = {}
+
+
+def defines_symbol(path: str, name: str) -> bool | None:
+    """Whether ``dlsym(handle, name)`` finds ``name`` defined in the object ``path`` itself.
+
+    The question Python's import asks of a ``foo.so`` (``PyInit_foo``) and Ruby's ``require`` of a
+    feature (``Init_foo``): a library that only sits where a module could be exports neither. Looked
+    up as ld.so's ``dl-lookup.c`` does: DT_GNU_HASH (Bloom filter, bucket, chain), else DT_HASH, into
+    DT_SYMTAB and DT_STRTAB; a match must be defined, global, weak or unique, and of a type dlsym
+    returns. An object with neither table defines nothing. None when the file cannot be read as ELF.
+    """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, name)
+    if key not in _exports:
+        if len(_exports) >= MAX_CACHE_ENTRIES:
+            _exports.clear()
+        _exports[key] = _defines_symbol(path, info.st_size, name)
+    return _exports[key]
+
+
+def _defines_symbol(path: str, size: int, name: str) -> bool | None:
+    try:
+        return _with_contents(path, size, lambda data: _lookup_symbol(data, name.encode()))
+    except (OSError, ValueError, _Stop, struct.error, IndexError, OverflowError):
+        return None
+
+
+def constant_ranges(path: str) -> tuple[tuple[int, int], ...]:
+    """``(file offset, size)`` of the loaded segments the program cannot write (PT_LOAD without PF_W):
+    where its string constants lie, without the debug sections and symbol tables that make up most of
+    an unstripped libpython. Empty when the file cannot be read as ELF."""
+    try:
+        size = os.stat(path).st_size
+        found = _with_contents(path, size, _constant_ranges)
+    except (OSError, ValueError, _Stop, struct.error, IndexError, OverflowError):
+        return ()
+    return found or ()
+
+
+def _constant_ranges(data: Buffer) -> tuple[tuple[int, int], ...]:
+    _, segments = _headers(_Draft(""), data)
+    return tuple((s.offset, s.filesz) for s in segments if s.kind == PT_LOAD and not s.flags & PF_W)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Reading
 
@@ -356,21 +412,31 @@ def _read_regular_file(path: str, size: int) -> ElfFacts:
         detail = "empty file" if size == 0 else f"{size} bytes, too short for an ELF header"
         return ElfFacts(path=path, problem=Problem.NOT_ELF, detail=detail)
     try:
-        # O_NONBLOCK: a path swapped for a FIFO after the stat must not block the open (fstat below).
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as error:
-        return _os_problem(path, error)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ElfFacts(path=path, problem=Problem.UNREADABLE, detail="not a regular file")
-        if size <= READ_WHOLE_LIMIT:
-            return parse_elf(path, os.read(fd, size))
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
-            return parse_elf(path, mapped)
+        facts = _with_contents(path, size, lambda data: parse_elf(path, data))
     except OSError as error:
         return _os_problem(path, error)
     except ValueError as error:  # mmap of a file that shrank to nothing
         return ElfFacts(path=path, problem=Problem.UNREADABLE, detail=str(error))
+    if facts is None:
+        return ElfFacts(path=path, problem=Problem.UNREADABLE, detail="not a regular file")
+    return facts
+
+
+def _with_contents(path: str, size: int, parse: Callable[[Buffer], _T]) -> _T | None:
+    """``parse`` over the bytes of the regular file ``path`` (read whole when small, else mapped).
+
+    None when ``path`` is not a regular file; raises OSError, or ValueError for an mmap of a file that
+    shrank to nothing.
+    """
+    # O_NONBLOCK: a path swapped for a FIFO after the stat must not block the open (fstat below).
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if size <= READ_WHOLE_LIMIT:
+            return parse(os.read(fd, size))
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+            return parse(mapped)
     finally:
         os.close(fd)
 
@@ -387,7 +453,8 @@ def parse_elf(path: str, data: Buffer) -> ElfFacts:
     return draft.freeze()
 
 
-def _parse(draft: _Draft, data: Buffer) -> None:
+def _headers(draft: _Draft, data: Buffer) -> tuple[_Layout, list[_Segment]]:
+    """The identification, ELF header and program headers (the draft records class, type, machine)."""
     size = len(data)
     if data[:4] != b"\x7fELF":
         raise _Stop(Problem.NOT_ELF, "no ELF magic (a text file, a linker script or another format)")
@@ -412,6 +479,11 @@ def _parse(draft: _Draft, data: Buffer) -> None:
         raise _Stop(Problem.MALFORMED, f"ELF file version does not match current one ({header[2]})")
     draft.elf_type, draft.machine = header[0], header[1]
     segments = _program_headers(data, layout, elf_class, header[4], header[8], header[9])
+    return layout, segments
+
+
+def _parse(draft: _Draft, data: Buffer) -> None:
+    layout, segments = _headers(draft, data)
     _read_interp(draft, data, segments)
     _read_notes(draft, data, layout, segments)
     _read_stack_and_tls(draft, segments)
@@ -768,3 +840,133 @@ def _read_verdef(
         if next_def == 0:
             return
         offset += next_def
+
+
+# ---------------------------------------------------------------------------------------------------
+# dlsym: one name looked up through the object's own hash table, as dl-lookup.c does
+
+STB_GLOBAL: Final = 1
+STB_WEAK: Final = 2
+STB_GNU_UNIQUE: Final = 10
+STT_TLS: Final = 6
+SHN_UNDEF: Final = 0
+SHN_ABS: Final = 0xFFF1
+# dl-lookup.c's ALLOWED_STT: NOTYPE, OBJECT, FUNC, COMMON, TLS, GNU_IFUNC.
+_ALLOWED_TYPES: Final = frozenset({0, 1, 2, 5, 6, 10})
+_SYMBOL_SIZE: Final = {"Q": 24, "I": 16}
+MAX_CHAIN: Final = 1 << 20  # far above any real bucket's chain; bounds the walk on hostile input
+
+
+def _lookup_symbol(data: Buffer, name: bytes) -> bool:
+    """Raises _Stop (or a struct/index error) when the file is not an ELF object we can read."""
+    layout, segments = _headers(_Draft(""), data)
+    dynamic = next((segment for segment in segments if segment.kind == PT_DYNAMIC), None)
+    if dynamic is None:
+        return False
+    tags, _ = _dynamic_tags(data, layout, dynamic)
+    if DT_SYMTAB not in tags or DT_STRTAB not in tags:
+        return False
+    loads = [segment for segment in segments if segment.kind == PT_LOAD]
+    table = _Symbols(data, layout, loads, tags)
+    if DT_GNU_HASH in tags:
+        candidates = _gnu_hash_candidates(data, layout, loads, tags[DT_GNU_HASH], name)
+    elif DT_HASH in tags:
+        candidates = _sysv_hash_candidates(data, layout, loads, tags[DT_HASH], name)
+    else:
+        return False
+    return any(table.matches(index, name) for index in candidates)
+
+
+class _Symbols:
+    """DT_SYMTAB entries and their names (DT_STRTAB), bounded by the PT_LOAD that holds each."""
+
+    def __init__(self, data: Buffer, layout: _Layout, loads: list[_Segment], tags: dict[int, int]) -> None:
+        self._data, self._layout = data, layout
+        self._start, self._end = _file_offset(loads, tags[DT_SYMTAB], "DT_SYMTAB")
+        self._size = _SYMBOL_SIZE[layout.word]
+        strings_start, strings_end = _file_offset(loads, tags[DT_STRTAB], "DT_STRTAB")
+        self._strings, self._strings_end = strings_start, strings_end
+
+    def matches(self, index: int, name: bytes) -> bool:
+        offset = self._start + index * self._size
+        if offset + self._size > self._end:
+            raise _Stop(Problem.MALFORMED, f"symbol {index} lies past the end of its segment")
+        if self._layout.word == "Q":
+            st_name, info, _, shndx, value = struct.unpack_from(
+                self._layout.order + "IBBHQ", self._data, offset
+            )
+        else:
+            st_name, value, _, info, _, shndx = struct.unpack_from(
+                self._layout.order + "IIIBBH", self._data, offset
+            )
+        kind, bind = info & 0xF, info >> 4
+        if shndx == SHN_UNDEF or (value == 0 and shndx != SHN_ABS and kind != STT_TLS):
+            return False
+        if kind not in _ALLOWED_TYPES:
+            return False
+        if bind not in (STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE):
+            return False
+        position = self._strings + st_name
+        end = position + len(name)
+        return end < self._strings_end and self._data[position:end] == name and self._data[end] == 0
+
+
+def _u32(data: Buffer, layout: _Layout, offset: int, end: int, count: int = 1) -> tuple[int, ...]:
+    if offset + 4 * count > end:
+        raise _Stop(Problem.MALFORMED, f"hash table at offset {offset:#x} runs past the end of its segment")
+    return struct.unpack_from(f"{layout.order}{count}I", data, offset)
+
+
+def _gnu_hash_candidates(
+    data: Buffer, layout: _Layout, loads: list[_Segment], vaddr: int, name: bytes
+) -> Iterator[int]:
+    """Symbol indexes whose DT_GNU_HASH entry matches ``name``'s hash (the Bloom filter first)."""
+    offset, end = _file_offset(loads, vaddr, "DT_GNU_HASH")
+    buckets, symoffset, bloom_size, bloom_shift = _u32(data, layout, offset, end, 4)
+    if buckets == 0 or bloom_size == 0:
+        return
+    word_bits = 64 if layout.word == "Q" else 32
+    value = 5381
+    for byte in name:
+        value = (value * 33 + byte) & 0xFFFFFFFF
+    bloom_at = offset + 16
+    word_at = bloom_at + ((value // word_bits) & (bloom_size - 1)) * (word_bits // 8)
+    if word_at + word_bits // 8 > end:
+        raise _Stop(Problem.MALFORMED, "DT_GNU_HASH Bloom filter runs past the end of its segment")
+    (word,) = struct.unpack_from(layout.order + layout.word, data, word_at)
+    if not (word >> (value % word_bits)) & (word >> ((value >> bloom_shift) % word_bits)) & 1:
+        return
+    buckets_at = bloom_at + bloom_size * (word_bits // 8)
+    (index,) = _u32(data, layout, buckets_at + 4 * (value % buckets), end)
+    if index < symoffset:
+        return
+    chain_at = buckets_at + 4 * buckets
+    for _ in range(MAX_CHAIN):
+        (entry,) = _u32(data, layout, chain_at + 4 * (index - symoffset), end)
+        if (entry | 1) == (value | 1):
+            yield index
+        if entry & 1:
+            return
+        index += 1
+
+
+def _sysv_hash_candidates(
+    data: Buffer, layout: _Layout, loads: list[_Segment], vaddr: int, name: bytes
+) -> Iterator[int]:
+    """Symbol indexes on ``name``'s DT_HASH bucket chain."""
+    offset, end = _file_offset(loads, vaddr, "DT_HASH")
+    buckets, chains = _u32(data, layout, offset, end, 2)
+    if buckets == 0:
+        return
+    value = 0
+    for byte in name:
+        value = (value << 4) + byte
+        high = value & 0xF0000000
+        value ^= high >> 24
+        value &= ~high & 0xFFFFFFFF
+    (index,) = _u32(data, layout, offset + 8 + 4 * (value % buckets), end)
+    for _ in range(min(chains, MAX_CHAIN)):
+        if index == 0:
+            return
+        yield index
+        (index,) = _u32(data, layout, offset + 8 + 4 * (buckets + index), end)

@@ -15,7 +15,7 @@ import errno
 import functools
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Final
@@ -466,6 +466,18 @@ class Loader:
         inode = self._inode(self._absolute(path))
         if inode is not None:
             self._inodes.setdefault(inode, path)
+
+    def mapped_facts(self, path: str) -> ElfFacts | None:
+        """The facts of the object at ``path`` (as found) when it is in the namespace."""
+        return self._loaded.get(path)
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Take objects out of the namespace again (a failed dlopen() unmaps what it mapped)."""
+        gone = set(paths)
+        for path in gone:
+            self._loaded.pop(path, None)
+        self._names = {key: path for key, path in self._names.items() if path not in gone}
+        self._inodes = {key: path for key, path in self._inodes.items() if path not in gone}
 
     def fork(self) -> Loader:
         """A copy of this namespace to load into without changing this one (shares the dir cache)."""

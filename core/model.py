@@ -329,6 +329,7 @@ class Target:
     extensions: tuple[Extension, ...] = ()
     environment: str | None = None
     searched_dirs: tuple[str, ...] = ()  # directories walked to find extensions (cache validation)
+    examined: tuple[str, ...] = ()  # files read to tell extensions (.pth files, init symbols): cache too
     loaded: frozenset[str] = frozenset()
     pid: int | None = None
     notes: tuple[str, ...] = ()  # things found while reading the target worth telling the user

@@ -9,15 +9,21 @@ tags, then the main program's DT_RPATH, never the caller's (checked against the 
 tests). The result is one ``networkx.DiGraph`` that the analysis, the exports and the TUI all read
 (``docs/CONTRACTS.md``).
 
+A dlopen() that fails (a dependency not found, a file ld.so cannot map, a version its provider lacks)
+leaves the namespace as it was: ld.so unmaps what that call mapped (``_dl_close_worker``), so the next
+import searches again instead of reusing a library that never stayed loaded. The graph keeps the failed
+chain (the conflicts are read from it); only the namespace forgets it.
+
 Exact mode follows that order. Strict mode resolves every edge on its own, as if nothing were loaded
 yet, so a requirement that today's load order happens to satisfy (or hide) still shows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -81,6 +87,8 @@ class _Process:
         self.base: Loader | None = None  # the namespace before any extension (order dependence)
         self.parent: dict[str, str | None] = {}
         self.chains: dict[str, tuple[ElfFacts, ...]] = {}
+        self.mapped: list[str] = []  # the objects the dlopen() being simulated mapped so far
+        self.requests: list[tuple[str, str, str]] = []  # its (requester, provider, name) requests
         self.loaded_real = {os.path.realpath(path) for path in target.loaded}
         self.graph: nx.DiGraph[str] = nx.DiGraph(
             target=target,
@@ -90,6 +98,7 @@ class _Process:
             strict=strict,
             order_dependent=[],
             notes=list(config.notes),
+            dlopened={},
         )
 
     # -- the start of the process --
@@ -134,7 +143,9 @@ class _Process:
     # -- dlopen --
 
     def dlopen(self, extension: Extension) -> None:
-        """``dlopen(extension.path)`` called from the caller's object, then its dependencies."""
+        """``dlopen(extension.path)`` called from the caller's object, then its dependencies; when the
+        call fails, what it mapped is unmapped again (the namespace is the one before the call)."""
+        self.mapped, self.requests = [], []
         caller = self._caller(extension)
         caller_facts = self._facts(caller)
         resolution = self.loader.resolve(
@@ -143,6 +154,26 @@ class _Process:
         node = self._link(caller, extension.path, resolution, Role.EXTENSION)
         if node is not None:
             self._closure(deque([node]))
+        touched = [extension.path, *self.mapped, *(provider for _, provider, _ in self.requests)]
+        self.graph.graph["dlopened"][extension.path] = tuple(dict.fromkeys(touched))
+        if self._fails():
+            self.loader.forget(self.mapped)
+
+    def _fails(self) -> bool:
+        """Whether ld.so refuses what this dlopen() mapped: an object it cannot map, a DT_NEEDED not
+        found, or a non-weak version its provider does not define (``dl-version.c``). Only this call's
+        own requests count: the graph also keeps the edges of earlier, failed attempts."""
+        mapped = set(self.mapped)
+        if any(not self._facts(node).ok for node in mapped):
+            return True
+        for requester, provider, name in self.requests:
+            if requester not in mapped:
+                continue
+            if self.graph.nodes[provider]["role"] is Role.MISSING:
+                return True
+            if not version_met(self._facts(requester), name, self._facts(provider)):
+                return True
+        return False
 
     def _caller(self, extension: Extension, loader: Loader | None = None) -> str:
         """Who calls dlopen(): the loaded object with the caller's soname, else the main program."""
@@ -189,19 +220,27 @@ class _Process:
                 facts = ElfFacts(path=name, problem=Problem.MISSING, detail=resolution.detail)
                 self._add_node(node, facts, Role.MISSING, resolution, parent=requester)
             self._add_edge(requester, node, name, edge_via, resolution)
+            self.requests.append((requester, node, name))
             return None
         node = resolution.path
         is_new = node not in self.graph
         facts = self.loader.reader_facts(node) if is_new else self._facts(node)
+        # dlopen() maps with __RTLD_CALLMAP: the caller's search path serves the dlopen name only, and
+        # the new object's l_loader is NULL, so its own needs do not inherit the caller's RPATH (the
+        # main program's RPATH still applies; the Loader adds it at the end of the chain).
+        parent = None if role is Role.EXTENSION else requester
         if is_new:
-            # dlopen() maps with __RTLD_CALLMAP: the caller's search path serves the dlopen name only,
-            # and the new object's l_loader is NULL, so its own needs do not inherit the caller's RPATH
-            # (the main program's RPATH still applies; the Loader adds it at the end of the chain).
-            parent = None if role is Role.EXTENSION else requester
             self._add_node(node, facts, role, resolution, parent=parent)
+        mapping = self.loader.mapped_facts(node) is None
+        if mapping and not is_new:  # unmapped by a failed dlopen(): mapped again, by this requester
+            self.parent[node] = parent
+            self.chains.pop(node, None)
         self.loader.mark_loaded(node, facts, name)
         self._add_edge(requester, node, name, edge_via, resolution)
-        return node if is_new and facts.ok else None
+        self.requests.append((requester, node, name))
+        if mapping:
+            self.mapped.append(node)
+        return node if mapping and facts.ok else None
 
     # -- graph bookkeeping --
 
@@ -256,7 +295,9 @@ class _Process:
         """Names that resolve to different files depending on which extension is imported first.
 
         Each extension is loaded alone on top of the interpreter's closure; a DT_NEEDED name that two
-        of them would map to different files (by real path) is order-dependent.
+        of them would map to different files (by real path) is order-dependent, unless those files are
+        byte for byte the same (auditwheel vendors one libgfortran into both numpy.libs and scipy.libs):
+        whichever loads, the process is the same (their own dependencies are names checked in turn).
         """
         if self.base is None or len(self.target.extensions) < 2:
             return [], {}
@@ -267,30 +308,60 @@ class _Process:
         alternatives: dict[str, list[str]] = {}
         for name, paths in sorted(seen.items()):
             by_file = {os.path.realpath(path): path for path in sorted(paths)} if len(paths) > 1 else {}
-            if len(by_file) > 1:
+            if len(by_file) > 1 and len({_content(path) for path in by_file}) > 1:
                 alternatives[name] = sorted(by_file.values())
         return list(alternatives), alternatives
 
-    def _alone(self, extension: Extension) -> Iterable[tuple[str, str]]:
-        """(name, path) of every object newly found when ``extension`` is the first one imported."""
+    def _alone(self, extension: Extension) -> list[tuple[str, str]]:
+        """(name, path) of every object newly found when ``extension`` is the first one imported;
+        none when that dlopen() fails (nothing it found stays loaded)."""
         assert self.base is not None
         loader = self.base.fork()
         caller = self._caller(extension, loader)
         caller_facts = self._facts(caller)
         first = loader.resolve(extension.path, caller_facts, self._chain(caller))
         if first.path is None or first.via is Via.LOADED:
-            return
+            return []
         facts = loader.reader_facts(first.path)
         loader.mark_loaded(first.path, facts, extension.path)
+        found: list[tuple[str, str]] = []
         queue: deque[tuple[str, ElfFacts, tuple[ElfFacts, ...]]] = deque([(first.path, facts, (facts,))])
         while queue:
             _path, facts, chain = queue.popleft()
+            if not facts.ok:
+                return []
             for name in facts.needed:
                 resolution = loader.resolve(name, facts, chain)
-                if resolution.path is None or resolution.via is Via.LOADED:
+                if resolution.path is None:
+                    return []
+                mapped = loader.mapped_facts(resolution.path) if resolution.via is Via.LOADED else None
+                provider = mapped or loader.reader_facts(resolution.path)
+                if not version_met(facts, name, provider):
+                    return []
+                if mapped is not None:
                     continue
-                found = loader.reader_facts(resolution.path)
-                loader.mark_loaded(resolution.path, found, name)
-                yield name, resolution.path
-                if found.ok:
-                    queue.append((resolution.path, found, (found, *chain)))
+                loader.mark_loaded(resolution.path, provider, name)
+                found.append((name, resolution.path))
+                queue.append((resolution.path, provider, (provider, *chain)))
+        return found
+
+
+def _content(path: str) -> tuple[int, str] | str:
+    """What makes two files the same object: size and SHA-256 (the path itself when unreadable)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return path
+    return size, digest.hexdigest()
+
+
+def version_met(requester: ElfFacts, name: str, provider: ElfFacts) -> bool:
+    """ld.so's version check of one DT_NEEDED: every non-weak version ``requester`` needs from ``name``
+    is defined by ``provider`` (an unversioned or unreadable provider is not checked)."""
+    if not provider.ok or not provider.defines:
+        return True
+    return all(need.weak or need.version in provider.defines for need in requester.requires_from(name))

@@ -251,6 +251,7 @@ def dependencies(result: ScanResult) -> tuple[set[str], set[str]]:
     """The files whose content and the directories whose listing decided this result."""
     files = {result.target.executable}
     files.update(extension.path for extension in result.target.extensions)
+    files.update(result.target.examined)
     dirs = set(result.target.searched_dirs)
     if os.sep not in result.target.spec:  # a bare name was looked up on PATH: a new one may shadow it
         dirs.update(entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry)

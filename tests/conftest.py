@@ -1,5 +1,5 @@
 """Session fixtures shared by the whole suite: the synthetic ELF corpus, the objects ld.so refuses
-for reasons other than versions, and the real-glibc lab.
+for reasons other than versions, the real-glibc lab, and venvs of real auditwheel-repaired wheels.
 
 The development install is setuptools' strict editable mode (README), a link tree of the package files
 that mypy can read; a module added since that install is missing from it. Say so before collection,
@@ -14,6 +14,7 @@ from tests.labfixture import lab  # noqa: F401
 from tests.linktree import missing_from_install
 from tests.refusal_objects import refusal_objects  # noqa: F401
 from tests.synthetic import synthetic  # noqa: F401
+from tests.wheels import lab_wheels, machine_wheels  # noqa: F401
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -31,7 +31,9 @@ from glibc_doctor.core.scan import ScanResult, result_text, scan
 
 from tests.budget import cpu_budget
 from tests.gcc import I386_LOADER, builds_i386_programs, compile_elf
+from tests.realimport import assert_scan_is_the_real_import
 from tests.synthetic import Synthetic
+from tests.wheels import clean_env
 
 DOCTOR = str(Path(sys.executable).with_name("glibc-doctor"))
 CPU_BUDGET = 5.0  # CPU seconds per command: every case here needs well under two
@@ -833,13 +835,19 @@ def utf8_env(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> d
 
 @pytest.fixture(scope="module")
 def latin1_venv(synthetic: Synthetic, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with an extension whose file name is Latin-1 (``caf\\xe9``), not UTF-8."""
+    """A venv whose extension loads a library vendored in a Latin-1 directory (``caf\\xe9.libs``), not
+    UTF-8, through its RPATH as auditwheel vendors them (a module name can only be an identifier)."""
     if not os.path.exists(MACHINE_PYTHON):
         pytest.skip("needs the machine's /usr/bin/python3")
     venv = tmp_path_factory.mktemp("latin1") / "venv"
     subprocess.run([MACHINE_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
-    name = os.fsencode(_site_packages(venv)) + b"/caf\xe9" + _ext_suffix().encode()
-    shutil.copyfile(synthetic.ext_needs_238, name)
+    site = _site_packages(venv)
+    vendored = site / os.fsdecode(b"caf\xe9.libs")
+    vendored.mkdir()
+    library = vendored / synthetic.ext_needs_238.name
+    shutil.copyfile(synthetic.ext_needs_238, library)
+    compile_elf(site / f"cafe{_ext_suffix()}", "int f(void) { return 0; }\n",
+                libs=["-Wl,--no-as-needed", library], rpath=[f"$ORIGIN/{vendored.name}"])  # fmt: skip
     return venv
 
 
@@ -862,6 +870,16 @@ def test_a_file_name_that_is_not_utf8_prints_under_a_utf8_locale(
     latin1_venv: Path, utf8_env: dict[str, str], fmt: str
 ) -> None:
     assert_completed_scan(run("scan", latin1_venv, "--format", fmt, "--no-cache", env=utf8_env))
+
+
+def test_the_scan_verdict_of_the_latin1_venvs_extensions_is_their_real_import(
+    latin1_venv: Path, tmp_path: Path
+) -> None:
+    result = scan(str(latin1_venv), env=clean_env(), use_cache=False)
+    python = latin1_venv / "bin" / "python3"
+    real = assert_scan_is_the_real_import(result, python, clean_env(), tmp_path / "cwd")
+    (cafe,) = [path for path in real if path.endswith(f"/cafe{_ext_suffix()}")]
+    assert not real[cafe].mapped  # its vendored library needs GLIBC_2.38, newer than this machine's
 
 
 def test_graphml_of_a_file_name_that_is_not_utf8_reads_back(

@@ -9,13 +9,12 @@ the table's words.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import networkx as nx
-from glibc_doctor.core.analysis import stdenv_provides, stdenv_unmet
-from glibc_doctor.core.model import Conflict, Effect, Kind, Role, Severity, StdenvInfo
+from glibc_doctor.core.analysis import extension_errors, stdenv_provides, stdenv_unmet
+from glibc_doctor.core.model import Conflict, Effect, Kind, Severity, StdenvInfo
 from glibc_doctor.core.patch.plan import REFUSAL_KINDS
 from glibc_doctor.core.refusals import refused_under, setting_for
 from glibc_doctor.core.versions import min_glibc_for
@@ -54,27 +53,33 @@ def extension_names(result: ScanResult) -> dict[str, str]:
 
 
 def broken_roots(result: ScanResult) -> list[BrokenRoot]:
-    """One row per root of a failing chain: the extension on it, or the interpreter when there is none."""
+    """One row per extension that cannot load (core's ``extension_errors``: every one whose dlopen()
+    reaches a refused object), and one for the interpreter when records fall outside every dlopen()."""
     graph = result.graph
     root = _root(graph)
-    names = extension_names(result)
     rows: dict[str, BrokenRoot] = {}
+    blocking = extension_errors(graph, result.conflicts)
+    attributed: set[int] = set()
+    for extension in result.target.extensions:
+        records = blocking.get(extension.path, ())
+        if not records:
+            continue
+        row = rows.setdefault(extension.path, BrokenRoot(extension.path, extension.name))
+        for conflict in records:
+            attributed.add(id(conflict))
+            if extension.path in (conflict.object, conflict.library):
+                row.own.append(conflict)
+            else:
+                row.through.setdefault(conflict.object, []).append(conflict)
     for conflict in result.errors:
-        opened = conflict.library if conflict.library in names else None  # an extension dlopen() cannot open
-        node = _chain_extension(graph, conflict.chain, names) or opened or root
-        row = rows.setdefault(node, BrokenRoot(node, names.get(node) or os.path.basename(node)))
-        if node in (conflict.object, opened) or (node == root and conflict.object not in graph):
+        if id(conflict) in attributed:
+            continue
+        row = rows.setdefault(root, BrokenRoot(root, os.path.basename(root)))
+        if conflict.object == root or conflict.object not in graph:
             row.own.append(conflict)
         else:
             row.through.setdefault(conflict.object, []).append(conflict)
     return sorted(rows.values(), key=lambda row: (row.node != root, row.name))
-
-
-def _chain_extension(graph: nx.DiGraph[str], chain: Sequence[str], names: dict[str, str]) -> str | None:
-    for node in chain[1:]:
-        if node in names or (node in graph and graph.nodes[node].get("role") == Role.EXTENSION):
-            return node
-    return None
 
 
 def verdict(row: BrokenRoot, stdenv: StdenvInfo | None, graph: nx.DiGraph[str] | None = None) -> Verdict:

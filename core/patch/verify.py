@@ -164,8 +164,11 @@ def module_name(extension: Extension) -> str:
 
 
 def _import_root(path: str, name: str) -> str:
-    """The sys.path entry from which module ``name`` imports as the file ``path``."""
+    """The sys.path entry from which module ``name`` imports as the file ``path`` (a package's
+    ``__init__`` extension lies one directory deeper than its name says)."""
     root: str = os.path.dirname(path)
+    if os.path.basename(path).startswith("__init__."):
+        root = os.path.dirname(root)
     for _ in name.split(".")[1:]:
         root = os.path.dirname(root)
     return root

@@ -6,9 +6,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from glibc_doctor.core.elf import defines_symbol
 from glibc_doctor.core.errors import TargetError
 from glibc_doctor.core.model import Extension, Target
 from glibc_doctor.core.targets.files import dynamic_needed, os_reason
+from glibc_doctor.core.targets.pymodules import init_symbol
 from glibc_doctor.core.targets.resolve import interpreter_kind, resolve_file
 from glibc_doctor.core.targets.venv import resolve_venv, venv_of_executable
 from glibc_doctor.core.targets.walk import module_name, unique_extensions
@@ -39,11 +41,16 @@ def mapped_files(pid: int) -> tuple[str, ...]:
 
 
 def _looks_like_extension(path: str) -> bool:
+    """A mapped file that was imported or required: a tagged module name, or an ``.so`` that exports the
+    init function Python or Ruby calls. A library vendored beside the extensions (``numpy.libs/``) was
+    mapped as a dependency and is reached through the graph's edges instead."""
     name = os.path.basename(path)
     if ".cpython-" in name or name.endswith(".abi3.so"):
         return True
-    markers = ("/site-packages/", "/dist-packages/", "/lib-dynload/", "/lib/ruby/", "/gems/")
-    return name.endswith(".so") and any(marker in path for marker in markers)
+    if not name.endswith(".so"):
+        return False
+    stem = name.split(".", 1)[0]
+    return bool(defines_symbol(path, init_symbol(stem)) or defines_symbol(path, f"Init_{stem}"))
 
 
 def _loaded_name(path: str) -> str:

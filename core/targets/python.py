@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from glibc_doctor.core.model import Extension, Target
-from glibc_doctor.core.targets.files import dynamic_needed, program_name
+from glibc_doctor.core.targets.files import dynamic_needed, program_name, read_text
+from glibc_doctor.core.targets.pymodules import (
+    ExtensionSuffixes,
+    ModuleFinder,
+    assumed_suffixes,
+    read_suffixes,
+)
 from glibc_doctor.core.targets.scripts import WrapperPaths
 from glibc_doctor.core.targets.walk import Walk, explicit_extensions, module_name, walked_target
 
@@ -21,9 +27,6 @@ PYTHON_VERSION = re.compile(r"(?P<major>\d+)\.(?P<minor>\d+)")
 LIBPYTHON = re.compile(r"^libpython(?P<version>\d+\.\d+)[a-z]*\.so")
 
 
-_CPYTHON_TAG = re.compile(r"\.cpython-(?P<tag>\d+)[a-z]*-[^.]*\.so$")
-
-
 @dataclass(frozen=True, slots=True)
 class PythonLayout:
     """Where a CPython finds its standard library and extensions, derived as ``getpath`` does."""
@@ -34,6 +37,8 @@ class PythonLayout:
     lib_dynload: tuple[str, ...]
     site_packages: tuple[str, ...]
     caller: str | None  # the libpython DT_NEEDED name, or None when the executable embeds Python
+    stdlib: str | None = None  # ``lib/pythonX.Y``: first on sys.path, its modules shadow later ones
+    suffixes: ExtensionSuffixes = assumed_suffixes(None)  # importlib.machinery.EXTENSION_SUFFIXES
 
 
 def _python_version_hint(executable: str, needed: Sequence[str]) -> str | None:
@@ -63,15 +68,15 @@ def stdlib_dirs(prefix: str) -> list[tuple[str, str]]:
     return found
 
 
-def _find_prefix(executable: str, version: str | None) -> tuple[str, str] | None:
-    """Search up from the executable's directory for ``lib/pythonX.Y/os.py``: ``(prefix, version)``."""
+def _find_prefix(executable: str, version: str | None) -> tuple[str, str, str] | None:
+    """Search up from the executable's directory for ``lib/pythonX.Y/os.py``: ``(prefix, version, dir)``."""
     directory = os.path.dirname(executable)
     while True:
         stdlibs = stdlib_dirs(directory)
         matching = [item for item in stdlibs if version is None or item[0] == version]
         if matching:
             best = max(matching, key=lambda item: tuple(int(p) for p in item[0].split(".")))
-            return directory, best[0]
+            return directory, best[0], best[1]
         parent = os.path.dirname(directory)
         if parent == directory:
             return None
@@ -104,66 +109,116 @@ def python_layout(executable: str) -> PythonLayout:
     hint = _python_version_hint(executable, needed)
     found = _find_prefix(executable, hint) or (_find_prefix(executable, None) if hint is None else None)
     if found is None:
-        return PythonLayout(executable, hint, None, (), (), caller)
-    prefix, version = found
+        return PythonLayout(
+            executable, hint, None, (), (), caller, None, read_suffixes(executable, caller, hint)
+        )
+    prefix, version, stdlib = found
     dynload = _existing_dirs(
         os.path.join(prefix, libdir, f"python{version}", "lib-dynload") for libdir in ("lib64", "lib")
     )
-    return PythonLayout(executable, version, prefix, dynload, _site_packages(prefix, version), caller)
+    suffixes = read_suffixes(executable, caller, version)
+    site = _site_packages(prefix, version)
+    return PythonLayout(executable, version, prefix, dynload, site, caller, stdlib, suffixes)
 
 
-def _python_extension_filter(version: str | None) -> tuple[Callable[[str], bool], list[str]]:
-    """Accept ``*.so`` that this Python would import; collect the names skipped for another version."""
-    skipped: list[str] = []
-    wanted_tag = version.replace(".", "") if version else None
+def site_entries(site_dirs: Iterable[str], examined: list[str]) -> list[str]:
+    """Each site dir, then the directories its ``.pth`` files add, as ``site.addsitedir`` appends them.
 
-    def accept(name: str) -> bool:
-        if not name.endswith(".so"):
-            return False
-        match = _CPYTHON_TAG.search(name)
-        if match and wanted_tag and match["tag"] != wanted_tag:
-            skipped.append(name)
-            return False
-        return True
+    A ``.pth`` line is a directory (relative to the site dir) added when it exists; ``import`` lines are
+    code, run at startup, which a static reading cannot follow. The ``.pth`` files read go to
+    ``examined`` (the scan cache must see them change).
+    """
+    entries: list[str] = []
+    for site in site_dirs:
+        entries.append(site)
+        try:
+            names = sorted(name for name in os.listdir(site) if name.endswith(".pth"))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(site, name)
+            examined.append(path)
+            entries += _pth_dirs(site, path)
+    return list(dict.fromkeys(entries))
 
-    return accept, skipped
+
+def _pth_dirs(site: str, path: str) -> list[str]:
+    try:
+        lines = read_text(path).splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        if not line.strip() or line.startswith("#") or line.startswith(("import ", "import\t")):
+            continue
+        directory = os.path.abspath(os.path.join(site, line.rstrip()))
+        if os.path.exists(directory):
+            found.append(directory)
+    return found
 
 
 def python_target(
     spec: str,
     layout: PythonLayout,
-    roots: Sequence[str],
+    entries: Sequence[str],
     ext: Sequence[str],
     *,
     executable: str | None = None,
     environment: str | None = None,
     notes: Sequence[str] = (),
+    listed_first: Sequence[str] = (),
+    examined: Sequence[str] = (),
 ) -> Target:
+    """The extension modules importable from ``entries`` (sys.path order), those under ``listed_first``
+    first (the venv's own: the order extensions are simulated in), then ``--ext`` files and directories."""
     walk = Walk()
-    accept, skipped = _python_extension_filter(layout.version)
-    for root in roots:
-        walk.walk(root, accept)
-    extensions = [Extension(path, module_name(path, root), layout.caller) for path, root in walk.found]
-    extensions += explicit_extensions(ext, walk, layout.caller, module_name)
+    finder = ModuleFinder(layout.suffixes, walk)
+    first = {entry: index for index, entry in enumerate(listed_first)}
+    shallow = [layout.stdlib] if layout.stdlib else []
+    modules = sorted(finder.find(entries, shallow), key=lambda module: first.get(module.entry, len(first)))
+    extensions = [Extension(module.path, module.name, layout.caller) for module in modules]
+    extensions += explicit_extensions(
+        ext,
+        walk,
+        layout.caller,
+        module_name,
+        directory=lambda path: [(module.path, module.name) for module in finder.find([path])],
+    )
     all_notes = list(notes) + walk.notes
     if layout.prefix is None:
         all_notes.append(
             f"no standard library (lib/pythonX.Y/os.py) found above {layout.executable}; "
             "name extension directories with --ext"
         )
-    if skipped:
-        all_notes.append(f"skipped {len(skipped)} extension(s) built for another Python (e.g. {skipped[0]})")
+    if finder.other_python:
+        example = os.path.basename(finder.other_python[0])
+        count = len(finder.other_python)
+        all_notes.append(f"skipped {count} extension(s) built for another Python (e.g. {example})")
     return walked_target(
-        "python", spec, executable or layout.executable, walk, extensions, all_notes, environment
+        "python",
+        spec,
+        executable or layout.executable,
+        walk,
+        extensions,
+        all_notes,
+        environment,
+        examined=(*examined, *finder.examined),
     )
+
+
+def sys_path_head(layout: PythonLayout) -> list[str]:
+    """The entries before any site dir: the standard library, then lib-dynload."""
+    return ([layout.stdlib] if layout.stdlib else []) + list(layout.lib_dynload)
 
 
 def resolve_python(
     spec: str, real: str, ext: Sequence[str], notes: Sequence[str] = (), extra: WrapperPaths | None = None
 ) -> Target:
     layout = python_layout(real)
-    roots = list(layout.lib_dynload) + list(extra.python_paths if extra else ()) + list(layout.site_packages)
+    site_dirs = list(extra.python_paths if extra else ())
     if layout.version:
         user_site = os.path.expanduser(f"~/.local/lib/python{layout.version}/site-packages")
-        roots += list(_existing_dirs([user_site]))
-    return python_target(spec, layout, roots, ext, notes=notes)
+        site_dirs += list(_existing_dirs([user_site]))
+    examined: list[str] = []
+    entries = sys_path_head(layout) + site_entries([*site_dirs, *layout.site_packages], examined)
+    return python_target(spec, layout, entries, ext, notes=notes, examined=examined)

@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Sequence
 
+from glibc_doctor.core.elf import defines_symbol
 from glibc_doctor.core.model import Extension, Target
 from glibc_doctor.core.targets.files import dynamic_needed, program_name
 from glibc_doctor.core.targets.scripts import WrapperPaths
@@ -98,6 +99,16 @@ def resolve_ruby(
             start = len(walk.found)
             walk.walk(root, lambda name: name.endswith(".so"))
             for path, _ in walk.found[start:]:
-                extensions.append(Extension(path, _ruby_feature_name(path, root, naming), caller))
+                if is_feature(path):
+                    extensions.append(Extension(path, _ruby_feature_name(path, root, naming), caller))
     extensions += explicit_extensions(ext, walk, caller, lambda p, r: module_name(p, r, "/"))
-    return walked_target("ruby", spec, real, walk, extensions, all_notes + walk.notes)
+    examined = [path for path, _ in walk.found]
+    return walked_target("ruby", spec, real, walk, extensions, all_notes + walk.notes, examined=examined)
+
+
+def is_feature(path: str) -> bool:
+    """Whether ``require`` can load ``path`` as a feature: it exports ``Init_<base name>`` (dln.c calls
+    it after dlopen()). A library that only sits on the load path (one an FFI gem opens by its path, one
+    a gem vendors for its extension) does not; a file that cannot be read as ELF is kept, so the scan
+    says what is wrong with it."""
+    return defines_symbol(path, "Init_" + os.path.basename(path).split(".", 1)[0]) is not False

@@ -11,7 +11,13 @@ from glibc_doctor.core.errors import TargetError
 from glibc_doctor.core.model import Target
 from glibc_doctor.core.targets.architecture import check_runnable_here
 from glibc_doctor.core.targets.files import is_elf_file, os_reason, read_text
-from glibc_doctor.core.targets.python import PYTHON_VERSION, python_layout, python_target
+from glibc_doctor.core.targets.python import (
+    PYTHON_VERSION,
+    python_layout,
+    python_target,
+    site_entries,
+    sys_path_head,
+)
 
 
 def read_pyvenv_cfg(path: str) -> dict[str, str]:
@@ -112,10 +118,23 @@ def resolve_venv(spec: str, venv: str, ext: Sequence[str], notes: Sequence[str] 
     all_notes = list(notes)
     if executable != base:
         all_notes.append(f"the venv runs its own copy of the interpreter: {executable}")
-    roots = list(_venv_site_packages(venv, version or layout.version)) + list(layout.lib_dynload)
+    own = _venv_site_packages(venv, version or layout.version)
+    site_dirs = list(own)
     if cfg.get("include-system-site-packages", "false").lower() == "true":
-        roots += list(layout.site_packages)
-    return python_target(spec, layout, roots, ext, executable=executable, environment=venv, notes=all_notes)
+        site_dirs += list(layout.site_packages)
+    examined: list[str] = []
+    entries = sys_path_head(layout) + site_entries(site_dirs, examined)
+    return python_target(
+        spec,
+        layout,
+        entries,
+        ext,
+        executable=executable,
+        environment=venv,
+        notes=all_notes,
+        listed_first=own,
+        examined=examined,
+    )
 
 
 def venv_of_executable(path: str) -> str | None:

@@ -105,15 +105,25 @@ def _relative_name(path: str, root: str) -> str:
     return os.path.relpath(path, root)
 
 
+DirectoryExtensions = Callable[[str], Iterable[tuple[str, str]]]  # a --ext dir -> (path, name) pairs
+
+
 def explicit_extensions(
-    ext: Sequence[str], walk: Walk, caller: str | None, namer: Namer = _relative_name
+    ext: Sequence[str],
+    walk: Walk,
+    caller: str | None,
+    namer: Namer = _relative_name,
+    directory: DirectoryExtensions | None = None,
 ) -> list[Extension]:
-    """``--ext FILE_OR_DIR``: a file is one extension; a directory gives every library name inside it."""
+    """``--ext FILE_OR_DIR``: a file is one extension; a directory gives every library name inside it,
+    or what ``directory`` finds there (a python target: the modules importable from it)."""
     extensions: list[Extension] = []
     for entry in ext:
         path = os.path.abspath(os.path.expanduser(entry))
         info = stat_or_raise(path, "check the --ext path")
-        if stat.S_ISDIR(info.st_mode):
+        if stat.S_ISDIR(info.st_mode) and directory is not None:
+            extensions += [Extension(p, name, caller) for p, name in directory(path)]
+        elif stat.S_ISDIR(info.st_mode):
             start = len(walk.found)
             walk.walk(path, is_library_name)
             extensions += [Extension(p, namer(p, path), caller) for p, _ in walk.found[start:]]
@@ -134,8 +144,10 @@ def walked_target(
     extensions: Iterable[Extension],
     notes: Sequence[str],
     environment: str | None = None,
+    examined: Iterable[str] = (),
 ) -> Target:
-    """A target whose extensions ``walk`` found: one per path, and the walked dirs kept for the cache."""
+    """A target whose extensions ``walk`` found: one per path, and the walked dirs and the files read to
+    decide (``examined``) kept for the cache."""
     return Target(
         kind=kind,
         spec=spec,
@@ -143,6 +155,7 @@ def walked_target(
         extensions=unique_extensions(extensions),
         environment=environment,
         searched_dirs=tuple(walk.dirs),
+        examined=tuple(dict.fromkeys(examined)),
         notes=tuple(notes),
     )
 

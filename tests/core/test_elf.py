@@ -26,7 +26,15 @@ from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE, ENUM_EI_OSABI
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.sections import NoteSection
 from elftools.elf.segments import InterpSegment, NoteSegment, Segment
-from glibc_doctor.core.elf import clear_cache, glibc_release, is_library_name, parse_elf, read_elf
+from glibc_doctor.core.elf import (
+    clear_cache,
+    constant_ranges,
+    defines_symbol,
+    glibc_release,
+    is_library_name,
+    parse_elf,
+    read_elf,
+)
 from glibc_doctor.core.model import DF_1_NODEFLIB, EM_AARCH64, EM_X86_64, ElfFacts, Problem, VersionNeed
 
 from tests.budget import cpu_budget
@@ -654,3 +662,95 @@ def test_module_imports_no_terminal_library(module: str) -> None:
     code = f"import sys, {module}; print(any(m in sys.modules for m in ('textual', 'rich')))"
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert result.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------------------
+# defines_symbol: what dlsym finds in the object itself (the init function an import calls)
+
+MODULE_SOURCE = """
+#include <string.h>
+void *PyInit_probe(void) { return (void *)strlen("x"); }
+void Init_probe(void) {}
+__attribute__((weak)) void weak_probe(void) {}
+int probe_data = 1;
+static void local_probe(void) {}
+__attribute__((visibility("hidden"))) void hidden_probe(void) { local_probe(); }
+"""
+DEFINED = ("PyInit_probe", "Init_probe", "weak_probe", "probe_data")
+NOT_DEFINED = ("local_probe", "hidden_probe", "strlen", "PyInit_other", "", "PyInit_probe_")
+
+
+@pytest.mark.parametrize("style", ["gnu", "sysv", "both"])
+def test_defines_symbol_finds_exported_definitions_through_each_hash_table(
+    tmp_path: Path, style: str
+) -> None:
+    module = compile_elf(tmp_path / f"probe_{style}.so", MODULE_SOURCE, extra=[f"-Wl,--hash-style={style}"])
+    assert {name: defines_symbol(str(module), name) for name in DEFINED + NOT_DEFINED} == {
+        **dict.fromkeys(DEFINED, True),
+        **dict.fromkeys(NOT_DEFINED, False),
+    }
+
+
+def test_defines_symbol_reads_a_32_bit_object(synthetic: Synthetic) -> None:
+    defined = reference_symbols(synthetic.libc32)[0]
+    assert defined
+    assert all(defines_symbol(str(synthetic.libc32), name) for name in defined)
+    assert defines_symbol(str(synthetic.ext32_needs_234), "pthread_create") is False
+
+
+def reference_symbols(path: Path, limit: int = 40) -> tuple[list[str], list[str]]:
+    """(defined and exported, only referenced) dynamic symbol names by pyelftools, ``limit`` of each."""
+    defined: list[str] = []
+    undefined: list[str] = []
+    with path.open("rb") as handle:
+        elf = ELFFile(handle)
+        table = elf.get_section_by_name(".dynsym")
+        for symbol in table.iter_symbols() if table is not None else ():
+            bind, kind = symbol["st_info"]["bind"], symbol["st_info"]["type"]
+            if not symbol.name:
+                continue
+            if symbol["st_shndx"] == "SHN_UNDEF":
+                undefined.append(symbol.name)
+            elif bind in ("STB_GLOBAL", "STB_WEAK", "STB_GNU_UNIQUE") and (
+                symbol["st_value"] or kind == "STT_TLS"
+            ):
+                defined.append(symbol.name)
+    exported = set(defined)
+    return defined[:limit], [name for name in undefined if name not in exported][:limit]
+
+
+def test_defines_symbol_agrees_with_pyelftools_on_the_system_libraries() -> None:
+    checked = 0
+    for path in system_sample()[:60]:
+        defined, undefined = reference_symbols(path)
+        assert [n for n in defined if not defines_symbol(str(path), n)] == [], path
+        assert [n for n in undefined if defines_symbol(str(path), n) is not False] == [], path
+        checked += len(defined) + len(undefined)
+    assert checked > 500
+
+
+def test_defines_symbol_is_none_for_what_is_not_an_elf_object(synthetic: Synthetic) -> None:
+    for path in synthetic.hostile:
+        assert defines_symbol(str(path), "PyInit_x") in (None, False), path
+    assert defines_symbol(str(synthetic.text), "PyInit_x") is None
+    assert defines_symbol(str(synthetic.directory), "PyInit_x") is None
+    assert defines_symbol(str(synthetic.dangling), "PyInit_x") is None
+
+
+def test_defines_symbol_does_not_open_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "module.so"
+    os.mkfifo(fifo)
+    assert defines_symbol(str(fifo), "PyInit_module") is None
+
+
+def test_constant_ranges_are_the_loaded_segments_that_are_not_writable(synthetic: Synthetic) -> None:
+    for path in (synthetic.ext_clean, synthetic.app, synthetic.libc32):
+        with path.open("rb") as handle:
+            expected = tuple(
+                (segment["p_offset"], segment["p_filesz"])
+                for segment in ELFFile(handle).iter_segments()
+                if segment["p_type"] == "PT_LOAD" and not segment["p_flags"] & 2
+            )
+        assert expected
+        assert constant_ranges(str(path)) == expected
+    assert constant_ranges(str(synthetic.text)) == ()

@@ -54,6 +54,10 @@ def test_a_dotted_module_imports_from_above_its_package() -> None:
     assert _import_root("/sp/pkg/sub/_speedups.so", "pkg.sub._speedups") == "/sp"
 
 
+def test_a_package_whose_init_is_an_extension_imports_from_above_it() -> None:
+    assert _import_root("/sp/pkg/sub/__init__.cpython-39-x86_64-linux-gnu.so", "pkg.sub") == "/sp"
+
+
 def test_a_module_that_loads_passes_the_check() -> None:
     path = json.__file__
     extension = Extension(path, "json")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from glibc_doctor.core.analysis import analyze, extension_errors
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.model import Extension, Role, Target, Via
 from glibc_doctor.core.process import MISSING_PREFIX, simulate
@@ -238,7 +239,7 @@ def test_strict_mode_resolves_each_edge_on_its_own(tmp_path: Path) -> None:
 
 def test_two_extensions_with_their_own_copies_are_order_dependent(tmp_path: Path) -> None:
     first_lib = build_lib(tmp_path / "x" / "libfoo.so.1")
-    second_lib = build_lib(tmp_path / "y" / "libfoo.so.1")
+    second_lib = build_lib(tmp_path / "y" / "libfoo.so.1", extra=["-O2"])  # another build of libfoo
     first = build_lib(tmp_path / "e1" / "first.so", needed=[first_lib], runpath=[str(tmp_path / "x")])
     second = build_lib(tmp_path / "e2" / "second.so", needed=[second_lib], runpath=[str(tmp_path / "y")])
     host = build_host(tmp_path / "host")
@@ -248,6 +249,18 @@ def test_two_extensions_with_their_own_copies_are_order_dependent(tmp_path: Path
     assert graph.edges[str(second), str(first_lib)]["via"] is Via.LOADED
     assert predicted(graph) <= mapped(host, [first, second])
     assert os.path.realpath(second_lib) in mapped(host, [second, first])  # the real loader agrees
+
+
+def test_two_byte_identical_copies_are_not_order_dependent(tmp_path: Path) -> None:
+    # auditwheel vendors the same libgfortran into numpy.libs and scipy.libs: either copy is the same
+    first_lib = build_lib(tmp_path / "x" / "libfoo.so.1")
+    second_lib = tmp_path / "y" / "libfoo.so.1"
+    second_lib.parent.mkdir()
+    second_lib.write_bytes(first_lib.read_bytes())
+    first = build_lib(tmp_path / "e1" / "first.so", needed=[first_lib], runpath=[str(tmp_path / "x")])
+    second = build_lib(tmp_path / "e2" / "second.so", needed=[second_lib], runpath=[str(tmp_path / "y")])
+    graph = simulate(target(build_host(tmp_path / "host"), [first, second]), env={})
+    assert graph.graph["order_dependent"] == []
 
 
 def test_extensions_sharing_one_copy_are_not_order_dependent(tmp_path: Path) -> None:
@@ -306,3 +319,63 @@ def test_a_python_with_hundreds_of_extensions_simulates_quickly() -> None:
     with cpu_budget(0.5, f"simulating {len(extensions)} extensions"):
         graph = simulate(graph_target, env={})
     assert graph.number_of_nodes() > len(extensions)
+
+
+# --- a failed dlopen() leaves nothing loaded --------------------------------------------------------
+
+FORGIVING_HOST = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!dlopen(argv[i], RTLD_NOW)) printf("FAILED %s\n", argv[i]);
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[4096];
+    while (fgets(line, sizeof line, maps)) fputs(line, stdout);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def after_a_failed_dlopen(synthetic: Synthetic, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ...]:
+    """Two extensions needing ``libshared.so``: the first finds (RUNPATH) a copy needing strlcpy@GLIBC_2.38,
+    which this machine's libc lacks, the second a plain copy. Then the host program that dlopen()s them."""
+    root = tmp_path_factory.mktemp("failed_dlopen")
+    source = 'extern int strlcpy(); int shared(void) { char d[2]; return strlcpy(d, "x", 2); }\n'
+    bad = compile_elf(root / "bad" / "libshared.so", source, soname="libshared.so", nostdlib=True,
+                      libs=[synthetic.new_libc])  # fmt: skip
+    good = compile_elf(
+        root / "good" / "libshared.so", "int shared(void) { return 1; }\n", soname="libshared.so"
+    )
+    call = "int shared(void); int f(void) { return shared(); }\n"
+    first = compile_elf(root / "first.so", call, libs=[bad], runpath=[str(bad.parent)])
+    second = compile_elf(root / "second.so", call, libs=[good], runpath=[str(good.parent)])
+    host = compile_elf(root / "host", FORGIVING_HOST, shared=False, extra=["-ldl"])
+    return host, first, second, bad, good
+
+
+def test_a_failed_dlopen_is_forgotten_so_the_next_extension_finds_its_own_copy(
+    after_a_failed_dlopen: tuple[Path, ...],
+) -> None:
+    host, first, second, bad, good = after_a_failed_dlopen
+    real = subprocess.run([str(host), str(first), str(second)], capture_output=True, text=True, check=True)
+    assert f"FAILED {first}" in real.stdout
+    maps = real.stdout.split(f"FAILED {first}")[1]
+    assert str(good) in maps
+    assert str(bad) not in maps
+    extensions = (Extension(str(first), "first"), Extension(str(second), "second"))
+    graph = simulate(Target("generic", str(host), str(host), extensions), env=clean_env())
+    assert graph.edges[str(second), str(good)]["via"] is Via.RUNPATH
+    assert graph.graph["order_dependent"] == []  # the failing copy never stays: no order to depend on
+
+
+def test_each_extension_has_the_errors_of_what_its_own_dlopen_touched(
+    after_a_failed_dlopen: tuple[Path, ...],
+) -> None:
+    host, first, second, bad, _ = after_a_failed_dlopen
+    again = Extension(str(first), "first"), Extension(str(second), "second"), Extension(str(bad), "bad")
+    graph = simulate(Target("generic", str(host), str(host), again), env=clean_env())
+    blocking = extension_errors(graph, analyze(graph))
+    assert set(blocking) == {str(first), str(bad)}  # loading bad alone fails the same way
+    assert {(c.object, c.version) for c in blocking[str(first)]} == {(str(bad), "GLIBC_2.38")}

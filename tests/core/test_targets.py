@@ -52,7 +52,16 @@ def needed_of(path: str) -> list[str]:
 def plain_so(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real shared object to copy wherever a layout needs an extension file."""
     out = tmp_path_factory.mktemp("so") / "plain.so"
+    # Beside it, the modules and features of the layouts below: a bare `.so` is an extension only if it
+    # exports the init function Python (PyInit_<name>) or Ruby (Init_<name>) calls.
+    inits = ["PyInit__speedups", *(f"Init_{name}" for name in ("etc", "parser", "nokogiri", "pg_ext"))]
+    compile_elf(out.with_name("inits.so"), "".join(f"void *{name}(void) {{ return 0; }}\n" for name in inits))
     return compile_elf(out, "int plain(void) { return 1; }\n")
+
+
+def with_inits(plain_so: Path) -> Path:
+    """The shared object beside ``plain_so`` that exports the init functions of the layouts' modules."""
+    return plain_so.with_name("inits.so")
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +85,13 @@ def make_venv(root: Path, plain_so: Path, *, system_site: bool = False, key: str
     (venv / "bin" / "python3").symlink_to(os.path.join(BASE_PREFIX, "bin", "python3"))
     (venv / "bin" / "python").symlink_to("python3")
     site = venv / "lib" / f"python{PY_VERSION}" / "site-packages"
-    for relative in (
-        f"psycopg2/_psycopg.cpython-{PY_TAG}-x86_64-linux-gnu.so",
-        "cffi_backend.abi3.so",
-        "pkg/sub/_speedups.so",
+    for relative, source in (
+        (f"psycopg2/_psycopg.cpython-{PY_TAG}-x86_64-linux-gnu.so", plain_so),
+        ("cffi_backend.abi3.so", plain_so),
+        ("pkg/sub/_speedups.so", with_inits(plain_so)),
     ):
         (site / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(plain_so, site / relative)
+        shutil.copy(source, site / relative)
     return venv
 
 
@@ -330,7 +339,7 @@ def test_wrapper_with_gem_path_adds_that_gem_home(tmp_path: Path, plain_so: Path
     ruby = make_fake_ruby(tmp_path / "ruby", plain_so)
     home = tmp_path / "gemhome"
     (home / "gems" / "pg-1.5.4" / "lib").mkdir(parents=True)
-    shutil.copy(plain_so, home / "gems" / "pg-1.5.4" / "lib" / "pg_ext.so")
+    shutil.copy(with_inits(plain_so), home / "gems" / "pg-1.5.4" / "lib" / "pg_ext.so")
     wrapper = tmp_path / "bin" / "ruby"
     wrapper.parent.mkdir()
     wrapper.write_text(f"#!/bin/sh\nexport GEM_PATH='{home}:/nonexistent'\nexec {ruby} \"$@\"\n")
@@ -363,7 +372,7 @@ def make_fake_ruby(root: Path, plain_so: Path) -> Path:
         gems / "gems" / "nokogiri-1.15.0" / "lib" / "nokogiri" / "nokogiri.so",
     ):
         relative.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(plain_so, relative)
+        shutil.copy(with_inits(plain_so), relative)
     libruby = compile_elf(
         root / "lib" / "libruby.so.3.1", "int ruby_init(void){return 0;}\n", soname="libruby.so.3.1"
     )
@@ -382,6 +391,32 @@ def test_ruby_extensions_come_from_archdir_and_gems_with_require_names(
         ("json/ext/parser", "libruby.so.3.1"),
         ("nokogiri/nokogiri", "libruby.so.3.1"),
     ]
+
+
+def test_a_library_on_the_ruby_load_path_without_its_init_function_is_no_feature(
+    tmp_path: Path, plain_so: Path
+) -> None:
+    ruby = make_fake_ruby(tmp_path, plain_so)
+    gem = tmp_path / "lib" / "ruby" / "gems" / "3.1.0" / "gems" / "sassc-2.4.0" / "lib"
+    gem.mkdir(parents=True)
+    shutil.copy(plain_so, gem / "libsass.so")  # opened by FFI from its path, never required
+    target = resolve_target(str(ruby))
+    assert [e.name for e in target.extensions] == ["etc", "json/ext/parser", "nokogiri/nokogiri"]
+    assert str(gem / "libsass.so") in target.examined
+
+
+def test_a_venv_lists_the_modules_of_the_directories_its_pth_files_add(
+    tmp_path: Path, plain_so: Path
+) -> None:
+    venv = make_venv(tmp_path, plain_so)
+    (tmp_path / "src" / "editable").mkdir(parents=True)
+    shutil.copy(plain_so, tmp_path / "src" / "editable" / f"_native{EXT_SUFFIX}")
+    (site_of(venv) / "__editable__.editable-1.0.pth").write_text(f"{tmp_path / 'src'}\n")
+    target = resolve_target(str(venv))
+    assert ("editable._native", str(tmp_path / "src" / "editable" / f"_native{EXT_SUFFIX}")) in {
+        (e.name, e.path) for e in target.extensions
+    }
+    assert str(site_of(venv) / "__editable__.editable-1.0.pth") in target.examined
 
 
 def test_machine_ruby_resolves_when_installed() -> None:
@@ -602,6 +637,38 @@ def test_pid_target_also_lists_extensions_not_yet_imported(sleeping_python) -> N
     target = target_from_pid(process.pid)
     not_loaded = [e for e in target.extensions if e.path not in target.loaded]
     assert any(e.name == "_ctypes" for e in not_loaded)
+
+
+@pytest.fixture
+def sleeping_numpy_like(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """This python after importing ``vendoring._core``, which loads the library auditwheel would vendor
+    in ``vendoring.libs/`` through its ``$ORIGIN/../vendoring.libs`` RPATH; then it sleeps."""
+    site = tmp_path / "site-packages"
+    library = compile_elf(site / "vendoring.libs" / "libvend-1a2b3c4d.so", "int vend(void) { return 7; }\n",
+                          soname="libvend-1a2b3c4d.so")  # fmt: skip
+    source = EXTENSION_SOURCE % {"name": "_core"} + "int vend(void); int use(void) { return vend(); }\n"
+    include = sysconfig.get_paths()["include"]
+    module = compile_elf(site / "vendoring" / f"_core{EXT_SUFFIX}", source, libs=[library],
+                         rpath=["$ORIGIN/../vendoring.libs"], extra=[f"-I{include}"])  # fmt: skip
+    (site / "vendoring" / "__init__.py").write_text("")
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r}); import vendoring._core; "
+        "print('ready', flush=True); import time; time.sleep(60)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    yield process, module, library
+    process.kill()
+    process.wait()
+
+
+def test_pid_target_lists_the_imported_module_not_the_library_it_vendors(sleeping_numpy_like) -> None:  # type: ignore[no-untyped-def]
+    process, module, library = sleeping_numpy_like
+    target = target_from_pid(process.pid)
+    assert {str(module), str(library)} <= target.loaded
+    assert str(module) in {e.path for e in target.extensions}
+    assert str(library) not in {e.path for e in target.extensions}
 
 
 def wait_until_mapped(pid: int, name: str) -> None:

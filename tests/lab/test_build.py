@@ -35,6 +35,7 @@ from glibc_doctor.lab.build import (
 )
 
 from tests.budget import cpu_budget
+from tests.realimport import assert_scan_is_the_real_import
 
 lab_test = pytest.mark.lab
 NOT_FOUND = re.compile(
@@ -265,6 +266,16 @@ def test_the_files_the_scan_predicts_are_the_files_the_real_process_maps(
 ) -> None:
     result, reality = scanned
     assert predicted_mapped(result) == reality.mapped
+
+
+@lab_test
+def test_the_scan_verdict_of_every_extension_is_its_real_import_by_name(
+    scanned: tuple[ScanResult, Reality], lab: Lab, tmp_path: Path
+) -> None:
+    result, _ = scanned
+    interpreter = lab.ruby if result.target.kind == "ruby" else lab.venv_python
+    real = assert_scan_is_the_real_import(result, interpreter, lab.environ(), tmp_path / "cwd")
+    assert [path for path, seen in real.items() if not seen.mapped]  # the lab exists to fail somewhere
 
 
 @lab_test

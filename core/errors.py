@@ -33,3 +33,7 @@ class PatchError(DoctorError):
 
 class LabError(DoctorError):
     """The real-glibc lab (demo) could not be built here: no apt-get, no network, no compiler."""
+
+
+class WheelError(DoctorError):
+    """A wheel that cannot be checked: not a zip, corrupt, a hostile member name, a zip bomb."""

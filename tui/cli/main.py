@@ -131,6 +131,9 @@ def _add_scan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="LD_LIBRARY_PATH or LD_PRELOAD of the process (repeatable; default: this shell's own)",
     )
     scan.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    scan.add_argument(
+        "--pip-cache", action="store_true", help="also check the wheels in pip's cache (see: wheels --help)"
+    )
     scan.add_argument("-v", "--verbose", "--tree", action="store_true", help="the load tree and every record")
     scan.set_defaults(func=_run_scan)
 
@@ -192,6 +195,12 @@ def _optional_registrars() -> list[Registrar]:
         from glibc_doctor.tui.cli import audit as cli_audit
 
         registrars.append(cli_audit.register)
+    except ImportError:
+        pass
+    try:
+        from glibc_doctor.tui.cli import wheels as cli_wheels
+
+        registrars.append(cli_wheels.register)
     except ImportError:
         pass
     return registrars
@@ -309,7 +318,7 @@ def _fast_scan_json(argv: list[str]) -> int | None:
         args = build_parser(optional=False).parse_args(argv)
     except UsageError:
         return None  # the full path reports it
-    if not _wants_json(args) or args.pid is not None or args.no_cache or not args.target:
+    if not _wants_json(args) or args.pid is not None or args.no_cache or args.pip_cache or not args.target:
         return None
     from glibc_doctor.core import scancache
 
@@ -352,6 +361,10 @@ def _run_scan(args: argparse.Namespace) -> int:
             sys.stderr.write("\r\033[K")
     text = result_text(result)
     fmt = "json" if args.json else args.format
+    if args.pip_cache:
+        from glibc_doctor.tui.cli.wheels import scan_with_cache
+
+        return scan_with_cache(result, fmt, verbose=bool(args.verbose), glibc=args.glibc)
     if fmt == "json":
         sys.stdout.write(text)
         sys.stdout.flush()

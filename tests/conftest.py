@@ -14,6 +14,7 @@ from tests.labfixture import lab  # noqa: F401
 from tests.linktree import missing_from_install
 from tests.refusal_objects import refusal_objects  # noqa: F401
 from tests.synthetic import synthetic  # noqa: F401
+from tests.wheelbuild import lab_test_wheels, machine_test_wheels, pip_to_run  # noqa: F401
 from tests.wheels import lab_wheels, machine_wheels  # noqa: F401
 
 

@@ -1,6 +1,6 @@
 """Hostile and broken wheels, made byte by byte: what ``core/wheelzip.py`` must refuse in one line.
 
-Each builder writes a file named like a real wheel (``evil-1.0-cp39-cp39-linux_x86_64.whl``) so that only
+Each builder writes a file named like a real wheel (``evil-1.0-py3-none-any.whl``) so that only
 its content is wrong. The zip structures are patched where ``zipfile`` would refuse to write them: the
 central directory's sizes and flags, extra entries pointing at one member's data (the overlapping zip
 bomb), a ZIP64 end record claiming a billion members.
@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-NAME = "evil-1.0-cp39-cp39-linux_x86_64.whl"
+NAME = "evil-1.0-py3-none-any.whl"  # pip would take it for any Python: only its content is wrong
 _CENTRAL = b"PK\x01\x02"
 _EOCD = b"PK\x05\x06"
 _DIST = "evil-1.0.dist-info"
@@ -28,7 +28,7 @@ def _wheel(path: Path, members: dict[str, bytes], *, infos: list[zipfile.ZipInfo
         for name, data in members.items():
             archive.writestr(name, data)
         archive.writestr(f"{_DIST}/METADATA", b"Name: evil\nVersion: 1.0\n\n")
-        archive.writestr(f"{_DIST}/WHEEL", b"Wheel-Version: 1.0\nTag: cp39-cp39-linux_x86_64\n")
+        archive.writestr(f"{_DIST}/WHEEL", b"Wheel-Version: 1.0\nTag: py3-none-any\n")
     return path
 
 

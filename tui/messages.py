@@ -16,8 +16,10 @@ if TYPE_CHECKING:  # core records are imported by the workers, not when the app 
     from glibc_doctor.core.audit import AuditResult
     from glibc_doctor.core.explain import Explanation
     from glibc_doctor.core.patch.run import FixResult
+    from glibc_doctor.core.pipcache import Purged
     from glibc_doctor.core.scan import ScanResult
     from glibc_doctor.core.targets import Candidate
+    from glibc_doctor.core.wheels import WheelsReport
     from glibc_doctor.tui.screens.engine import FixRequest
 
 
@@ -131,3 +133,29 @@ class RolledBack(Message):
     """A rollback finished; ``summary`` says what was restored."""
 
     summary: str
+
+
+@dataclass
+class WheelsProgressed(Message):
+    """One wheel of pip's cache being checked; a newer one replaces an unprocessed older one."""
+
+    step: str
+    done: int = 0
+    total: int | None = None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, WheelsProgressed)
+
+
+@dataclass
+class WheelsChecked(Message):
+    """The wheels of the target's pip cache were checked (``core.wheels.WheelsReport``)."""
+
+    report: WheelsReport
+
+
+@dataclass
+class WheelsPurged(Message):
+    """The failing wheels were removed from pip's cache (``core.pipcache.Purged``: removed and kept)."""
+
+    purged: Purged

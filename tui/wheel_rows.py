@@ -35,6 +35,7 @@ class WheelRow:
     state: str
     verdict: str  # "fails", "loads", "another Python", "unreadable", "no native code"
     needs: tuple[str, ...]  # one line per missing version or problem
+    needs_short: str  # the versions in one cell: "GLIBC_2.34", "GLIBC_2.34..2.35 via libgcc_s.so.1"
     fix: str  # "yes", "no: needs 2.38 > stdenv 2.36", "—"
     fixable: bool | None
     notes: tuple[str, ...]
@@ -70,6 +71,7 @@ def wheel_row(check: WheelCheck, stdenv: StdenvInfo | None, namer: Namer) -> Whe
         state=_state(check),
         verdict=_verdict_words(check),
         needs=tuple(needs_lines(check)),
+        needs_short=needs_summary(check),
         fix=decided.words if decided is not None else "—",
         fixable=decided.fixable if decided is not None else None,
         notes=tuple(namer_text(note, namer) for note in _notes(check)),
@@ -132,6 +134,22 @@ def needs_lines(check: WheelCheck) -> list[str]:
     return lines
 
 
+def needs_summary(check: WheelCheck) -> str:
+    """What the wheel needs in a few words: the missing versions, and the library they are missing
+    for when it is not one of the wheel's modules; the kind of any other problem."""
+    if check.unreadable is not None:
+        return "unreadable"
+    parts: list[str] = []
+    by_object: dict[str, list[str]] = {}
+    for missing in check.missing:
+        by_object.setdefault(missing.object, []).append(missing.version)
+    for obj, versions in by_object.items():
+        via = "" if obj in check.module_files else f" via {os.path.basename(obj)}"
+        parts.append(version_range(versions) + via)
+    parts += list(dict.fromkeys(problem.kind for problem in check.problems))
+    return "; ".join(parts) or "—"
+
+
 def _symbols(symbols: tuple[str, ...]) -> str:
     if not symbols:
         return ""
@@ -170,7 +188,7 @@ def summary_words(report: WheelsReport, where: str) -> tuple[bool, str]:
     interpreter = os.path.basename(report.interpreter.target.executable)
     glibc = report.interpreter.glibc.version or "?"
     total = len(report.wheels)
-    failing = report.failing
+    failing = sorted(report.failing, key=lambda check: check.name.lower())
     if not total:
         return False, f"no wheels {where}"
     if failing:

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from glibc_doctor.core.explain import Explanation
     from glibc_doctor.core.model import Conflict
     from glibc_doctor.core.patch import FixPlan, FixProgress, FixResult
+    from glibc_doctor.core.pipcache import Purged
     from glibc_doctor.core.scan import ScanProgress, ScanResult
     from glibc_doctor.core.targets import Candidate
+    from glibc_doctor.core.wheels import WheelProgress, WheelsReport
 
 
 @dataclass(frozen=True)
@@ -279,3 +281,31 @@ def explanation_lines(explanation: Explanation) -> list[Line]:
         lines.append(Line("\nNext", "bold underline"))
         lines.extend(Line(f"  {command}", "green") for command in explanation.commands)
     return lines
+
+
+# --- wheels -------------------------------------------------------------------------------------------
+
+
+def wheel_steps(
+    spec: str, *, glibc: str | None = None, cancel: threading.Event | None = None
+) -> Iterator[WheelProgress | WheelsReport]:
+    """Core's check of the target's pip cache: progress events, then the ``WheelsReport``."""
+    from glibc_doctor.core.wheels import wheel_steps as steps
+
+    yield from steps(spec, pip_cache_wanted=True, glibc=glibc, cancel=cancel)
+
+
+def wheel_event(item: WheelProgress | WheelsReport) -> Step | WheelsReport:
+    """A check step as the TUI shows it, or the report itself."""
+    from glibc_doctor.core.wheels import WheelsReport
+
+    if isinstance(item, WheelsReport):
+        return item
+    return Step(item.message, item.done, item.total)
+
+
+def purge_wheels(report: WheelsReport) -> Purged:
+    """Core's purge: the failing wheels of the report that lie in pip's cache, each as it was checked."""
+    from glibc_doctor.core.wheels import purge_failing
+
+    return purge_failing(report)

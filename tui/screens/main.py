@@ -50,6 +50,7 @@ class MainCommands(Provider):
         ("Filter the tree", "filter"),
         ("Show the drawn graph", "graph"),
         ("Show the conflicts table", "show_tab('tab-conflicts')"),
+        ("Wheels in pip's cache: which would break this target", "wheels"),
     )
 
     async def discover(self) -> Hits:
@@ -89,6 +90,7 @@ class MainScreen(Screen[None]):
         Binding("3", "show_tab('tab-graph')", "Graph", show=False, id="main.tab_graph"),
         Binding("escape", "cancel", "Cancel", show=False, id="main.cancel"),
         Binding("backspace", "back", "Programs", id="main.back"),
+        Binding("w", "wheels", "Wheels", show=False, id="main.wheels"),
     ]
 
     def __init__(
@@ -318,6 +320,13 @@ class MainScreen(Screen[None]):
         self.highlighted = involved
         self._redraw()
         self.choose(involved[0])
+
+    # --- wheels in pip's cache ------------------------------------------------------------------------
+
+    def action_wheels(self) -> None:
+        from glibc_doctor.tui.screens.wheels import WheelsScreen
+
+        self.app.push_screen(WheelsScreen(self.spec, glibc=self.glibc))
 
     # --- fix and rollback ------------------------------------------------------------------------------
 

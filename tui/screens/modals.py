@@ -21,6 +21,8 @@ WORKER_TITLES = {
     "explain": "Could not explain that",
     "detect": "Could not look for interpreters",
     "audit": "The audit failed",
+    "wheels": "The check of pip's cache failed",
+    "purge": "The purge failed",
 }
 
 

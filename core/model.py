@@ -350,6 +350,7 @@ class StdenvInfo:
     fingerprint: str
     libstdcxx: str | None = None
     elf_class: int = 64  # 32: the i386 glibc (``cc -m32``), the stdenv of a 32-bit x86 target
+    machine: int = EM_X86_64  # e_machine of its loader: EM_AARCH64 for an aarch64 glibc
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -361,6 +362,7 @@ class StdenvInfo:
             "fingerprint": self.fingerprint,
             "libstdcxx": self.libstdcxx,
             "elf_class": self.elf_class,
+            "machine": self.machine,
         }
 
 

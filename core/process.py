@@ -20,7 +20,6 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 
 import networkx as nx
-from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.loader import Loader, LoaderConfig, loader_config
 from glibc_doctor.core.model import (
     EdgeRequest,
@@ -32,16 +31,24 @@ from glibc_doctor.core.model import (
     Target,
     Via,
 )
+from glibc_doctor.core.sysroot import Sysroot
 
 MISSING_PREFIX = "not-found:"
 
 
 def simulate(
-    target: Target, *, strict: bool = False, env: Mapping[str, str] | None = None
+    target: Target,
+    *,
+    strict: bool = False,
+    env: Mapping[str, str] | None = None,
+    root: Sysroot | None = None,
 ) -> nx.DiGraph[str]:
-    """The process ``target`` would be, as a graph (node and edge attributes in CONTRACTS.md)."""
+    """The process ``target`` would be, as a graph (node and edge attributes in CONTRACTS.md).
+
+    Under ``root`` the target's paths and every node are paths inside that directory (``scan --root``).
+    """
     environ = os.environ if env is None else env
-    config = loader_config(target.executable, environ)
+    config = loader_config(target.executable, environ, root)
     process = _Process(target, config, strict)
     process.graph.graph["tunables"] = environ.get("GLIBC_TUNABLES", "")  # static TLS surplus, exec stack
     process.start()
@@ -68,6 +75,7 @@ class _Process:
         self.graph: nx.DiGraph[str] = nx.DiGraph(
             target=target,
             root=target.executable,
+            sysroot=config.root,
             loader=None,
             config=config,
             strict=strict,
@@ -80,7 +88,7 @@ class _Process:
     def start(self) -> None:
         """The main program, its PT_INTERP loader, the preloads, then the breadth-first closure."""
         main_path = self.target.executable
-        main = read_elf(main_path)
+        main = self.loader.reader_facts(main_path)
         root = Resolution(main_path, "", main_path, Via.ROOT, "the program the process execs")
         self._add_node(main_path, main, Role.INTERPRETER, root, parent=None)
         self.loader.mark_loaded(main_path, main)
@@ -103,8 +111,8 @@ class _Process:
         if not interp:
             self.graph.graph["notes"].append(f"{main_path} has no PT_INTERP (static or a library)")
             return
-        path = interp if os.path.exists(interp) else self.config.path
-        facts = read_elf(path)
+        path = interp if os.path.exists(self.config.host(interp)) else self.config.path
+        facts = self.loader.reader_facts(path)
         if not facts.ok:
             self.graph.graph["notes"].append(f"the loader {interp} cannot be read: {facts.detail}")
             return
@@ -249,10 +257,14 @@ class _Process:
                 seen.setdefault(name, set()).add(path)
         alternatives: dict[str, list[str]] = {}
         for name, paths in sorted(seen.items()):
-            by_file = {os.path.realpath(path): path for path in sorted(paths)} if len(paths) > 1 else {}
+            by_file = {self._realpath(path): path for path in sorted(paths)} if len(paths) > 1 else {}
             if len(by_file) > 1:
                 alternatives[name] = sorted(by_file.values())
         return list(alternatives), alternatives
+
+    def _realpath(self, path: str) -> str:
+        root = self.config.root
+        return root.realpath(path) if root is not None else os.path.realpath(path)
 
     def _alone(self, extension: Extension) -> Iterable[tuple[str, str]]:
         """(name, path) of every object newly found when ``extension`` is the first one imported."""

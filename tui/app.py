@@ -48,9 +48,11 @@ class DoctorApp(App[int]):
         ext: Iterable[str] = (),
         glibc: str | None = None,
         path_aliases: Mapping[str, str] | None = None,
+        root: str | None = None,
     ) -> None:
         super().__init__()
         self.target = target
+        self.root = root  # --root DIR: the target and every path shown are inside DIR
         self.ext = tuple(ext)
         self.glibc = glibc
         self.namer = PathNamer(dict(path_aliases) if path_aliases is not None else home_alias())
@@ -59,11 +61,11 @@ class DoctorApp(App[int]):
         if self.target is None:
             self.push_screen(StartScreen())
         else:
-            self.push_screen(MainScreen(self.target, ext=self.ext, glibc=self.glibc))
+            self.push_screen(MainScreen(self.target, ext=self.ext, glibc=self.glibc, root=self.root))
 
     def on_target_chosen(self, message: TargetChosen) -> None:
         self.target = message.spec
-        self.switch_screen(MainScreen(message.spec, ext=self.ext, glibc=self.glibc))
+        self.switch_screen(MainScreen(message.spec, ext=self.ext, glibc=self.glibc, root=self.root))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

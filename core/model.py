@@ -77,6 +77,7 @@ class ElfFacts:
     tls_align: int = 0  # PT_TLS p_align
     tls_firstbyte: int = 0  # p_vaddr & (p_align - 1): ld.so's l_tls_firstbyte_offset
     x86_isa_needed: int = 0  # GNU_PROPERTY_X86_ISA_1_NEEDED bits (1 baseline, 2 v2, 4 v3, 8 v4)
+    page_limit: int = 0  # the largest page size its PT_LOADs allow (aarch64 kernels: up to 64 KiB)
 
     @property
     def ok(self) -> bool:

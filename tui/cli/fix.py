@@ -232,6 +232,11 @@ def _show_fix(args: argparse.Namespace, fixed: FixResult) -> None:
         return
     console = _console()
     mark = "[green]verified[/green]" if fixed.verified else "[red]NOT verified[/red]"
+    runner = fixed.verification.runner
+    if runner and runner != "native":
+        mark += f" under {runner}"
+    elif not runner:
+        mark += ": nothing here can run it"
     console.print(f"patched interpreter {fixed.plan.patched_interpreter} ({mark})")
     console.print(f"glibc {fixed.plan.stdenv.version} from {fixed.plan.stdenv.source}")
     console.print(f"glibc view {fixed.plan.view.root}", markup=False)

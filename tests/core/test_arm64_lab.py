@@ -98,7 +98,8 @@ def test_the_stdenv_of_an_aarch64_target_is_the_cross_compilers_glibc(tmp_path: 
     stdenv = find_stdenv(env=env, machine=EM_AARCH64)
     assert (stdenv.machine, stdenv.source) == (EM_AARCH64, "probe: aarch64-linux-gnu-gcc")
     assert read_elf(stdenv.loader).machine == read_elf(stdenv.libc).machine == EM_AARCH64
-    assert stdenv.version is not None and stdenv.version >= "2.34"
+    assert stdenv.version is not None
+    assert tuple(int(part) for part in stdenv.version.split(".")) >= (2, 34)
     assert find_stdenv(env=env, machine=EM_AARCH64) == stdenv  # the probe's answer is cached
 
 

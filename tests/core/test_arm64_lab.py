@@ -125,6 +125,10 @@ def test_fix_makes_the_imports_work_under_qemu_and_rollback_undoes_it(
         [str(python), "-c", "import ext_pthread; print(ext_pthread.run())"], env=arm64_lab.environ()
     )
     assert (run.returncode, run.stdout.strip()) == (0, "42"), run.stderr
+    ensured = _cli("ensure", **env)  # the aarch64 stdenv is followed as such: nothing to rebuild
+    assert (ensured.returncode, "rebuilt" in ensured.stdout + ensured.stderr) == (0, False), ensured.stderr
+    status = json.loads(_cli("status", "--json", **env).stdout)
+    assert [entry["up_to_date"] for entry in status] == [True]
     rolled = _cli("rollback", str(venv), **env)
     assert rolled.returncode == 0, rolled.stderr
     run = arm64_lab.run([str(python), "-c", "import ext_pthread"], env=arm64_lab.environ())

@@ -189,6 +189,19 @@ def test_a_root_scan_speaks_in_paths_inside_the_image(arm64_lab: Arm64Lab) -> No
     assert {obj["path"] for obj in document["objects"]} >= {"/lib/aarch64-linux-gnu/libc.so.6"}
 
 
+def test_a_program_of_an_image_without_root_is_refused_with_the_way_to_scan_it(arm64_lab: Arm64Lab) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "glibc_doctor.tui", "scan", str(arm64_lab.rootfs / "usr/bin/bash")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "aarch64" in run.stderr
+    assert "--root DIR" in run.stderr
+
+
 def test_fix_with_root_is_refused_in_one_line(tmp_path: Path) -> None:
     run = subprocess.run(
         [

@@ -10,9 +10,12 @@ path ever leaves it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _MAX_SYMLINKS = 40  # the kernel's MAXSYMLINKS: one more is ELOOP
@@ -101,6 +104,43 @@ class Sysroot:
                 done = []
             pending += reversed([item for item in target.split("/") if item])
         return self.dir + "/" + "/".join(done) if done else self.dir
+
+
+# The root a target is being resolved in (core/targets/rooted.py): the target modules read files of this
+# machine, and where a file inside names an absolute path (a venv's ``pyvenv.cfg`` home, an absolute
+# ``bin/python3`` link) it must be taken inside the root, not here.
+_RESOLVING: contextvars.ContextVar[Sysroot | None] = contextvars.ContextVar("resolving_in", default=None)
+
+
+@contextlib.contextmanager
+def resolving_in(root: Sysroot) -> Iterator[None]:
+    """Within this block ``resolving()`` is ``root``: target resolution reads files inside it."""
+    token = _RESOLVING.set(root)
+    try:
+        yield
+    finally:
+        _RESOLVING.reset(token)
+
+
+def resolving() -> Sysroot | None:
+    """The root a target is being resolved in, if any."""
+    return _RESOLVING.get()
+
+
+def real_file(path: str) -> str:
+    """``os.path.realpath`` of a file of this machine, or, while resolving in a root, the file that a
+    path under it leads to with its symlinks resolved inside the root."""
+    root = _RESOLVING.get()
+    absolute = os.path.abspath(path)
+    if root is None or not (absolute == root.dir or absolute.startswith(root.dir + "/")):
+        return os.path.realpath(path)
+    return root.host(root.inside(absolute))
+
+
+def named_file(path: str) -> str:
+    """An absolute path written in a file (``pyvenv.cfg``'s home): inside the root while resolving in one."""
+    root = _RESOLVING.get()
+    return root.host(path) if root is not None and path.startswith("/") else path
 
 
 def host_path(root: Sysroot | None, path: str) -> str:

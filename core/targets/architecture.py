@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.errors import UnsupportedElf
 from glibc_doctor.core.loader import SYSTEM_LOADERS
 from glibc_doctor.core.model import EM_386, EM_AARCH64, EM_X86_64, ElfFacts
+from glibc_doctor.core.sysroot import resolving
 
 ET_REL, ET_EXEC, ET_DYN, ET_CORE = 1, 2, 3, 4
 
 # qemu's user-mode emulators, by (class, machine): a foreign program runs under one of these
 # (``qemu-aarch64-static -L ROOT PROG``), so the fix's check can run a patched interpreter here.
 QEMU_NAMES = {(64, EM_AARCH64): ("qemu-aarch64-static", "qemu-aarch64")}
-
-# Set while a target inside a ``--root`` directory is resolved: its loader and libraries are read from
-# that directory, whatever this machine runs.
-_IN_ROOT: contextvars.ContextVar[bool] = contextvars.ContextVar("in_root", default=False)
-
-
-@contextlib.contextmanager
-def foreign_allowed() -> Iterator[None]:
-    """Within this block a program of another architecture is accepted (it is read inside a root)."""
-    token = _IN_ROOT.set(True)
-    try:
-        yield
-    finally:
-        _IN_ROOT.reset(token)
 
 
 def emulator_for(elf_class: int, machine: int) -> str | None:
@@ -105,7 +89,7 @@ def check_runnable_here(path: str, facts: ElfFacts) -> None:
         return
     if facts.elf_type in _NOT_PROGRAMS:
         raise UnsupportedElf(f"{path}: {_NOT_PROGRAMS[facts.elf_type]}")
-    if _kind(facts) == _kind(host) or _IN_ROOT.get() or _own_loader_here(facts):
+    if _kind(facts) == _kind(host) or resolving() is not None or _own_loader_here(facts):
         return
     if host.machine == EM_X86_64 and _kind(facts) == (32, EM_386, True):
         loader = facts.interpreter or SYSTEM_LOADERS[(32, EM_386)]

@@ -14,8 +14,7 @@ from dataclasses import replace
 
 from glibc_doctor.core.errors import TargetError
 from glibc_doctor.core.model import Extension, Target
-from glibc_doctor.core.sysroot import Sysroot
-from glibc_doctor.core.targets.architecture import foreign_allowed
+from glibc_doctor.core.sysroot import Sysroot, resolving_in
 from glibc_doctor.core.targets.resolve import resolve_target
 
 # The PATH of a login shell inside a Debian-like image (``/etc/profile``'s root PATH).
@@ -41,7 +40,7 @@ def resolve_in_root(spec: str, ext: Sequence[str], root: Sysroot) -> Target:
     if not os.path.lexists(host):
         raise TargetError(f"{inside}: no such file inside {root.dir}")
     host_ext = [root.host(inside_spec(path, root)) if "/" in path else path for path in ext]
-    with foreign_allowed():
+    with resolving_in(root):  # any architecture; absolute names in files are taken inside the root
         target = resolve_target(host, host_ext)
     return _inside_target(target, spec, root)
 

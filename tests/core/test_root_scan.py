@@ -238,3 +238,48 @@ def test_a_missing_root_is_one_line(args: list[str]) -> None:
     assert run.returncode == 2
     assert "/nonexistent-root" in run.stderr
     assert len(run.stderr.splitlines()) == 1
+
+
+def test_a_venv_inside_an_image_follows_its_absolute_links_and_home_inside(
+    arm64_lab: Arm64Lab, tmp_path: Path
+) -> None:
+    """A container's ``/app/.venv``: ``bin/python3`` links to ``/usr/bin/python3.13`` and pyvenv.cfg says
+    ``home = /usr/bin``, both absolute: they are the image's, not this machine's."""
+    image = tmp_path / "image"
+    shutil.copytree(arm64_lab.rootfs, image, symlinks=True)
+    python = next(p for p in _programs(image) if p.startswith("/usr/bin/python3."))
+    version = python.rsplit("python", 1)[1]
+    venv = image / "app/.venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin/python3").symlink_to(python)
+    (venv / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {version}.0\n")
+    site = venv / f"lib/python{version}/site-packages"
+    site.mkdir(parents=True)
+    tag = version.replace(".", "")
+    source = tmp_path / "plugin.c"
+    source.write_text("int absent(void);\nint PyInit_plugin(void) { return absent(); }\n")
+    library = tmp_path / "libabsent.so"
+    (tmp_path / "absent.c").write_text("int absent(void) { return 0; }\n")
+    compiler = shutil.which("aarch64-linux-gnu-gcc") or "aarch64-linux-gnu-gcc"
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", library, tmp_path / "absent.c"], check=True)
+    plugin = site / f"plugin.cpython-{tag}-aarch64-linux-gnu.so"
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", "-o", plugin, source, f"-L{tmp_path}", "-labsent"], check=True
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("LD_", "PYTHON"))}
+    run = subprocess.run(
+        [sys.executable, "-m", "glibc_doctor.tui", "scan", "--root", str(image), "/app/.venv", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stderr
+    document = json.loads(run.stdout)
+    target = document["target"]
+    assert (target["kind"], target["environment"], target["executable"]) == ("python", "/app/.venv", python)
+    plugin_inside = f"/app/.venv/lib/python{version}/site-packages/{plugin.name}"
+    assert plugin_inside in [ext["path"] for ext in target["extensions"]]
+    missing = [(c["kind"], c["object"], c["library"]) for c in document["conflicts"]]
+    assert ("not-found", plugin_inside, "libabsent.so") in missing

@@ -225,6 +225,7 @@ class Kind(StrEnum):
     EXEC_STACK = "exec-stack"  # an executable stack for a dlopen()ed object: glibc 2.41+ refuses
     ISA_LEVEL = "isa-level"  # built for an x86-64 level above this CPU's: glibc 2.33+ refuses
     STATIC_TLS = "static-tls"  # initial-exec TLS beyond what is left of the loader's static TLS surplus
+    PAGE_SIZE = "page-size"  # PT_LOADs aligned below the kernel's page size (64 KiB aarch64 kernels)
 
 
 class Severity(StrEnum):

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from glibc_doctor.core.ldcache import FLAG_AARCH64_LIB64, FLAG_ELF_LIBC6, default_cache_id, read_ld_cache
 from glibc_doctor.core.loader import loader_config
-from glibc_doctor.core.model import EM_AARCH64, EM_X86_64
+from glibc_doctor.core.model import EM_AARCH64, EM_X86_64, Effect, Kind, Severity, Target
+from glibc_doctor.core.process import simulate
+from glibc_doctor.core.refusals import Setting, refusals, release_of
 from glibc_doctor.lab.arm64 import CROSS_GCC, Arm64Lab, qemu_path
 
 pytestmark = pytest.mark.lab
@@ -115,3 +117,81 @@ def test_an_arm64_ld_so_cache_is_read_with_its_aarch64_flags(arm64_lab: Arm64Lab
     aarch64 = default_cache_id(64, EM_AARCH64)
     assert cache.lookup("libc.so.6", cache_id=aarch64)[0].endswith("/aarch64-linux-gnu/libc.so.6")
     assert cache.lookup("libc.so.6", cache_id=default_cache_id(64, EM_X86_64)) == ()
+
+
+@pytest.fixture(scope="module")
+def page_programs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A program needing ``libpaged.so``, and two copies of that library: aligned to 4 KiB and to
+    64 KiB (GNU ld's aarch64 default). The program runs with the cross toolchain's loader."""
+    if not os.path.exists(CROSS_LOADER) or shutil.which(CROSS_GCC) is None:
+        pytest.skip("no aarch64 cross toolchain")
+    work = tmp_path_factory.mktemp("pages")
+    (work / "paged.c").write_text("int paged(void) { return 7; }\n")
+    (work / "main.c").write_text("int paged(void);\nint main(void) { return paged() == 7 ? 0 : 1; }\n")
+    small, large = work / "small", work / "large"
+    for where, flags in ((small, ["-Wl,-z,max-page-size=4096", "-Wl,-z,common-page-size=4096"]), (large, [])):
+        where.mkdir()
+        subprocess.run(
+            [CROSS_GCC, "-shared", "-fPIC", *flags, "-o", where / "libpaged.so", work / "paged.c"], check=True
+        )
+    program = work / "main"
+    argv = [
+        CROSS_GCC,
+        "-o",
+        program,
+        work / "main.c",
+        f"-L{large}",
+        "-lpaged",
+        f"-Wl,--dynamic-linker={CROSS_LOADER}",
+    ]
+    subprocess.run(argv, check=True)
+    return program, small, large
+
+
+def _path(library_dir: Path) -> str:
+    """The library's directory, then the cross toolchain's glibc (its loader's own dirs are not here)."""
+    return f"{library_dir}:{os.path.dirname(CROSS_LOADER)}"
+
+
+def _loads(program: Path, library_dir: Path, page_size: int) -> bool:
+    run = subprocess.run(
+        [qemu_path(), "-p", str(page_size), str(program)],
+        env={"LD_LIBRARY_PATH": _path(library_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0 or "error while loading shared libraries" in run.stderr, run.stderr
+    return run.returncode == 0
+
+
+@pytest.mark.parametrize("page_size", [4096, 65536])
+def test_a_library_aligned_below_the_kernels_page_size_is_refused_as_the_real_loader_does(
+    page_programs: tuple[Path, Path, Path], page_size: int
+) -> None:
+    program, small, large = page_programs
+    for directory in (small, large):
+        graph = simulate(
+            Target("generic", str(program), str(program)), env={"LD_LIBRARY_PATH": str(directory)}
+        )
+        setting = Setting(release_of("2.36"), page_size=page_size)
+        records = [c for c in refusals(graph, setting) if c.kind == Kind.PAGE_SIZE]
+        assert (not records) == _loads(program, directory, page_size), (directory.name, page_size)
+        if records:
+            assert (
+                records[0].message == f"{directory}/libpaged.so: ELF load command alignment not page-aligned"
+            )
+
+
+def test_an_aarch64_program_scanned_elsewhere_warns_of_64_kib_kernels(
+    page_programs: tuple[Path, Path, Path],
+) -> None:
+    program, small, large = page_programs
+    for directory, warned in ((small, True), (large, False)):
+        graph = simulate(
+            Target("generic", str(program), str(program)), env={"LD_LIBRARY_PATH": str(directory)}
+        )
+        records = [c for c in refusals(graph, Setting(release_of("2.36"))) if c.kind == Kind.PAGE_SIZE]
+        assert [(c.severity, c.effect) for c in records] == (
+            [(Severity.WARNING, Effect.LOADS)] if warned else []
+        )

@@ -80,7 +80,9 @@ SUITE_PACKAGES: dict[str, tuple[str, ...]] = {
     "bullseye": ("libc6", "libgcc-s1", *PYTHON_PACKAGES, *PYTHON_DEV_PACKAGES, *DEPS_PACKAGES),
     "trixie": ("libc6",),
 }
-PYTHON_SMOKE = "import ssl, sqlite3, ctypes, json, decimal, lzma, bz2, zlib, hashlib, uuid\n" + x86.THREAD_EXIT_PROBE
+PYTHON_SMOKE = (
+    "import ssl, sqlite3, ctypes, json, decimal, lzma, bz2, zlib, hashlib, uuid\n" + x86.THREAD_EXIT_PROBE
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +260,9 @@ def _download(build: _Build) -> None:
         missing = [package for package in every if x86._cached_deb(deb_dir, package) is None]
         if missing:
             _update(build, suite, updated)
-            x86._run_apt([*_apt(build, suite), "download", *missing], cwd=deb_dir, what=f"{suite} arm64 packages")
+            x86._run_apt(
+                [*_apt(build, suite), "download", *missing], cwd=deb_dir, what=f"{suite} arm64 packages"
+            )
         build.debs[suite] = {}
         for package in every:
             deb = x86._cached_deb(deb_dir, package)
@@ -288,7 +292,9 @@ def _rootfs_packages(build: _Build, updated: set[str]) -> list[str]:
     flags = ["--recurse", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks"]
     flags += ["--no-replaces", "--no-enhances"]
     output = x86._run([*argv, "depends", *flags, *ROOTFS_SEEDS], "resolve the arm64 root file system")
-    names = sorted({line.strip() for line in output.splitlines() if re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", line)})
+    names = sorted(
+        {line.strip() for line in output.splitlines() if re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", line)}
+    )
     listing.write_text("\n".join(names) + "\n")
     return names
 
@@ -309,7 +315,12 @@ def _extract(build: _Build) -> None:
     rootfs.mkdir()
     jobs += [(deb, rootfs) for deb in build.rootfs_debs]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        list(pool.map(lambda job: x86._run(["dpkg-deb", "-x", str(job[0]), str(job[1])], f"unpack {job[0].name}"), jobs))
+        list(
+            pool.map(
+                lambda job: x86._run(["dpkg-deb", "-x", str(job[0]), str(job[1])], f"unpack {job[0].name}"),
+                jobs,
+            )
+        )
     for group in groups:
         x86._fix_absolute_links(build.unpacked / group)
 
@@ -404,7 +415,17 @@ def _compile_extensions(build: _Build) -> None:
     for name, extra in recipes.items():
         source = x86._source(build, name)  # type: ignore[arg-type]
         out = build.site_packages / f"{name}{PY_SUFFIX}"
-        argv = [build.tools[CROSS_GCC], "-shared", "-fPIC", "-O1", *includes, "-o", str(out), str(source), *extra]
+        argv = [
+            build.tools[CROSS_GCC],
+            "-shared",
+            "-fPIC",
+            "-O1",
+            *includes,
+            "-o",
+            str(out),
+            str(source),
+            *extra,
+        ]
         x86._run(argv, f"cross-compile {name}")
         build.extensions[name] = out
 
@@ -435,7 +456,9 @@ def _verify(build: _Build) -> None:
     x86._run([build.tools["qemu"], str(python), "-c", PYTHON_SMOKE], "run the arm64 python3.9", env=env)
     probe = "import ext_clean; print(ext_clean.length('abc'))"
     venv_python = build.root / "venv/bin/python3.9"
-    clean = x86._run([build.tools["qemu"], str(venv_python), "-c", probe], "import ext_clean (arm64)", env=env)
+    clean = x86._run(
+        [build.tools["qemu"], str(venv_python), "-c", probe], "import ext_clean (arm64)", env=env
+    )
     if clean.strip() != "3":
         raise LabError(f"ext_clean.length('abc') returned {clean.strip()!r} in the arm64 venv, not 3")
 

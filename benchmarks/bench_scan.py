@@ -1,19 +1,20 @@
 """Benchmark: ``glibc-doctor scan --json`` on a large real venv, against ``readelf -d -V -W``.
 
+    .venv/bin/python benchmarks/bench_scan.py [--cache DIR] [--runs N] [--scale K] [--python PYTHON]
+
 Builds (once, in a cache directory) a venv from this machine's python with numpy, scipy, pandas,
-pyarrow, lxml, cryptography, grpcio, pillow, psycopg2-binary and torch==2.13.0, then measures, each as
-a whole process:
+pyarrow, lxml, cryptography, grpcio, pillow, psycopg2-binary and torch==2.13.0, and a K times larger
+environment made from it (each package with extension modules copied, as hard links, under K-1 other
+names: ``numpy_copy1`` …, so K times the extensions; their vendored libraries keep their sonames, as
+copies of one wheel would). glibc-doctor itself is a normal install in a scratch venv (common.py).
+Each figure is whole processes in interleaved pairs against ``readelf -d -V -W`` over every object the
+scan reports (the least work that reads the same facts), the ratio taken pair by pair:
 
-- ``readelf -d -V -W`` over every object the scan reports, in one process (the baseline: the least
-  work that reads the same facts),
-- the first scan (result cache cleared),
-- the repeated scan (result cache warm),
-- peak memory of the scan process (``ru_maxrss`` of a wrapper's children),
-- objects per second of the first scan.
+- the first scan (result cache cleared before each run), its peak RSS and objects per second;
+- the repeated scan (answered from the result cache);
+- the first scan of the K-times environment: per-object time and peak against the 1x scan (linear?).
 
-Goals: first scan <= 1.5x readelf, repeated scan <= 0.3x readelf, peak < 150 MiB.
-
-    .venv/bin/python benchmarks/bench_scan.py [--cache DIR] [--runs N] [--python PYTHON]
+Goals: first scan <= 1.0x readelf, repeated <= 0.15x, peak < 60 MiB.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from common import Paired, install, load, pairs, run_once
 
 PACKAGES = (
     "numpy",
@@ -40,16 +42,8 @@ PACKAGES = (
     "psycopg2-binary",
     "torch==2.13.0",  # a CPU build from this machine's wheel directory; never another version
 )
-GOALS = {"first": 1.5, "repeat": 0.3}
-PEAK_GOAL_MIB = 150
-# Runs one command, prints its wall time and the peak RSS of the command alone (the wrapper's only child).
-WRAPPER = """
-import resource, subprocess, sys, time
-start = time.perf_counter()
-code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
-elapsed = time.perf_counter() - start
-print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
-"""
+GOALS = {"first": 1.0, "repeat": 0.15}
+PEAK_GOAL_MIB = 60
 
 
 def default_cache() -> Path:
@@ -72,81 +66,107 @@ def ensure_venv(cache: Path, python: str) -> Path:
     return venv
 
 
-def measure(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """(seconds, peak KiB, exit code) of ``argv`` run as its own process."""
-    run = subprocess.run(
-        [sys.executable, "-c", WRAPPER, *argv], capture_output=True, text=True, check=True, env=env
-    )
-    seconds, peak, code = run.stdout.split()
-    return float(seconds), int(peak), int(code)
+def site_packages(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3*/site-packages"))
 
 
-def scan_objects(doctor: str, venv: Path, env: dict[str, str]) -> list[str]:
-    run = subprocess.run([doctor, "scan", str(venv), "--json"], capture_output=True, text=True, env=env)
+def ensure_scaled(cache: Path, venv: Path, scale: int) -> Path:
+    """A venv whose site-packages holds every package with extension modules ``scale`` times."""
+    scaled = cache / f"venv-x{scale}"
+    marker = scaled / ".bench-complete"
+    if marker.exists():
+        return scaled
+    shutil.rmtree(scaled, ignore_errors=True)
+    shutil.copytree(venv, scaled, symlinks=True, copy_function=os.link)
+    site = site_packages(scaled)
+    packages = [p for p in site.iterdir() if p.is_dir() and p.name.isidentifier() and any(p.rglob("*.so"))]
+    for copy in range(1, scale):
+        for package in packages:
+            shutil.copytree(
+                package, site / f"{package.name}_copy{copy}", symlinks=True, copy_function=os.link
+            )
+    marker.write_text(f"{scale}x {venv}\n")
+    return scaled
+
+
+def scan_objects(doctor: Path, venv: Path, env: dict[str, str]) -> tuple[list[str], int]:
+    """The ELF files the scan reports (to give readelf the same files), and the extension count."""
+    run = subprocess.run([str(doctor), "scan", str(venv), "--json"], capture_output=True, text=True, env=env)
     if run.returncode not in (0, 1):
         raise SystemExit(f"scan failed ({run.returncode}): {run.stderr.strip()}")
     document = json.loads(run.stdout)
-    return [obj["path"] for obj in document["objects"] if obj["role"] != "missing" and not obj["problem"]]
+    objects = [o["path"] for o in document["objects"] if o["role"] != "missing" and not o["problem"]]
+    return objects, len(document["target"]["extensions"])
+
+
+def first_scan(doctor: Path, venv: Path, cache: str) -> list[str]:
+    """The scan with its result cache removed first (``sh`` costs the same in the baseline's wrapper)."""
+    scans = os.path.join(cache, "glibc-doctor", "scans")
+    return ["sh", "-c", f'rm -rf "{scans}"; exec "{doctor}" scan "{venv}" --json']
+
+
+def readelf(objects: list[str], listing: Path) -> list[str]:
+    listing.write_text("\0".join(objects))
+    return ["sh", "-c", f'xargs -0 readelf -d -V -W < "{listing}"']
+
+
+def row(name: str, paired: Paired, goal: float | None) -> str:
+    verdict = "" if goal is None else (f"<= {goal}x: met" if paired.ratio <= goal else f"<= {goal}x: NOT met")
+    return (
+        f"| {name} | {paired.a:.3f} | {paired.b:.3f} | {paired.ratio:.2f}x | {paired.cpu_ratio:.2f}x | "
+        f"{paired.a_peak:.1f} | {verdict} |"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--cache", type=Path, default=default_cache(), help="where the venv is built")
-    parser.add_argument("--runs", type=int, default=5, help="runs per measurement (median is reported)")
+    parser.add_argument("--cache", type=Path, default=default_cache(), help="where the venvs are built")
+    parser.add_argument("--runs", type=int, default=7, help="interleaved pairs per measurement")
+    parser.add_argument("--scale", type=int, default=10, help="the larger environment's factor (1: none)")
     parser.add_argument("--python", default=shutil.which("python3") or "python3", help="base interpreter")
+    parser.add_argument("--tool-venv", type=Path, help="reuse (or make) this venv for glibc-doctor")
     args = parser.parse_args()
 
     venv = ensure_venv(args.cache, args.python)
-    doctor = str(Path(sys.executable).with_name("glibc-doctor"))
-    scan_cache = tempfile.mkdtemp(prefix="bench-scan-cache-")
-    env = {**os.environ, "XDG_CACHE_HOME": scan_cache}
-    # Warm-up: the page cache and the stdenv probe (cached by core/stdenv.py) are not what we measure.
-    objects = scan_objects(doctor, venv, env)
-    readelf = ["readelf", "-d", "-V", "-W", *objects]
-    scan = [doctor, "scan", str(venv), "--json"]
-
-    from glibc_doctor.core.scancache import ScanRequest, lookup
-
-    rows: dict[str, list[tuple[float, int, int]]] = {"readelf": [], "first": [], "repeat": []}
-    hits = 0
-    for _ in range(args.runs):
-        rows["readelf"].append(measure(readelf, env))
-        shutil.rmtree(os.path.join(scan_cache, "glibc-doctor", "scans"), ignore_errors=True)
-        rows["first"].append(measure(scan, env))
-        # Another process changing a searched directory (an apt or pip install) is a legitimate miss.
-        hits += lookup(ScanRequest(str(venv)), env) is not None
-        rows["repeat"].append(measure(scan, env))
-    shutil.rmtree(scan_cache, ignore_errors=True)
-    print(report(rows, len(objects), venv))
-    print(f"repeated scans that found a valid cache entry: {hits}/{args.runs}")
+    with tempfile.TemporaryDirectory(prefix="bench-scan-") as scratch:
+        doctor = install(args.tool_venv or Path(scratch) / "tool")
+        env = {**os.environ, "XDG_CACHE_HOME": f"{scratch}/cache"}
+        objects, extensions = scan_objects(doctor, venv, env)  # warms the page cache and the stdenv probe
+        baseline = readelf(objects, Path(scratch) / "objects")
+        print(f"{venv}: {len(objects)} ELF objects ({extensions} extensions); {args.runs} pairs; {load()}")
+        print("\n| measurement | A (s) | readelf (s) | wall A/B | CPU A/B | A peak (MiB) | goal |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+        first = Paired.of(pairs(first_scan(doctor, venv, env["XDG_CACHE_HOME"]), baseline, env, args.runs))
+        print(row("first scan (result cache cleared)", first, GOALS["first"]))
+        repeat = Paired.of(pairs([str(doctor), "scan", str(venv), "--json"], baseline, env, args.runs))
+        print(row("repeated scan (result cache)", repeat, GOALS["repeat"]))
+        peak = "met" if first.a_peak < PEAK_GOAL_MIB else "NOT met"
+        print(
+            f"\nfirst scan: {len(objects) / first.a:.0f} objects/s, peak {first.a_peak:.1f} MiB "
+            f"(goal < {PEAK_GOAL_MIB}: {peak}); readelf peak {first.b_peak:.1f} MiB"
+        )
+        if args.scale > 1:
+            big = ensure_scaled(args.cache, venv, args.scale)
+            big_objects, big_extensions = scan_objects(doctor, big, env)
+            big_scan = first_scan(doctor, big, env["XDG_CACHE_HOME"])
+            big_readelf = readelf(big_objects, Path(scratch) / "big")
+            big_first = Paired.of(pairs(big_scan, big_readelf, env, max(3, args.runs // 2)))
+            print(f"\n{args.scale}x: {len(big_objects)} ELF objects ({big_extensions} extension modules)")
+            print("| measurement | A (s) | readelf (s) | wall A/B | CPU A/B | A peak (MiB) | goal |")
+            print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+            print(row(f"first scan, {args.scale}x environment", big_first, None))
+            per_small = first.a / len(objects) * 1e3
+            per_big = big_first.a / len(big_objects) * 1e3
+            print(
+                f"\nper object: {per_small:.2f} ms (1x) vs {per_big:.2f} ms ({args.scale}x): "
+                f"{per_big / per_small:.2f}x; peak {first.a_peak:.1f} -> {big_first.a_peak:.1f} MiB "
+                f"for {len(big_objects) / len(objects):.1f}x the objects"
+            )
+        single = run_once([str(doctor), "scan", str(venv), "--json"], env)
+        print(f"\nscan exit code {single.code} (1: conflicts found; the venv's wheels are manylinux)")
     return 0
-
-
-def report(rows: dict[str, list[tuple[float, int, int]]], count: int, venv: Path) -> str:
-    base = statistics.median(seconds for seconds, _peak, _code in rows["readelf"])
-    lines = [
-        f"venv: {venv} ({count} ELF objects in the scanned process), median of {len(rows['readelf'])} runs",
-        "",
-        "| measurement | time (s) | vs readelf | goal | peak RSS (MiB) |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    names = {"readelf": "readelf -d -V -W, all objects", "first": "first scan (cache cleared)"}
-    names["repeat"] = "repeated scan (cache warm)"
-    for key, label in names.items():
-        seconds = statistics.median(s for s, _p, _c in rows[key])
-        peak = max(p for _s, p, _c in rows[key]) / 1024
-        goal = f"<= {GOALS[key]}x" if key in GOALS else ""
-        lines.append(f"| {label} | {seconds:.3f} | {seconds / base:.2f}x | {goal} | {peak:.1f} |")
-    first = statistics.median(s for s, _p, _c in rows["first"])
-    peak_first = max(p for _s, p, _c in rows["first"]) / 1024
-    lines += [
-        "",
-        f"first scan: {count / first:.0f} objects/s; peak {peak_first:.1f} MiB (goal < {PEAK_GOAL_MIB} MiB); "
-        f"scan exit code {rows['first'][0][2]}",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from glibc_doctor.core.refusals import (
     setting_for,
     would_break,
 )
+from glibc_doctor.core.sysroot import Sysroot, host_path
 from glibc_doctor.core.versions import ABI_MARKERS, VersionName, glibc_release_of, min_glibc_for
 
 LIBC = "libc.so.6"
@@ -199,9 +200,9 @@ def glibc_info(graph: nx.DiGraph[str]) -> GlibcInfo:
         why.append(f"PT_INTERP of {root} is {interp}")
     if libc is not None:
         why.extend(_found_reason(graph, libc))
-    version = glibc_release(libc) if libc is not None else None
+    version = glibc_release(_host(graph, libc)) if libc is not None else None
     if version is None and loader:
-        version = glibc_release(loader)
+        version = glibc_release(_host(graph, loader))
     return GlibcInfo(version=version, libc=libc, loader=loader, why=tuple(why))
 
 
@@ -259,7 +260,7 @@ def _missing_version(context: _Context, requester: str, provider: str, need: Ver
         library=need.library,
         provider=provider,
         version=need.version,
-        symbols=_symbols(requester, need),
+        symbols=_symbols(_host(context.graph, requester), need),
         chain=chain,
         cause=_version_cause(context, subject),
         fixes=_version_fixes(context, subject),
@@ -513,7 +514,7 @@ def _rebuild_fix(context: _Context, subject: _Subject) -> str:
         toolchain = f"whose libstdc++ is no newer than the one that loads ({subject.provider})"
     kind = getattr(graph.graph.get("target"), "kind", "")
     if kind == "python" and subject.extension is not None and _site_packages_of(node) is not None:
-        dist = _distribution_of(node) or name.split(".")[0]
+        dist = _distribution_of(_host(graph, node)) or name.split(".")[0]
         wheel = f"manylinux_2_{loaded.split('.')[1]} or older" if loaded and "." in loaded else "manylinux"
         return (
             f"rebuild {name} with a toolchain {toolchain}: `pip install --no-binary :all: --force-reinstall "
@@ -817,12 +818,19 @@ def _glibc_members(graph: nx.DiGraph[str]) -> dict[str, str]:
         if data.get("role") == Role.MISSING or not facts.ok or node == loader:
             continue
         if _soname(node, facts) in GLIBC_SONAMES:
-            members[node] = _build_of(node)
+            members[node] = _build_of(graph, node)
     return members
 
 
-def _build_of(path: str) -> str:
-    return os.path.dirname(os.path.realpath(path))
+def _build_of(graph: nx.DiGraph[str], path: str) -> str:
+    """The real directory of ``path`` (inside the scan's root, when it has one)."""
+    root: Sysroot | None = graph.graph.get("sysroot")
+    return os.path.dirname(root.realpath(path) if root is not None else os.path.realpath(path))
+
+
+def _host(graph: nx.DiGraph[str], path: str) -> str:
+    """The file on this machine for a node of ``graph`` (``scan --root``: a path inside the root)."""
+    return host_path(graph.graph.get("sysroot"), path)
 
 
 def _mixed_glibc(context: _Context) -> Iterator[Conflict]:
@@ -850,7 +858,7 @@ def _mixed_record(context: _Context, node: str, members: dict[str, str], libc: s
     crossing = _private_crossing(graph, node, members)
     lacking = _missing_private_symbols(context, node, members[libc]) if crossing else {}
     versions = [need.version for need in context.missing.get(node, ())]
-    theirs, ours = glibc_build_release(node), context.glibc.version
+    theirs, ours = glibc_build_release(_host(graph, node)), context.glibc.version
     headline = f"a library of glibc {theirs or '(another build)'} in a glibc {ours or '(unknown)'} process"
     cause = (
         f"{node} comes from {members[node]}, but the process's libc.so.6 comes from {members[libc]}. "
@@ -905,11 +913,11 @@ def _missing_private_symbols(context: _Context, node: str, libc_build: str) -> d
     graph, loader = context.graph, context.glibc.loader
     lacking: dict[str, tuple[str, ...]] = {}
     for _, provider, edge in graph.out_edges(node, data=True):
-        if provider != loader and _build_of(provider) != libc_build:
+        if provider != loader and _build_of(graph, provider) != libc_build:
             continue
-        needed = symbols_for_version(node, edge["needed"], "GLIBC_PRIVATE")
+        needed = symbols_for_version(_host(graph, node), edge["needed"], "GLIBC_PRIVATE")
         if needed:
-            defined = set(defined_symbols(provider, "GLIBC_PRIVATE"))
+            defined = set(defined_symbols(_host(graph, provider), "GLIBC_PRIVATE"))
             missing = tuple(name for name in needed if name not in defined)
             if missing:
                 lacking[edge["needed"]] = missing
@@ -930,9 +938,10 @@ def _private_crossing(graph: nx.DiGraph[str], node: str, members: dict[str, str]
 
 def _loader_mismatch(context: _Context) -> Iterator[Conflict]:
     loader, libc = context.glibc.loader, context.glibc.libc
-    if not loader or not libc or not os.path.exists(loader):
+    graph = context.graph
+    if not loader or not libc or not os.path.exists(_host(graph, loader)):
         return
-    if _build_of(loader) == _build_of(libc):
+    if _build_of(graph, loader) == _build_of(graph, libc):
         return
     yield Conflict(
         kind=Kind.LOADER_MISMATCH,
@@ -942,8 +951,8 @@ def _loader_mismatch(context: _Context) -> Iterator[Conflict]:
         provider=libc,
         chain=_chain(context.graph, context.root, libc),
         cause=(
-            f"The PT_INTERP loader {loader} comes from {_build_of(loader)}, but libc.so.6 is found in "
-            f"{_build_of(libc)}. ld.so and libc.so.6 share GLIBC_PRIVATE internals and must come from "
+            f"The PT_INTERP loader {loader} comes from {_build_of(graph, loader)}, but libc.so.6 is found in "
+            f"{_build_of(graph, libc)}. ld.so and libc.so.6 share GLIBC_PRIVATE internals and must come from "
             "the same build: expect symbol lookup errors or crashes at start-up."
         ),
         fixes=(

@@ -1,15 +1,15 @@
 """Audit a whole environment: every program under some paths, each scanned as ``scan --strict`` does.
 
 One interpreter at a time is how a person debugs; a team wants to know, before an import fails, which
-programs of a devbox profile, a tool directory, ``/usr/bin`` or a container image will break. The
-audit finds every ELF program under the given paths (a file that can be exec()ed, has a PT_INTERP and
-is not named like a library: ``libc.so.6`` runs, but nobody execs it), every venv (``pyvenv.cfg``) and
-every Nix wrapper script, resolves each as ``scan`` resolves a target
-(``core/targets/``: a python or ruby gets its extensions, every program the ``--ext-dir`` plugins),
-and scans each with the scan's own functions (``core.scan.scan_target``: exact and strict graphs,
-``analyze``). What they share is read once: the stdenv is found once per ELF class, and one ``SharedLookups``
-(``core/lookups.py``) gives every simulation the same parsed ELF facts, directory listings and
-searches. Paths that lead to the same process (``python3`` and ``python3.11``) make one row.
+programs of a devbox profile, a tool directory, ``/usr/bin`` or a container image will break. The audit
+finds every ELF program under the given paths (a file that can be exec()ed, has a PT_INTERP and is not named
+like a library: ``libc.so.6`` runs, but nobody execs it), every venv (``pyvenv.cfg``) and every Nix wrapper
+script, resolves each as ``scan`` resolves a target (``core/targets/``: a python or ruby gets its
+extensions, every program the ``--ext-dir`` plugins), and scans each with the scan's own functions
+(``core.scan.scan_target``: exact and strict graphs, ``analyze``). What they share is read once: the stdenv
+is found once per ELF class and machine, and one ``SharedLookups`` (``core/lookups.py``) gives every
+simulation the same parsed ELF facts, directory listings and searches. Paths that lead to the same process
+(``python3`` and ``python3.11``) make one row.
 
 Nothing is run. The work is a generator (``audit_steps``) yielding ``AuditProgress`` and then the
 ``AuditResult``, stopping early when its cancellation event is set.
@@ -226,7 +226,7 @@ def audit_steps(
         if cancel is not None and cancel.is_set():
             return
     stdenv_of = functools.cache(functools.partial(stdenv_or_notes, glibc, environ))
-    stdenv_notes = stdenv_of(64)[1]
+    stdenv_notes = stdenv_of(64, 0)[1]
     total = len(finder.targets)
     rows: list[ProgramAudit] = []
     for done, (target, found_as) in enumerate(finder.targets.values()):
@@ -246,7 +246,7 @@ def audit_steps(
         skipped=tuple(sorted(finder.skipped, key=lambda item: item.path)),
         stdenv_notes=stdenv_notes,
         notes=tuple(finder.notes),
-        stdenv=stdenv_of(64)[0],
+        stdenv=stdenv_of(64, 0)[0],
     )
 
 

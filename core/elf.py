@@ -166,6 +166,7 @@ class _Draft:
     tls_align: int = 0
     tls_firstbyte: int = 0
     x86_isa_needed: int = 0
+    page_limit: int = 0
 
     def freeze(self, problem: Problem | None = None, detail: str = "") -> ElfFacts:
         return ElfFacts(
@@ -194,6 +195,7 @@ class _Draft:
             tls_align=self.tls_align,
             tls_firstbyte=self.tls_firstbyte,
             x86_isa_needed=self.x86_isa_needed,
+            page_limit=self.page_limit,
         )
 
 
@@ -487,6 +489,7 @@ def _parse(draft: _Draft, data: Buffer) -> None:
     _read_interp(draft, data, segments)
     _read_notes(draft, data, layout, segments)
     _read_stack_and_tls(draft, segments)
+    draft.page_limit = page_limit(segments)
     if draft.machine in _X86_MACHINES:
         draft.x86_isa_needed = _x86_isa_needed(data, layout, segments)
     _read_dynamic(draft, data, layout, segments)
@@ -572,6 +575,22 @@ def _read_stack_and_tls(draft: _Draft, segments: list[_Segment]) -> None:
             draft.tls_size = segment.memsz
             draft.tls_align = segment.align
             draft.tls_firstbyte = segment.vaddr & (segment.align - 1) if segment.align else 0
+
+
+def page_limit(segments: list[_Segment]) -> int:
+    """The largest page size the PT_LOADs can be mapped with (0: no PT_LOAD). ld.so refuses a segment
+    whose p_align is not a multiple of the kernel's page size ("ELF load command alignment not
+    page-aligned") or whose p_vaddr - p_offset is not ("address/offset not page-aligned"): the lowest
+    set bit of either bounds it. An aarch64 kernel may have 64 KiB pages."""
+    limit = 0
+    for segment in segments:
+        if segment.kind != PT_LOAD:
+            continue
+        for value in (segment.align, (segment.vaddr - segment.offset) & ((1 << 64) - 1)):
+            if value:
+                low = value & -value
+                limit = low if not limit else min(limit, low)
+    return limit
 
 
 _X86_MACHINES: Final = frozenset({3, 62})  # EM_386, EM_X86_64: the ISA-level property is theirs

@@ -34,6 +34,7 @@ class MessageKind(StrEnum):
     DT_RELR = "dt-relr"  # DT_RELR without GLIBC_ABI_DT_RELR dependency (glibc 2.36+)
     ISA_LEVEL = "isa-level"  # CPU ISA level is lower than required (glibc 2.33+)
     STATIC_TLS = "static-tls"  # cannot allocate memory in static TLS block
+    PAGE_SIZE = "page-size"  # ELF load command alignment not page-aligned (64 KiB aarch64 kernels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +156,8 @@ _RELOCATION = re.compile(
 _WRONG_ELF = re.compile(rf"{_START}(?P<object>{_TOKEN}): wrong ELF class: (?P<detail>ELFCLASS\d+)")
 _UNREADABLE = re.compile(
     rf"{_START}(?P<object>{_TOKEN}): (?P<detail>invalid ELF header|file too short|ELF file OS ABI invalid"
-    r"|ELF file version does not match current one|ELF load command (?:address/offset|alignment) not"
-    r" page-aligned|ELF file data encoding not little-endian|ELF file data encoding not big-endian)"
+    r"|ELF file version does not match current one"
+    r"|ELF file data encoding not little-endian|ELF file data encoding not big-endian)"
 )
 _EXEC_STACK = re.compile(
     rf"{_START}(?P<object>{_TOKEN}): cannot enable executable stack as shared object requires: "
@@ -165,6 +166,9 @@ _EXEC_STACK = re.compile(
 _DT_RELR = re.compile(rf"{_START}(?P<object>{_TOKEN}): DT_RELR without GLIBC_ABI_DT_RELR dependency")
 _ISA_LEVEL = re.compile(rf"{_START}(?P<object>{_TOKEN}): CPU ISA level is lower than required")
 _STATIC_TLS = re.compile(rf"{_START}(?P<object>{_TOKEN}): cannot allocate memory in static TLS block")
+_PAGE_SIZE = re.compile(
+    rf"{_START}(?P<object>{_TOKEN}): ELF load command (?:alignment|address/offset) not page-aligned"
+)
 
 
 _HEAD_LIMIT = 4096 + 64  # PATH_MAX and the longest marker
@@ -280,6 +284,7 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], Builder], ...] = (
     (("DT_RELR without",), _DT_RELR, _object_problem(MessageKind.DT_RELR)),
     (("CPU ISA level",), _ISA_LEVEL, _object_problem(MessageKind.ISA_LEVEL)),
     (("static TLS block",), _STATIC_TLS, _object_problem(MessageKind.STATIC_TLS)),
+    (("not page-aligned",), _PAGE_SIZE, _object_problem(MessageKind.PAGE_SIZE)),
 )
 
 
@@ -530,6 +535,13 @@ def _other_cause(message: LoaderMessage) -> str:
             f"objects loaded by dlopen(): preload it (LD_PRELOAD={obj}) so it gets its TLS at start-up, "
             "raise the surplus with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES (glibc 2.32+), or "
             "rebuild it with -ftls-model=global-dynamic; glibc-doctor scan says how many bytes are missing"
+        )
+    if message.kind is MessageKind.PAGE_SIZE:
+        return (
+            f"{obj}'s PT_LOAD segments are aligned below this kernel's page size (an arm64 kernel may run "
+            "64 KiB pages, and an object linked with -z max-page-size=4096, or patched by an old patchelf, "
+            "cannot be mapped there): install a build linked with -Wl,-z,max-page-size=65536, or run it "
+            "on a kernel with 4 KiB pages"
         )
     return (
         f"{obj} is not a shared object this loader can map ({message.detail}): a truncated file, a "

@@ -33,6 +33,7 @@ from glibc_doctor.core.model import (
     Via,
 )
 from glibc_doctor.core.open_verify import Verdict, errno_words, verify_candidate
+from glibc_doctor.core.sysroot import Sysroot, host_path
 
 if TYPE_CHECKING:
     from glibc_doctor.core.lookups import SharedLookups
@@ -68,6 +69,8 @@ class LoaderConfig:
     (``glibc-hwcaps/x86-64-v3`` …, then legacy ``tls/x86_64`` … before glibc 2.37);
     ``ld_library_path``/``preload`` the environment's entries as ld.so splits them.
     ``notes`` says what was assumed (no PT_INTERP, loader missing, release unknown).
+    ``root`` is the directory the process sees as ``/`` (``scan --root``): every path here is a path
+    inside it, and the Loader opens files through it.
     """
 
     path: str
@@ -83,6 +86,11 @@ class LoaderConfig:
     elf_class: int = 64
     machine: int = EM_X86_64
     notes: tuple[str, ...] = ()
+    root: Sysroot | None = None
+
+    def host(self, path: str) -> str:
+        """The file on this machine for a path of this loader's process (itself outside a root)."""
+        return host_path(self.root, path)
 
     @property
     def glibc_hwcaps(self) -> tuple[str, ...]:
@@ -110,22 +118,30 @@ class _LoaderFile:
     preload_file: str | None
 
 
-def loader_config(interpreter: str, env: Mapping[str, str] | None = None) -> LoaderConfig:
+def loader_config(
+    interpreter: str, env: Mapping[str, str] | None = None, root: Sysroot | None = None
+) -> LoaderConfig:
     """The search configuration of the ld.so that runs ``interpreter`` (its PT_INTERP).
 
     ``interpreter`` may also be an ld.so itself. Without a PT_INTERP, or when that file is missing,
-    the system loader of the interpreter's class and machine stands in, and ``notes`` says so.
+    the system loader of the interpreter's class and machine stands in, and ``notes`` says so. Under
+    ``root`` every path (``interpreter``, PT_INTERP, the cache and preload files) is inside it.
     """
     environ = os.environ if env is None else env
-    loader, notes, program = _pick_loader(interpreter)
-    info = _read_loader(loader)
+    loader, notes, program = _pick_loader(interpreter, root)
+    info = _read_loader(host_path(root, loader))
     if info is None:
         notes.append(f"cannot read the loader {loader}; assuming a Debian-style ld.so")
         info = _assumed_loader(program)
     if info.release is None:
         notes.append(f"glibc release of {loader} unknown; hwcaps support read from its strings")
     platform, hwcap_names = _platform(info)
-    preload, preload_from = _preloads(environ.get("LD_PRELOAD", ""), info.preload_file)
+    if info.machine == EM_AARCH64 and info.legacy_hwcaps and not aarch64_features()[1]:
+        notes.append(
+            "the aarch64 CPU is assumed to have LSE atomics (ARMv8.1+): the legacy 'atomics' hwcap "
+            f"subdirectories are searched, as {loader} does on such a CPU"
+        )
+    preload, preload_from = _preloads(environ.get("LD_PRELOAD", ""), info.preload_file, root)
     return LoaderConfig(
         path=loader,
         default_dirs=info.system_dirs,
@@ -140,13 +156,14 @@ def loader_config(interpreter: str, env: Mapping[str, str] | None = None) -> Loa
         elf_class=info.elf_class,
         machine=info.machine,
         notes=tuple(notes),
+        root=root,
     )
 
 
-def _pick_loader(interpreter: str) -> tuple[str, list[str], ElfFacts]:
-    facts = read_elf(interpreter)
+def _pick_loader(interpreter: str, root: Sysroot | None = None) -> tuple[str, list[str], ElfFacts]:
+    facts = read_elf(host_path(root, interpreter))
     if facts.interpreter:
-        if os.path.exists(facts.interpreter):
+        if os.path.exists(host_path(root, facts.interpreter)):
             return facts.interpreter, [], facts
         fallback = _system_loader(facts)
         return (
@@ -298,13 +315,34 @@ def x86_isa_levels(flags: frozenset[str]) -> tuple[str, ...]:
     return tuple(supported)
 
 
+def aarch64_features() -> tuple[frozenset[str], bool]:
+    """The aarch64 CPU's hwcap words (``Features`` of /proc/cpuinfo) and whether they were read.
+
+    On another architecture (an arm64 image or store scanned from an x86-64 machine) the CPU that will
+    run the program is unknown: an ARMv8.1+ one with LSE ``atomics`` is assumed, as every current arm64
+    server and qemu's default CPU have (the caller notes the assumption).
+    """
+    if os.uname().machine != "aarch64":
+        return frozenset({"atomics"}), False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return frozenset({"atomics"}), False
+    features = re.search(r"^Features\s*:(.*)$", text, re.MULTILINE)
+    return (frozenset(features.group(1).split()), True) if features else (frozenset({"atomics"}), False)
+
+
 def _platform(info: _LoaderFile) -> tuple[str, tuple[str, ...]]:
     """$PLATFORM (AT_PLATFORM, or glibc's Intel override) and the legacy hwcap names, as ld.so sets them.
 
     glibc's x86 cpu_features sets ``haswell``/``xeon_phi`` and the ``avx512_1`` hwcap on Intel only;
     an i386 ld.so sets ``i686`` (``i586`` on a CPU without CMOV) and the ``sse2`` hwcap, whatever the
-    kernel's AT_PLATFORM.
+    kernel's AT_PLATFORM. An aarch64 kernel's AT_PLATFORM is ``aarch64``, and the one hwcap its loader
+    counts (``HWCAP_IMPORTANT``) is ``atomics``.
     """
+    if info.machine == EM_AARCH64:
+        return "aarch64", ("atomics",) if "atomics" in aarch64_features()[0] else ()
     if info.machine == EM_386:
         flags = cpu_flags()
         platform = "i686" if "cmov" in flags or not flags else "i586" if "cx8" in flags else "i386"
@@ -327,7 +365,12 @@ def _platform(info: _LoaderFile) -> tuple[str, tuple[str, ...]]:
 
 
 def _hwcaps_subdirs(info: _LoaderFile, platform: str, hwcap_names: tuple[str, ...]) -> tuple[str, ...]:
-    """Subdirectories tried before each directory itself, in ld.so's order."""
+    """Subdirectories tried before each directory itself, in ld.so's order.
+
+    glibc-hwcaps subdirectories exist for x86-64 only among the machines modelled (an aarch64 ld.so
+    2.33+ prints "No subdirectories of glibc-hwcaps directories are searched"); the legacy ``tls``,
+    platform and hwcap subdirectories are searched by every loader before 2.37.
+    """
     subdirs: list[str] = []
     if info.glibc_hwcaps and info.machine == EM_X86_64:
         subdirs += [f"glibc-hwcaps/{level}" for level in x86_isa_levels(cpu_flags())]
@@ -360,16 +403,18 @@ def _split_path_list(value: str) -> tuple[str, ...]:
     return tuple(re.split(r"[:;]", value))
 
 
-def _preloads(value: str, preload_file: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _preloads(
+    value: str, preload_file: str | None, root: Sysroot | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """LD_PRELOAD (split on spaces and colons), then the loader's ld.so.preload file; and where each
     name came from (``LD_PRELOAD`` or the file), the words ld.so uses when it cannot preload one."""
     names = [name for name in re.split(r"[ :]", value) if name]
     sources = ["LD_PRELOAD"] * len(names)
     if preload_file:
         try:
-            if not S_ISREG(os.stat(preload_file).st_mode):
+            if not S_ISREG(os.stat(host_path(root, preload_file)).st_mode):
                 raise OSError("not a regular file")
-            with open(preload_file, encoding="utf-8", errors="replace") as handle:
+            with open(host_path(root, preload_file), encoding="utf-8", errors="replace") as handle:
                 listed = [name for name in re.split(r"[\s:]", handle.read()) if name]
         except OSError:
             listed = []
@@ -438,8 +483,11 @@ class Loader:
         self.config = config
         self.startup = True  # requests at process start (ld.so's own errno words), not from dlopen()
         self._reader = shared.read_elf if shared is not None else reader
-        self._cwd = shared.cwd if shared is not None else cwd or os.getcwd()
-        self._cache: LdCache | None = _ld_cache(config.cache_path) if config.cache_path else None
+        self._root = config.root
+        self._cwd = (
+            shared.cwd if shared is not None else cwd or ("/" if config.root is not None else os.getcwd())
+        )
+        self._cache: LdCache | None = _ld_cache(config.host(config.cache_path)) if config.cache_path else None
         self._cache_id = default_cache_id(config.elf_class, config.machine)
         self._hwcaps = config.glibc_hwcaps
         self._listings: dict[str, frozenset[str] | None] = shared.listings if shared is not None else {}
@@ -735,7 +783,7 @@ class Loader:
         if not path:
             return None
         if path == self._main_path:
-            path = os.path.realpath(path)
+            path = self._root.realpath(path) if self._root is not None else os.path.realpath(path)
         elif not path.startswith("/"):
             path = os.path.join(self._cwd, path)
         directory = path.rsplit("/", 1)[0]
@@ -851,8 +899,10 @@ class Loader:
         return facts
 
     def _absolute(self, path: str) -> str:
-        """Where a relative name (an empty or relative search entry) is opened: ld.so's cwd."""
-        return path if path.startswith("/") else os.path.join(self._cwd, path)
+        """The file on this machine that ld.so opens for ``path``: a relative name (an empty or relative
+        search entry) from its cwd, and under a root the file inside it (``core/sysroot.py``)."""
+        absolute = path if path.startswith("/") else os.path.join(self._cwd, path)
+        return self._root.host(absolute) if self._root is not None else absolute
 
     def _listing(self, folder: str) -> frozenset[str]:
         listing = self._listings.get(folder)

@@ -77,6 +77,7 @@ class ElfFacts:
     tls_align: int = 0  # PT_TLS p_align
     tls_firstbyte: int = 0  # p_vaddr & (p_align - 1): ld.so's l_tls_firstbyte_offset
     x86_isa_needed: int = 0  # GNU_PROPERTY_X86_ISA_1_NEEDED bits (1 baseline, 2 v2, 4 v3, 8 v4)
+    page_limit: int = 0  # the largest page size its PT_LOADs allow (aarch64 kernels: up to 64 KiB)
 
     @property
     def ok(self) -> bool:
@@ -224,6 +225,7 @@ class Kind(StrEnum):
     EXEC_STACK = "exec-stack"  # an executable stack for a dlopen()ed object: glibc 2.41+ refuses
     ISA_LEVEL = "isa-level"  # built for an x86-64 level above this CPU's: glibc 2.33+ refuses
     STATIC_TLS = "static-tls"  # initial-exec TLS beyond what is left of the loader's static TLS surplus
+    PAGE_SIZE = "page-size"  # PT_LOADs aligned below the kernel's page size (64 KiB aarch64 kernels)
 
 
 class Severity(StrEnum):
@@ -351,6 +353,7 @@ class StdenvInfo:
     fingerprint: str
     libstdcxx: str | None = None
     elf_class: int = 64  # 32: the i386 glibc (``cc -m32``), the stdenv of a 32-bit x86 target
+    machine: int = EM_X86_64  # e_machine of its loader: EM_AARCH64 for an aarch64 glibc
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -362,6 +365,7 @@ class StdenvInfo:
             "fingerprint": self.fingerprint,
             "libstdcxx": self.libstdcxx,
             "elf_class": self.elf_class,
+            "machine": self.machine,
         }
 
 

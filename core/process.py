@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import networkx as nx
-from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.loader import Loader, LoaderConfig, loader_config
 from glibc_doctor.core.model import (
     EdgeRequest,
@@ -39,6 +38,7 @@ from glibc_doctor.core.model import (
     Target,
     Via,
 )
+from glibc_doctor.core.sysroot import Sysroot, host_path
 
 if TYPE_CHECKING:
     from glibc_doctor.core.lookups import SharedLookups
@@ -52,18 +52,20 @@ def simulate(
     strict: bool = False,
     env: Mapping[str, str] | None = None,
     shared: SharedLookups | None = None,
+    root: Sysroot | None = None,
 ) -> nx.DiGraph[str]:
     """The process ``target`` would be, as a graph (node and edge attributes in CONTRACTS.md).
 
     ``shared`` lets many simulations of one unchanged file system read, list and search once
-    (``core/lookups.py``); the graph is the same with or without it.
+    (``core/lookups.py``); the graph is the same with or without it. Under ``root`` the target's paths
+    and every node are paths inside that directory (``scan --root``).
     """
     environ = os.environ if env is None else env
-    if shared is not None:
+    if shared is not None and root is None:
         config = shared.loader_config(target.executable, environ)
     else:
-        config = loader_config(target.executable, environ)
-    process = _Process(target, config, strict, shared)
+        config = loader_config(target.executable, environ, root)
+    process = _Process(target, config, strict, shared if root is None else None)
     process.graph.graph["tunables"] = environ.get("GLIBC_TUNABLES", "")  # static TLS surplus, exec stack
     process.start()
     for extension in target.extensions:
@@ -93,6 +95,7 @@ class _Process:
         self.graph: nx.DiGraph[str] = nx.DiGraph(
             target=target,
             root=target.executable,
+            sysroot=config.root,
             loader=None,
             config=config,
             strict=strict,
@@ -106,7 +109,7 @@ class _Process:
     def start(self) -> None:
         """The main program, its PT_INTERP loader, the preloads, then the breadth-first closure."""
         main_path = self.target.executable
-        main = read_elf(main_path)
+        main = self.loader.reader_facts(main_path)
         root = Resolution(main_path, "", main_path, Via.ROOT, "the program the process execs")
         self._add_node(main_path, main, Role.INTERPRETER, root, parent=None)
         self.loader.mark_loaded(main_path, main)
@@ -129,8 +132,8 @@ class _Process:
         if not interp:
             self.graph.graph["notes"].append(f"{main_path} has no PT_INTERP (static or a library)")
             return
-        path = interp if os.path.exists(interp) else self.config.path
-        facts = read_elf(path)
+        path = interp if os.path.exists(self.config.host(interp)) else self.config.path
+        facts = self.loader.reader_facts(path)
         if not facts.ok:
             self.graph.graph["notes"].append(f"the loader {interp} cannot be read: {facts.detail}")
             return
@@ -307,10 +310,14 @@ class _Process:
                 seen.setdefault(name, set()).add(path)
         alternatives: dict[str, list[str]] = {}
         for name, paths in sorted(seen.items()):
-            by_file = {os.path.realpath(path): path for path in sorted(paths)} if len(paths) > 1 else {}
-            if len(by_file) > 1 and len({_content(path) for path in by_file}) > 1:
+            by_file = {self._realpath(path): path for path in sorted(paths)} if len(paths) > 1 else {}
+            if len(by_file) > 1 and len({_content(host_path(self.config.root, p)) for p in by_file}) > 1:
                 alternatives[name] = sorted(by_file.values())
         return list(alternatives), alternatives
+
+    def _realpath(self, path: str) -> str:
+        root = self.config.root
+        return root.realpath(path) if root is not None else os.path.realpath(path)
 
     def _alone(self, extension: Extension) -> list[tuple[str, str]]:
         """(name, path) of every object newly found when ``extension`` is the first one imported;

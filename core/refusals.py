@@ -30,7 +30,17 @@ from dataclasses import dataclass, replace
 
 import networkx as nx
 from glibc_doctor.core.loader import cpu_flags, x86_isa_levels
-from glibc_doctor.core.model import EM_386, EM_X86_64, Conflict, Effect, ElfFacts, Kind, Role, Severity
+from glibc_doctor.core.model import (
+    EM_386,
+    EM_AARCH64,
+    EM_X86_64,
+    Conflict,
+    Effect,
+    ElfFacts,
+    Kind,
+    Role,
+    Severity,
+)
 from glibc_doctor.core.static_tls import (
     TUNABLES_SINCE,
     Placement,
@@ -46,6 +56,9 @@ from glibc_doctor.core.versions import GlibcVersion
 
 RELR_SINCE = GlibcVersion(2, 36)
 ISA_CHECK_SINCE = GlibcVersion(2, 33)
+# The largest page an aarch64 kernel may have (RHEL, Oracle Linux and some cloud images run 64 KiB).
+AARCH64_LARGEST_PAGE = 65536
+PAGE_ALIGN_WORDS = "ELF load command alignment not page-aligned"  # _dl_map_object_from_fd's words
 EXEC_STACK_REFUSED_SINCE = GlibcVersion(2, 41)
 EXECSTACK_TUNABLE_2_SINCE = GlibcVersion(2, 42)  # glibc.rtld.execstack=2: executable from the start
 RELR_MARKER = "GLIBC_ABI_DT_RELR"
@@ -67,6 +80,7 @@ class Setting:
     tunables: str = ""
     stdenv: GlibcVersion | None = None
     repatch: str | None = None
+    page_size: int | None = None  # the kernel's page size, when the process runs on this machine
 
 
 def cpu_isa_bits(flags: frozenset[str] | None = None) -> int | None:
@@ -101,7 +115,16 @@ def setting_for(
     config = graph.graph.get("config")
     release = getattr(config, "release", None) or glibc_version
     tunables = str(graph.graph.get("tunables") or "")
-    return Setting(release_of(release), cpu_isa_bits(), tunables, release_of(stdenv), repatch)
+    page = page_size_here(getattr(config, "machine", 0))
+    return Setting(release_of(release), cpu_isa_bits(), tunables, release_of(stdenv), repatch, page)
+
+
+def page_size_here(machine: int) -> int | None:
+    """This kernel's page size when a program of ``machine`` runs on this machine, else None (an aarch64
+    program scanned elsewhere may meet 4, 16 or 64 KiB pages)."""
+    here = {"x86_64": EM_X86_64, "aarch64": EM_AARCH64, "i686": EM_386}.get(os.uname().machine)
+    native = machine == here or (machine == EM_386 and here == EM_X86_64)
+    return os.sysconf("SC_PAGE_SIZE") if native else None
 
 
 def refused_under(
@@ -122,6 +145,7 @@ def refusals(graph: nx.DiGraph[str], setting: Setting) -> list[Conflict]:
         facts = process.facts(node)
         found += _relr(process, node, facts, setting)
         found += _isa(process, node, facts, setting)
+        found += _page_size(process, node, facts, setting)
         if node not in process.startup:
             found += _exec_stack(process, node, facts, setting)
     found += _static_tls(process, setting)
@@ -409,6 +433,49 @@ def _isa(process: _Process, node: str, facts: ElfFacts, setting: Setting) -> lis
             fixes=fixes,
         )
     ]
+
+
+# --- page size ------------------------------------------------------------------------------------------
+
+
+def _page_size(process: _Process, node: str, facts: ElfFacts, setting: Setting) -> list[Conflict]:
+    """An aarch64 object whose PT_LOADs are aligned below the kernel's page size: ld.so refuses to map
+    it. On this machine the page size is known (an error); for an aarch64 program scanned elsewhere it
+    is not, and an object that a 64 KiB-page kernel would refuse is a warning (it loads on 4 KiB)."""
+    limit = facts.page_limit
+    loader_machine = getattr(process.graph.graph.get("config"), "machine", 0)
+    if loader_machine != EM_AARCH64 or facts.machine != EM_AARCH64 or not limit or node == process.root:
+        return []
+    page = setting.page_size or AARCH64_LARGEST_PAGE
+    if limit >= page:
+        return []
+    name = process.name(node)
+    cause = (
+        f"{name}'s PT_LOAD segments are aligned to {limit} bytes (it was linked with -z max-page-size="
+        f"{limit}, or patched by a tool that aligned a new segment so); ld.so maps segments in whole pages "
+        f"and refuses one whose alignment is not a multiple of the kernel's page size"
+    )
+    fixes = (
+        f"install a build of {name} linked with -Wl,-z,max-page-size=65536 (GNU ld's aarch64 default)",
+        "run it on a kernel with 4 KiB pages",
+    )
+    if setting.page_size is not None:
+        return [
+            _conflict(
+                process, node, Kind.PAGE_SIZE, PAGE_ALIGN_WORDS, cause=f"{cause} ({page}).", fixes=fixes
+            )
+        ]
+    record = _conflict(
+        process,
+        node,
+        Kind.PAGE_SIZE,
+        f"{PAGE_ALIGN_WORDS} on a kernel with {page // 1024} KiB pages",
+        cause=f"{cause}: it loads with 4 KiB pages, and a kernel with {page // 1024} KiB pages (RHEL, Oracle "
+        "Linux and some cloud images on arm64) refuses it.",
+        fixes=fixes,
+        effect=Effect.LOADS,
+    )
+    return [replace(record, severity=Severity.WARNING)]
 
 
 # --- static TLS -----------------------------------------------------------------------------------------

@@ -36,7 +36,9 @@ from glibc_doctor.core.model import (
 )
 from glibc_doctor.core.process import simulate
 from glibc_doctor.core.stdenv import find_stdenv
+from glibc_doctor.core.sysroot import Sysroot
 from glibc_doctor.core.targets import resolve_target, target_from_pid
+from glibc_doctor.core.targets.rooted import resolve_in_root
 from glibc_doctor.core.versions import newest
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ class ScanResult:
     glibc: GlibcInfo
     stdenv: StdenvInfo | None
     notes: tuple[str, ...] = ()
+    root: str | None = None  # ``--root DIR``: every path of the result is a path inside DIR
 
     @property
     def errors(self) -> tuple[Conflict, ...]:
@@ -97,6 +100,7 @@ class ScanResult:
             # loaded yet); the objects it reaches that the exact graph lacks are in strict_objects.
             "strict_edges": edges_json(self.strict_graph) if self.strict_graph is not None else None,
             "strict_objects": _strict_only_objects(self.graph, self.strict_graph),
+            "root": self.root,
         }
 
 
@@ -112,34 +116,46 @@ def scan_steps(
     env: Mapping[str, str] | None = None,
     strict: bool = False,
     cancel: threading.Event | None = None,
+    root: str | None = None,
 ) -> Iterator[ScanProgress | ScanResult]:
     """Yield a ``ScanProgress`` before each stage, then the ``ScanResult``.
 
     When ``cancel`` is set the generator stops between stages without a result (no exception: the
-    TUI's worker simply sees the loop end).
+    TUI's worker simply sees the loop end). ``root`` is a directory seen as ``/`` (a sysroot, chroot
+    or unpacked image): ``spec`` and ``ext`` are paths inside it, and so is every path of the result.
     """
     environ = dict(os.environ if env is None else env)
+    sysroot = open_root(root) if root is not None else None
     total = len(STAGES)
 
     def cancelled() -> bool:
         return cancel is not None and cancel.is_set()
 
     yield ScanProgress(STAGES[0], f"reading target {spec if pid is None else pid}", 0, total)
-    target = target_from_pid(pid) if pid is not None else resolve_target(spec, tuple(ext))
+    if sysroot is not None:
+        if pid is not None:
+            raise TargetError("--root and --pid do not go together: a running process has its own root")
+        target = resolve_in_root(spec, tuple(ext), sysroot)
+    else:
+        target = target_from_pid(pid) if pid is not None else resolve_target(spec, tuple(ext))
     if cancelled():
         return
     yield ScanProgress(STAGES[1], f"resolving what {os.path.basename(target.executable)} loads", 1, total)
-    graph = simulate(target, strict=False, env=environ)
+    graph = simulate(target, strict=False, env=environ, root=sysroot)
     _check_root(graph)
     strict_graph = None
     if strict and not cancelled():
         yield ScanProgress(STAGES[2], "resolving each dependency on its own (strict)", 2, total)
-        strict_graph = simulate(target, strict=True, env=environ)
+        strict_graph = simulate(target, strict=True, env=environ, root=sysroot)
     if cancelled():
         return
     yield ScanProgress(STAGES[3], "checking symbol versions", 3, total)
-    stdenv, notes = stdenv_or_notes(glibc, environ, target_class(graph))
-    result = _analysed(target, graph, strict_graph, stdenv, notes)
+    notes: tuple[str, ...]
+    if sysroot is not None and glibc is None:
+        stdenv, notes = None, (ROOT_STDENV_NOTE,)
+    else:
+        stdenv, notes = stdenv_or_notes(glibc, environ, target_class(graph), target_machine(graph))
+    result = _analysed(target, graph, strict_graph, stdenv, notes, sysroot)
     if cancelled():
         return
     yield ScanProgress(STAGES[4], "done", 4, total)
@@ -151,19 +167,19 @@ def scan_target(
     *,
     env: Mapping[str, str],
     strict: bool,
-    stdenv_of: Callable[[int], tuple[StdenvInfo | None, tuple[str, ...]]],
+    stdenv_of: Callable[[int, int], tuple[StdenvInfo | None, tuple[str, ...]]],
     shared: SharedLookups | None = None,
 ) -> ScanResult:
     """The scan of an already resolved ``target``, as ``scan_steps`` makes it.
 
     Many scans in a row (an audit) share ``shared`` (``core/lookups.py``) and ask ``stdenv_of`` (the
-    stdenv and its notes for an ELF class, ``stdenv_or_notes`` memoised by the caller) instead of
+    stdenv and its notes for an ELF class and machine, ``stdenv_or_notes`` memoised by the caller) instead of
     finding the stdenv each time. Raises ``TargetError`` when the program itself cannot be loaded.
     """
     graph = simulate(target, strict=False, env=env, shared=shared)
     _check_root(graph)
     strict_graph = simulate(target, strict=True, env=env, shared=shared) if strict else None
-    stdenv, notes = stdenv_of(target_class(graph))
+    stdenv, notes = stdenv_of(target_class(graph), target_machine(graph))
     return _analysed(target, graph, strict_graph, stdenv, notes)
 
 
@@ -173,6 +189,7 @@ def _analysed(
     strict_graph: nx.DiGraph[str] | None,
     stdenv: StdenvInfo | None,
     notes: tuple[str, ...],
+    sysroot: Sysroot | None = None,
 ) -> ScanResult:
     return ScanResult(
         target=target,
@@ -182,7 +199,22 @@ def _analysed(
         glibc=glibc_info(graph),
         stdenv=stdenv,
         notes=target.notes + notes,
+        root=sysroot.dir if sysroot is not None else None,
     )
+
+
+ROOT_STDENV_NOTE = (
+    "no stdenv under --root: this machine's compiler does not build for the image (give --glibc DIR "
+    "to compare with a glibc)"
+)
+
+
+def open_root(directory: str) -> Sysroot:
+    """The ``--root`` directory, or ``TargetError`` with one line."""
+    try:
+        return Sysroot.at(directory)
+    except OSError as error:
+        raise TargetError(f"--root {directory}: {error.strerror or error}") from error
 
 
 def scan(
@@ -195,17 +227,20 @@ def scan(
     strict: bool = False,
     progress: Callable[[ScanProgress], None] | None = None,
     use_cache: bool = True,
+    root: str | None = None,
 ) -> ScanResult:
-    """Run ``scan_steps`` to the end; with ``use_cache`` store the result for a repeated ``scan --json``."""
+    """Run ``scan_steps`` to the end; with ``use_cache`` store the result for a repeated ``scan --json``
+    (not under ``root``: the result cache keys on this machine's files)."""
     result: ScanResult | None = None
-    for event in scan_steps(spec, ext=ext, glibc=glibc, pid=pid, env=env, strict=strict):
+    steps = scan_steps(spec, ext=ext, glibc=glibc, pid=pid, env=env, strict=strict, root=root)
+    for event in steps:
         if isinstance(event, ScanResult):
             result = event
         elif progress is not None:
             progress(event)
     if result is None:
         raise ScanCancelled(f"scan of {spec} cancelled")
-    if use_cache and pid is None:
+    if use_cache and pid is None and root is None:
         environ = os.environ if env is None else env
         request = scancache.ScanRequest(spec, tuple(ext), glibc, strict)
         store_result(request, environ, result)
@@ -306,12 +341,19 @@ def target_class(graph: nx.DiGraph[str]) -> int:
     return 32 if getattr(config, "elf_class", 64) == 32 and getattr(config, "machine", 0) == EM_386 else 64
 
 
+def target_machine(graph: nx.DiGraph[str]) -> int:
+    """The e_machine of the target's loader: an aarch64 program's stdenv is an aarch64 glibc (the
+    cross compiler's on another machine)."""
+    machine: int = getattr(graph.graph.get("config"), "machine", 0)
+    return machine
+
+
 def stdenv_or_notes(
-    glibc: str | None, env: Mapping[str, str], elf_class: int = 64
+    glibc: str | None, env: Mapping[str, str], elf_class: int = 64, machine: int = 0
 ) -> tuple[StdenvInfo | None, tuple[str, ...]]:
     """The stdenv when it can be found; a scan is still useful without it, so errors become a note."""
     try:
-        return find_stdenv(glibc, env=env, elf_class=elf_class), ()
+        return find_stdenv(glibc, env=env, elf_class=elf_class, machine=machine), ()
     except (StdenvError, OSError) as error:
         i386 = " (the i386 glibc: is gcc-multilib installed?)" if elf_class == 32 else ""
         return None, (f"stdenv not found{i386}: {error}",)

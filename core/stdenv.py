@@ -10,7 +10,10 @@ what could change it (the compiler's real path and mtime, ``PATH``, ``CC``, ``NI
 against the stat of the files it found: ``ensure`` must be fast when nothing moved.
 
 A 32-bit x86 target's stdenv is the i386 glibc the same compiler links with ``-m32`` (gcc-multilib;
-a Nix cc-wrapper's ``nix-support/dynamic-linker-m32``): ``elf_class=32`` asks for it.
+a Nix cc-wrapper's ``nix-support/dynamic-linker-m32``): ``elf_class=32`` asks for it. A target of
+another architecture (an aarch64 store checked on an x86-64 machine) asks with ``machine``: its stdenv
+is what that architecture's cross compiler links (``aarch64-linux-gnu-gcc``), as ``cc`` would on the
+machine itself; ``machine=0`` is this machine's own.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ if TYPE_CHECKING:
 
 LOADER_NAME = "ld-linux-x86-64.so.2"
 LOADER_NAMES = {64: LOADER_NAME, 32: "ld-linux.so.2"}
+EM_386, EM_X86_64, EM_AARCH64 = 3, 62, 183  # core.model's, without importing it on the fast path
+AARCH64_LOADER = "ld-linux-aarch64.so.1"
+# The GNU triplet of each machine a cross compiler may build for (``aarch64-linux-gnu-gcc``).
+TRIPLETS = {EM_X86_64: "x86_64-linux-gnu", EM_AARCH64: "aarch64-linux-gnu"}
+_UNAME_MACHINES = {"x86_64": EM_X86_64, "aarch64": EM_AARCH64, "i686": EM_386, "i386": EM_386}
 LIBC_NAME = "libc.so.6"
 LIBSTDCXX_NAME = "libstdc++.so.6"
 CACHE_FORMAT = 2
@@ -56,6 +64,20 @@ _DEFAULT_DIRS_32 = (
 )
 _GLIBC_SUBDIRS = ("", "lib", "lib64", "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "usr/lib64")
 _GLIBC_SUBDIRS_32 = ("", "lib", "lib32", "lib/i386-linux-gnu", "usr/lib/i386-linux-gnu", "usr/lib32")
+_GLIBC_SUBDIRS_AARCH64 = ("", "lib", "lib64", "lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu")
+
+
+def host_machine() -> int:
+    """This machine's e_machine (``os.uname``), 0 when unknown."""
+    return _UNAME_MACHINES.get(os.uname().machine, 0)
+
+
+def cross_machine(machine: int, elf_class: int = 64) -> int:
+    """``machine`` when it needs a cross compiler here, else 0 (this machine's own, or its i386 ABI)."""
+    host = host_machine()
+    if machine in (0, host) or (machine == EM_386 and elf_class == 32 and host == EM_X86_64):
+        return 0
+    return machine
 
 
 class Compiler:
@@ -74,49 +96,66 @@ class Compiler:
 
 
 def find_stdenv(
-    glibc_dir: str | None = None, env: Mapping[str, str] | None = None, *, elf_class: int = 64
+    glibc_dir: str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    elf_class: int = 64,
+    machine: int = 0,
 ) -> StdenvInfo:
     """The stdenv glibc: ``glibc_dir`` when given, else what a probe link with the user's compiler says.
 
-    ``elf_class=32`` is the i386 stdenv (a probe with ``-m32``). Raises StdenvError with one line when
-    neither gives a loader and a libc.
+    ``elf_class=32`` is the i386 stdenv (a probe with ``-m32``); ``machine`` another architecture's
+    (its cross compiler's probe, or ``glibc_dir`` holding its loader). Raises StdenvError with one line
+    when neither gives a loader and a libc.
     """
     environ = dict(os.environ if env is None else env)
-    compiler = find_compiler(environ)
-    key = _request_key(glibc_dir, compiler, environ, elf_class)
+    cross = cross_machine(machine, elf_class)
+    compiler = find_compiler(environ, cross)
+    key = _request_key(glibc_dir, compiler, environ, elf_class, cross)
     entry = _cached_entry(key, glibc_dir, environ) if key is not None else None
     if entry is not None:
         return _from_entry(entry)
     if glibc_dir is not None:
-        info = stdenv_from_dir(glibc_dir, environ, elf_class)
+        info = stdenv_from_dir(glibc_dir, environ, elf_class, cross)
     elif compiler is None:
-        nix = stdenv_from_nix_cc(environ, elf_class)
+        nix = stdenv_from_nix_cc(environ, elf_class) if not cross else None
         if nix is not None:
             return nix
+        if cross:
+            name = f"{TRIPLETS[cross]}-gcc" if cross in TRIPLETS else f"a compiler for e_machine {cross}"
+            raise StdenvError(
+                f"no {name} found: cannot tell which glibc new extensions of that architecture use "
+                "(install its cross compiler, or give --glibc DIR)"
+            )
         raise StdenvError("no C compiler found ($CC, cc, gcc): cannot tell which glibc new extensions use")
     else:
-        info = probe_stdenv(compiler, environ, elf_class)
+        info = probe_stdenv(compiler, environ, elf_class, cross)
     if key is not None:
         _store_cached(key, info, environ)
     return info
 
 
 def cached_fingerprint(
-    glibc_dir: str | None = None, env: Mapping[str, str] | None = None, *, elf_class: int = 64
+    glibc_dir: str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    elf_class: int = 64,
+    machine: int = 0,
 ) -> str | None:
     """The stdenv's fingerprint from the probe cache when it is still valid, else None.
 
     ``ensure``'s no-op path: a JSON file and a few stat calls, no record types, no ELF, no compiler.
     """
     environ = os.environ if env is None else env
-    key = _request_key(glibc_dir, find_compiler(environ), environ, elf_class)
+    cross = cross_machine(machine, elf_class)
+    key = _request_key(glibc_dir, find_compiler(environ, cross), environ, elf_class, cross)
     entry = _cached_entry(key, glibc_dir, environ) if key is not None else None
     fingerprint = entry.get("fingerprint") if entry is not None else None
     return fingerprint if isinstance(fingerprint, str) else None
 
 
 def fingerprint_inputs(
-    glibc_dir: str | None, env: Mapping[str, str], elf_class: int = 64
+    glibc_dir: str | None, env: Mapping[str, str], elf_class: int = 64, machine: int = 0
 ) -> list[str] | None:
     """The files and directories whose change can change ``cached_fingerprint(glibc_dir, env, elf_class)``.
 
@@ -130,13 +169,14 @@ def fingerprint_inputs(
     """
     from glibc_doctor.core.hookstate import existing_ancestor, link_dirs, watch_file
 
-    compiler = find_compiler(env)
-    key = _request_key(glibc_dir, compiler, env, elf_class)
+    cross = cross_machine(machine, elf_class)
+    compiler = find_compiler(env, cross)
+    key = _request_key(glibc_dir, compiler, env, elf_class, cross)
     entry = _cached_entry(key, glibc_dir, env) if key is not None else None
     if entry is None:
         return None
     watched: list[str] = []
-    names = {"cc", "gcc", *(env.get("CC", "").split()[:1])}
+    names = {"cc", "gcc", *(env.get("CC", "").split()[:1])} if not cross else {_cross_gcc(cross)}
     for directory in env.get("PATH", os.defpath).split(os.pathsep):
         if not directory.startswith("/"):
             return None
@@ -157,9 +197,13 @@ def fingerprint_inputs(
 
 
 def _request_key(
-    glibc_dir: str | None, compiler: Compiler | None, env: Mapping[str, str], elf_class: int = 64
+    glibc_dir: str | None,
+    compiler: Compiler | None,
+    env: Mapping[str, str],
+    elf_class: int = 64,
+    cross: int = 0,
 ) -> str | None:
-    abi = " -m32" if elf_class == 32 else ""
+    abi = (" -m32" if elf_class == 32 else "") + (f" machine={cross}" if cross else "")
     if glibc_dir is not None:
         return _cache_key(compiler, env, f"--glibc {os.path.realpath(glibc_dir)}{abi}")
     return _cache_key(compiler, env, abi) if compiler is not None else None
@@ -169,24 +213,29 @@ def _abi_flags(elf_class: int) -> tuple[str, ...]:
     return ("-m32",) if elf_class == 32 else ()
 
 
-def stdenv_from_dir(glibc_dir: str, env: Mapping[str, str], elf_class: int = 64) -> StdenvInfo:
+def stdenv_from_dir(
+    glibc_dir: str, env: Mapping[str, str], elf_class: int = 64, machine: int = 0
+) -> StdenvInfo:
     """The glibc in ``glibc_dir`` (its lib directory, or a prefix holding ``lib``/``lib64``; ``lib32``
-    and the i386 directories for ``elf_class=32``)."""
+    and the i386 directories for ``elf_class=32``, the aarch64 ones for ``machine`` aarch64)."""
     from pathlib import Path
 
     root = Path(glibc_dir)
     if not root.is_dir():
         raise StdenvError(f"--glibc {glibc_dir}: not a directory")
-    known = _GLIBC_SUBDIRS_32 if elf_class == 32 else _GLIBC_SUBDIRS
+    aarch64 = machine == EM_AARCH64 or (not machine and host_machine() == EM_AARCH64)
+    known = _GLIBC_SUBDIRS_32 if elf_class == 32 else _GLIBC_SUBDIRS_AARCH64 if aarch64 else _GLIBC_SUBDIRS
     lib_dir = next((root / sub for sub in known if (root / sub / LIBC_NAME).exists()), None)
     if lib_dir is None:
         raise StdenvError(f"--glibc {glibc_dir}: no {LIBC_NAME} in it or in its lib directories")
-    name = LOADER_NAMES[elf_class]
+    name = AARCH64_LOADER if aarch64 else LOADER_NAMES[elf_class]
     subdirs = (str(lib_dir.relative_to(root)), *known)
     loader = next((root / sub / name for sub in subdirs if (root / sub / name).exists()), None)
     if loader is None:
         raise StdenvError(f"--glibc {glibc_dir}: no {name} next to its {LIBC_NAME}")
-    libstdcxx = _libstdcxx_for(find_compiler(env), env, prefer_dir=str(lib_dir), flags=_abi_flags(elf_class))
+    libstdcxx = _libstdcxx_for(
+        find_compiler(env, machine), env, prefer_dir=str(lib_dir), flags=_abi_flags(elf_class)
+    )
     return make_stdenv(str(loader), str(lib_dir / LIBC_NAME), libstdcxx, f"--glibc {glibc_dir}", elf_class)
 
 
@@ -210,15 +259,23 @@ def stdenv_from_nix_cc(env: Mapping[str, str], elf_class: int = 64) -> StdenvInf
     return make_stdenv(loader, libc, None, f"$NIX_CC {nix_cc}", elf_class)
 
 
-def find_compiler(env: Mapping[str, str]) -> Compiler | None:
-    """``$CC`` (split like a shell would), else ``cc``, else ``gcc``, found on the env's PATH."""
+def _cross_gcc(machine: int) -> str:
+    return f"{TRIPLETS.get(machine, 'unknown')}-gcc"
+
+
+def find_compiler(env: Mapping[str, str], cross: int = 0) -> Compiler | None:
+    """``$CC`` (split like a shell would), else ``cc``, else ``gcc``, found on the env's PATH; for a
+    ``cross`` machine its cross compiler (``aarch64-linux-gnu-gcc``): ``$CC`` builds for this one."""
     search_path = env.get("PATH", os.defpath)
     choices: list[list[str]] = []
-    if env.get("CC", "").strip():
+    if cross:
+        choices.append([_cross_gcc(cross)])
+    elif env.get("CC", "").strip():
         import shlex
 
         choices.append(shlex.split(env["CC"]))
-    choices += [["cc"], ["gcc"]]
+    if not cross:
+        choices += [["cc"], ["gcc"]]
     for argv in choices:
         found = which(argv[0], search_path) if "/" not in argv[0] else argv[0]
         if found and os.access(found, os.X_OK):
@@ -235,9 +292,13 @@ def which(name: str, search_path: str) -> str | None:
     return None
 
 
-def probe_stdenv(compiler: Compiler, env: Mapping[str, str], elf_class: int = 64) -> StdenvInfo:
+def probe_stdenv(
+    compiler: Compiler, env: Mapping[str, str], elf_class: int = 64, cross: int = 0
+) -> StdenvInfo:
     """Link a tiny program with ``compiler`` (``-m32`` for the i386 stdenv) and read which loader and
-    libc the linker gave it."""
+    libc the linker gave it. A cross compiler's probe names the loader as the target machine has it
+    (``/lib/ld-linux-aarch64.so.1``); here its files are the cross toolchain's, which the compiler
+    finds (``-print-file-name``)."""
     import tempfile
     from pathlib import Path
 
@@ -252,14 +313,31 @@ def probe_stdenv(compiler: Compiler, env: Mapping[str, str], elf_class: int = 64
         facts = read_elf(str(binary))
         if not facts.ok or facts.interpreter is None:
             raise StdenvError(f"the probe linked by {compiler.name} has no program interpreter (static?)")
-        libc = resolve_libc(facts.interpreter, facts.rpath, facts.runpath, str(binary), elf_class)
+        interpreter = facts.interpreter
+        if cross and not os.path.exists(interpreter):
+            interpreter, libc = _cross_files(compiler, env, interpreter)
+        else:
+            libc = resolve_libc(interpreter, facts.rpath, facts.runpath, str(binary), elf_class)
     if libc is None:
         raise StdenvError(f"cannot find the {LIBC_NAME} that the probe linked by {compiler.name} would load")
     source_text = f"probe: {' '.join([compiler.name, *flags])}"
     if env.get("NIX_CC"):
         source_text += f" ($NIX_CC {env['NIX_CC']})"
     libstdcxx = _libstdcxx_for(compiler, env, prefer_dir=None, flags=flags)
-    return make_stdenv(facts.interpreter, libc, libstdcxx, source_text, elf_class)
+    return make_stdenv(interpreter, libc, libstdcxx, source_text, elf_class)
+
+
+def _cross_files(compiler: Compiler, env: Mapping[str, str], interpreter: str) -> tuple[str, str | None]:
+    """The cross toolchain's copies of the probe's loader and libc.so.6 (``-print-file-name``)."""
+    found: list[str | None] = []
+    for name in (os.path.basename(interpreter), LIBC_NAME):
+        printed = _run_compiler([*compiler.argv, f"-print-file-name={name}"], env, compiler.name).strip()
+        found.append(
+            os.path.normpath(printed) if os.path.isabs(printed) and os.path.exists(printed) else None
+        )
+    if found[0] is None:
+        raise StdenvError(f"{compiler.name} links {interpreter}, which neither this machine nor it has")
+    return found[0], found[1]
 
 
 def _run_compiler(argv: Sequence[str], env: Mapping[str, str], name: str) -> str:
@@ -346,7 +424,7 @@ def make_stdenv(
     loader: str, libc: str, libstdcxx: str | None, source: str, elf_class: int = 64
 ) -> StdenvInfo:
     """Assemble the record: release from the libc, lib dirs (glibc first), fingerprint of the files."""
-    from glibc_doctor.core.elf import glibc_release
+    from glibc_doctor.core.elf import glibc_release, read_elf
     from glibc_doctor.core.model import StdenvInfo
 
     lib_dirs = [os.path.dirname(libc)]
@@ -361,6 +439,7 @@ def make_stdenv(
         fingerprint=fingerprint((loader, libc, libstdcxx)),
         libstdcxx=libstdcxx,
         elf_class=elf_class,
+        machine=read_elf(loader).machine or EM_X86_64,
     )
 
 
@@ -454,6 +533,7 @@ def _from_entry(entry: Mapping[str, object]) -> StdenvInfo:
         fingerprint=str(entry["fingerprint"]),
         libstdcxx=_opt_str(entry["libstdcxx"]),
         elf_class=32 if entry.get("elf_class") == 32 else 64,
+        machine=int(str(entry.get("machine", EM_X86_64))),
     )
 
 

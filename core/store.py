@@ -286,16 +286,18 @@ def _current_fingerprint(
 ) -> str | None:
     if key not in seen:
         try:
-            seen[key] = current_stdenv(key[0], env, key[1]).fingerprint
+            seen[key] = current_stdenv(key[0], env, key[1], key[2]).fingerprint
         except DoctorError:
             seen[key] = None
     return seen[key]
 
 
-def current_stdenv(glibc_dir: str | None, env: Mapping[str, str] | None, elf_class: int = 64) -> StdenvInfo:
+def current_stdenv(
+    glibc_dir: str | None, env: Mapping[str, str] | None, elf_class: int = 64, machine: int = 0
+) -> StdenvInfo:
     from glibc_doctor.core.stdenv import find_stdenv
 
-    return find_stdenv(glibc_dir, env, elf_class=elf_class)
+    return find_stdenv(glibc_dir, env, elf_class=elf_class, machine=machine)
 
 
 def find_manifest(spec: str, env: Mapping[str, str] | None = None) -> Manifest:
@@ -434,7 +436,7 @@ def stale_manifests(
             continue
         key = _stdenv_key(manifest.glibc_dir, manifest.current.stdenv)
         if key not in stdenvs:
-            stdenvs[key] = current_stdenv(key[0], env, key[1])
+            stdenvs[key] = current_stdenv(key[0], env, key[1], key[2])
         if stdenvs[key].fingerprint != manifest.current.fingerprint:
             stale.append(manifest)
     return stale, stdenvs

@@ -20,14 +20,21 @@ TYPE_CHECKING = False  # typing costs an import on this path; mypy treats the na
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-StdenvKey = tuple[str | None, int]  # (--glibc DIR or None for the probe, ELF class: 32 is the i386 glibc)
+# (--glibc DIR or None for the probe, ELF class: 32 is the i386 glibc, e_machine: 0 is this machine's)
+StdenvKey = tuple[str | None, int, int]
 
 
 def stdenv_key(glibc_dir: str | None, recorded_stdenv: object) -> StdenvKey:
-    """Which stdenv a build follows: its --glibc DIR and the class of the stdenv it was built against (a
-    32-bit target's fix follows the i386 glibc; a manifest from before the class was recorded is 64)."""
-    elf_class = recorded_stdenv.get("elf_class") if isinstance(recorded_stdenv, dict) else None
-    return glibc_dir, 32 if elf_class == 32 else 64
+    """Which stdenv a build follows: its --glibc DIR and the class and machine of the stdenv it was built
+    against (a 32-bit target's fix follows the i386 glibc, an aarch64 one on an x86-64 machine the cross
+    compiler's; a manifest from before the class or machine was recorded is 64-bit x86-64)."""
+    recorded = recorded_stdenv if isinstance(recorded_stdenv, dict) else {}
+    machine = recorded.get("machine")
+    return (
+        glibc_dir,
+        32 if recorded.get("elf_class") == 32 else 64,
+        machine if isinstance(machine, int) else 0,
+    )
 
 
 def data_dir(env: Mapping[str, str]) -> str:
@@ -66,7 +73,7 @@ def up_to_date_stdenvs(files: list[str], env: Mapping[str, str]) -> set[StdenvKe
         if data.get("pinned"):
             continue
         if key not in fingerprints:
-            fingerprints[key] = cached_fingerprint(key[0], env, elf_class=key[1])
+            fingerprints[key] = cached_fingerprint(key[0], env, elf_class=key[1], machine=key[2])
         if fingerprints[key] is None or fingerprints[key] != wanted:
             return None
     return set(fingerprints)
@@ -96,8 +103,8 @@ def record_verdict(files: list[str], stdenvs: set[StdenvKey], env: Mapping[str, 
         hookstate.existing_ancestor(os.path.join(data_dir(env), "manifests"))
     )
     watched = [*links, manifests, *files]
-    for glibc_dir, elf_class in stdenvs:
-        inputs = fingerprint_inputs(glibc_dir, env, elf_class)
+    for glibc_dir, elf_class, machine in stdenvs:
+        inputs = fingerprint_inputs(glibc_dir, env, elf_class, machine)
         if inputs is None:
             hookstate.clear(env)
             return

@@ -243,12 +243,12 @@ def interpreter_for(
         )
     layout = python_layout(target.executable)
     bare = replace(target, extensions=())
-    stdenv_memo: dict[int, tuple[StdenvInfo | None, tuple[str, ...]]] = {}
+    stdenv_memo: dict[tuple[int, int], tuple[StdenvInfo | None, tuple[str, ...]]] = {}
 
-    def stdenv_of(elf_class: int) -> tuple[StdenvInfo | None, tuple[str, ...]]:
-        if elf_class not in stdenv_memo:
-            stdenv_memo[elf_class] = stdenv_or_notes(glibc, env, elf_class)
-        return stdenv_memo[elf_class]
+    def stdenv_of(elf_class: int, machine: int) -> tuple[StdenvInfo | None, tuple[str, ...]]:
+        if (elf_class, machine) not in stdenv_memo:
+            stdenv_memo[(elf_class, machine)] = stdenv_or_notes(glibc, env, elf_class, machine)
+        return stdenv_memo[(elf_class, machine)]
 
     base = scan_target(bare, env=env, strict=False, stdenv_of=stdenv_of, shared=shared)
     facts = read_elf(target.executable)
@@ -337,7 +337,7 @@ def _checked(
     extensions = tuple(Extension(module.path, module.name, interpreter.caller) for module in modules)
     target = replace(interpreter.target, extensions=extensions)
     result = scan_target(
-        target, env=env, strict=False, stdenv_of=lambda _: (interpreter.stdenv, ()), shared=shared
+        target, env=env, strict=False, stdenv_of=lambda *_: (interpreter.stdenv, ()), shared=shared
     )
     blocking = extension_errors(result.graph, result.conflicts)
     records = _records(extensions, blocking)

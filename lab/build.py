@@ -416,8 +416,9 @@ def _cached_deb(deb_dir: Path, package: str) -> Path | None:
     return found[-1] if found else None
 
 
-def _apt_options(apt_dir: Path, suite: str, mirror: str) -> list[str]:
-    """apt-get with a private sources list and state: the machine's apt lists and status stay untouched."""
+def _apt_options(apt_dir: Path, suite: str, mirror: str, arch: str = "amd64") -> list[str]:
+    """apt-get with a private sources list and state: the machine's apt lists and status stay untouched.
+    ``arch`` is the Debian architecture of the packages (``arm64`` for the aarch64 lab)."""
     for sub in ("lists/partial", "archives/partial", "sources.list.d", "preferences.d"):
         (apt_dir / sub).mkdir(parents=True, exist_ok=True)
     sources = apt_dir / "sources.list"
@@ -433,8 +434,8 @@ def _apt_options(apt_dir: Path, suite: str, mirror: str) -> list[str]:
         "Dir::Cache": apt_dir,
         "Dir::Cache::Archives": apt_dir / "archives",
         "Debug::NoLocking": "1",
-        "APT::Architecture": "amd64",
-        "APT::Architectures": "amd64",
+        "APT::Architecture": arch,
+        "APT::Architectures": arch,
         "APT::Sandbox::User": pwd.getpwuid(os.getuid()).pw_name,
         "Acquire::Languages": "none",
         "Acquire::Check-Valid-Until": "false",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.arm64fixture import arm64_lab  # noqa: F401
 from tests.labfixture import lab  # noqa: F401
 from tests.linktree import missing_from_install
 from tests.refusal_objects import refusal_objects  # noqa: F401

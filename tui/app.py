@@ -52,9 +52,11 @@ class DoctorApp(App[int]):
         glibc: str | None = None,
         path_aliases: Mapping[str, str] | None = None,
         audit: Iterable[str] | None = None,
+        root: str | None = None,
     ) -> None:
         super().__init__()
         self.target = target
+        self.root = root  # --root DIR: the target and every path shown are inside DIR
         self.ext = tuple(ext)
         self.glibc = glibc
         self.audit = tuple(audit) if audit is not None else None
@@ -66,11 +68,11 @@ class DoctorApp(App[int]):
         elif self.target is None:
             self.push_screen(StartScreen())
         else:
-            self.push_screen(MainScreen(self.target, ext=self.ext, glibc=self.glibc))
+            self.push_screen(MainScreen(self.target, ext=self.ext, glibc=self.glibc, root=self.root))
 
     def on_target_chosen(self, message: TargetChosen) -> None:
         self.target = message.spec
-        self.switch_screen(MainScreen(message.spec, ext=self.ext, glibc=self.glibc))
+        self.switch_screen(MainScreen(message.spec, ext=self.ext, glibc=self.glibc, root=self.root))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -147,6 +147,10 @@ def problem_label(conflict: Conflict) -> str:
         )
     if conflict.kind == Kind.STATIC_TLS:
         return "static TLS: no room left for its block"
+    if conflict.kind == Kind.PAGE_SIZE:
+        return "PT_LOAD aligned below the kernel's page size" + (
+            " (64 KiB kernels)" if conflict.effect == Effect.LOADS else ""
+        )
     if conflict.kind == Kind.MIXED_GLIBC:
         return conflict.message.removeprefix(f"{conflict.object}: ")
     return str(conflict.kind)

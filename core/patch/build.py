@@ -27,7 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.errors import PatchError
+from glibc_doctor.core.model import ElfFacts
 from glibc_doctor.core.patch.plan import ElfPatch, FixPlan
 from glibc_doctor.core.patch.view import make_view
 
@@ -127,8 +129,11 @@ def _build_in(
     total = len(plan.elf_patches)
     for done, patch in enumerate(plan.elf_patches, start=1):
         _check_cancel(cancel)
-        for argv in patchelf_argvs(patchelf, patch, os.path.join(staging, patch.relpath)):
+        path = os.path.join(staging, patch.relpath)
+        before = read_elf(path)
+        for argv in patchelf_argvs(patchelf, patch, path, page_size_for(before.machine)):
             _run(argv)
+        check_page_alignment(path, before)
         yield BuildProgress("patched", patch.relpath, done, total)
         if done == 1:
             inject_fault("during-patching")
@@ -143,16 +148,32 @@ def _check_cancel(cancel: threading.Event | None) -> None:
         raise PatchError("cancelled; nothing was changed")
 
 
-def patchelf_argvs(patchelf: str, patch: ElfPatch, path: str) -> list[list[str]]:
+# Page sizes a kernel of the machine may have, where patchelf's own default has been wrong: an
+# aarch64 kernel may run with 64 KiB pages (RHEL, Oracle, some Graviton/Ampere images), and patchelf
+# builds that take the page size from the machine they run on (an x86-64 one: 4 KiB) or from an old
+# default lay out a new PT_LOAD that such a kernel's ld.so refuses to map.
+PAGE_SIZES = {183: 65536}  # EM_AARCH64
+
+
+def page_size_for(machine: int) -> int | None:
+    """The ``--page-size`` to give patchelf for a file of ``machine`` (None: patchelf's default)."""
+    return PAGE_SIZES.get(machine)
+
+
+def patchelf_argvs(
+    patchelf: str, patch: ElfPatch, path: str, page_size: int | None = None
+) -> list[list[str]]:
     """The patchelf calls for one file: one, or two when a DT_RUNPATH must be removed first.
 
     ``--force-rpath`` does not turn an existing DT_RUNPATH into DT_RPATH, so it goes first; the
-    interpreter is set only when it changes (each ``--set-interpreter`` may add a load segment).
+    interpreter is set only when it changes (each ``--set-interpreter`` may add a load segment, laid
+    out for ``page_size`` when given).
     """
     argvs: list[list[str]] = []
+    page = ["--page-size", str(page_size)] if page_size else []
     if patch.old_runpath:
-        argvs.append([patchelf, "--remove-rpath", path])
-    argv = [patchelf]
+        argvs.append([patchelf, *page, "--remove-rpath", path])
+    argv = [patchelf, *page]
     if patch.new_interpreter is not None:
         argv += ["--set-interpreter", patch.new_interpreter]
     argv += ["--force-rpath", "--set-rpath", patch.new_rpath]
@@ -160,6 +181,22 @@ def patchelf_argvs(patchelf: str, patch: ElfPatch, path: str) -> list[list[str]]
         argv += ["--add-needed", name]
     argvs.append([*argv, path])
     return argvs
+
+
+def check_page_alignment(path: str, before: ElfFacts) -> None:
+    """Refuse a patched file whose PT_LOADs a kernel of its machine could not map any more.
+
+    patchelf's known traps on aarch64 (a new PT_LOAD aligned to 4 KiB, a moved PT_NOTE/PT_PHDR whose
+    segment lost the offset/address congruence): the copy must allow every page size the original
+    allowed, up to the machine's largest page (4 KiB on x86).
+    """
+    wanted = min(before.page_limit, PAGE_SIZES.get(before.machine, 4096))
+    after = read_elf(path)
+    if after.ok and wanted and after.page_limit < wanted:
+        raise PatchError(
+            f"patchelf left {os.path.basename(path)} mappable with {after.page_limit}-byte pages only "
+            f"(the original: {before.page_limit}); a kernel with {wanted}-byte pages would refuse it"
+        )
 
 
 def _run(argv: list[str]) -> None:

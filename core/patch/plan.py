@@ -448,12 +448,13 @@ def _remaining_reason(
     return None
 
 
-REFUSAL_KINDS = frozenset({Kind.DT_RELR, Kind.EXEC_STACK, Kind.ISA_LEVEL, Kind.STATIC_TLS})
+REFUSAL_KINDS = frozenset({Kind.DT_RELR, Kind.EXEC_STACK, Kind.ISA_LEVEL, Kind.STATIC_TLS, Kind.PAGE_SIZE})
 _REFUSAL_HINTS = {
     Kind.DT_RELR: "relink it (see its fixes)",
     Kind.EXEC_STACK: "clear its executable-stack flag or rebuild it",
     Kind.ISA_LEVEL: "it was built for a CPU level this machine lacks",
     Kind.STATIC_TLS: "the static TLS surplus is the same; preload it or rebuild it",
+    Kind.PAGE_SIZE: "the kernel's page size is the same; install a build aligned to 64 KiB",
 }
 
 

@@ -61,6 +61,9 @@ class FixResult:
             "stdenv": self.plan.stdenv.as_json(),
             "glibc_view": self.plan.view.as_json(self.plan.uses_runtime),
             "verified": self.verified,
+            # what ran the patched interpreter for the checks: "native", "qemu-aarch64-static" (another
+            # architecture, under qemu), or null when nothing could run it (then never verified)
+            "verified_by": self.verification.runner or None,
             "activated": self.activation.changed if self.activation is not None else [],
             "remaining": [item.as_json() for item in self.remaining],
             "warnings": [conflict.as_json() for conflict in self.plan.warnings],

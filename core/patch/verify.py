@@ -4,19 +4,24 @@ The patched interpreter runs (with a timeout, in an environment without LD_LIBRA
 that would hide what its own headers do) and imports or requires each extension that conflicted
 before, one process per extension so one failure does not hide another. Then the patched process is
 simulated again: a conflict that was not there before means the fix made something worse, and it is
-not activated.
+not activated. An interpreter of another architecture (an aarch64 one fixed on an x86-64 machine) runs
+under qemu's user-mode emulator when it is installed; without one nothing runs, and the build is not
+called verified.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from glibc_doctor.core.model import Conflict, Extension, GlibcInfo, Severity, Target
+from glibc_doctor.core.elf import read_elf
+from glibc_doctor.core.model import EM_386, EM_X86_64, Conflict, Extension, GlibcInfo, Severity, Target
 from glibc_doctor.core.patch.plan import FixPlan
+from glibc_doctor.core.targets.architecture import emulator_for
 
 VERIFY_TIMEOUT = 60.0
 CLEANED_ENV = ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT", "PYTHONHOME", "PYTHONPATH")
@@ -54,11 +59,12 @@ class Verification:
     checks: tuple[ImportCheck, ...]
     worse: tuple[Conflict, ...]  # conflicts of the patched process that the original did not have
     after: tuple[Conflict, ...]  # every error the patched process still has
+    runner: str = "native"  # what ran the checks: "native", the emulator's name, "" when nothing could
 
     @property
     def ok(self) -> bool:
-        """Every extension the plan fixes loads, and nothing got worse."""
-        return not self.worse and all(check.ok for check in self.checks if check.expected)
+        """Every extension the plan fixes loads, and nothing got worse (never when nothing could run)."""
+        return bool(self.runner) and not self.worse and all(c.ok for c in self.checks if c.expected)
 
     def failures(self) -> list[str]:
         lines = [
@@ -123,13 +129,32 @@ def _extension_paths(conflict: Conflict, by_path: Mapping[str, Extension]) -> li
     return [path for path in paths if path in by_path][:1]
 
 
+def runner_for(interpreter: str) -> tuple[list[str] | None, str]:
+    """How to run ``interpreter`` here: (argv prefix, name) — ``[]`` natively, ``[qemu]`` for another
+    architecture with its emulator installed, ``None`` when this machine cannot run it."""
+    facts = read_elf(interpreter)
+    host = read_elf(os.path.realpath(sys.executable))
+    if not facts.ok or not host.ok or facts.machine == host.machine:
+        return [], "native"
+    if host.machine == EM_X86_64 and facts.machine == EM_386:
+        return [], "native"
+    emulator = emulator_for(facts.elf_class, facts.machine)
+    return ([emulator], os.path.basename(emulator)) if emulator is not None else (None, "")
+
+
 def import_check(
-    kind: str, interpreter: str, extension: Extension, expected: bool, env: Mapping[str, str]
+    kind: str,
+    interpreter: str,
+    extension: Extension,
+    expected: bool,
+    env: Mapping[str, str],
+    runner: list[str] | None = None,
 ) -> ImportCheck:
-    """Run ``interpreter`` once to import/require ``extension``."""
+    """Run ``interpreter`` once (under ``runner``, e.g. qemu) to import/require ``extension``."""
     argv = _load_argv(kind, interpreter, extension)
     if argv is None:
         return ImportCheck(extension.path, extension.name, True, expected, "no way to load it; rescan only")
+    argv = [*(runner or []), *argv]
     try:
         done = subprocess.run(
             argv, env=dict(env), capture_output=True, text=True, timeout=VERIFY_TIMEOUT, check=False
@@ -202,11 +227,16 @@ def verify(plan: FixPlan, before: tuple[Conflict, ...], env: Mapping[str, str] |
     interpreter = plan.patched_interpreter
     target = moved_target(plan.target, plan.source_package, plan.destination, interpreter)
     by_path = {os.path.realpath(ext.path): ext for ext in target.extensions}
+    prefix, runner = runner_for(interpreter)
     checks = []
     for extension, expected in conflicted_extensions(plan):
         moved = by_path.get(_moved(extension.path, plan.source_package, plan.destination), extension)
-        checks.append(import_check(plan.target.kind, interpreter, moved, expected, environ))
+        if prefix is None:
+            words = "not run: this machine cannot run the patched interpreter (install qemu-user-static)"
+            checks.append(ImportCheck(moved.path, moved.name, False, expected, words))
+            continue
+        checks.append(import_check(plan.target.kind, interpreter, moved, expected, environ, prefix))
     after = snapshot(target, environ)
     errors = tuple(conflict for conflict in after.conflicts if conflict.severity == Severity.ERROR)
     worse = worse_conflicts(before, errors, plan.source_package, plan.destination)
-    return Verification(tuple(checks), worse, errors)
+    return Verification(tuple(checks), worse, errors, runner)

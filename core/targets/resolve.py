@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.errors import NotElf, TargetError
 from glibc_doctor.core.model import Target
+from glibc_doctor.core.sysroot import real_file
 from glibc_doctor.core.targets.architecture import check_runnable_here
 from glibc_doctor.core.targets.files import (
     ELF_MAGIC,
@@ -90,7 +91,7 @@ def resolve_target(spec: str, ext: Sequence[str] = ()) -> Target:
 def resolve_file(
     spec: str, path: str, ext: Sequence[str], notes: Sequence[str], extra: WrapperPaths | None = None
 ) -> Target:
-    real = os.path.realpath(path)
+    real = real_file(path)
     head = read_head(real)
     if not head.startswith(ELF_MAGIC):
         return _resolve_script(spec, path, head, ext, notes)
@@ -156,6 +157,6 @@ def _prefix_interpreter(prefix: str) -> str | None:
     pythons.sort(key=lambda n: (n.count("."), n), reverse=True)
     for name in [*pythons, "ruby"]:
         candidate = os.path.join(bin_dir, name)
-        if name in names and is_elf_file(os.path.realpath(candidate)):
+        if name in names and is_elf_file(real_file(candidate)):
             return candidate
     return None

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from glibc_doctor.core.elf import read_elf
 from glibc_doctor.core.errors import TargetError
 from glibc_doctor.core.model import Target
+from glibc_doctor.core.sysroot import named_file, real_file
 from glibc_doctor.core.targets.architecture import check_runnable_here
 from glibc_doctor.core.targets.files import is_elf_file, os_reason, read_text
 from glibc_doctor.core.targets.python import (
@@ -44,7 +45,7 @@ def venv_version(cfg: Mapping[str, str]) -> str | None:
 
 def _first_elf(paths: Iterable[str]) -> str | None:
     for path in paths:
-        real = os.path.realpath(path)
+        real = real_file(path)
         if os.path.isfile(real) and is_elf_file(real):
             return real
     return None
@@ -56,9 +57,9 @@ def _venv_base(venv: str, cfg: Mapping[str, str], version: str | None) -> str:
     if not home:
         raise TargetError(f"{venv}/pyvenv.cfg has no 'home =' line; recreate the venv")
     names = ([f"python{version}"] if version else []) + ["python3", "python"]
-    candidates = [os.path.join(home, name) for name in names]
+    candidates = [os.path.join(named_file(home), name) for name in names]
     if cfg.get("executable"):
-        candidates.append(cfg["executable"])
+        candidates.append(named_file(cfg["executable"]))
     candidates += [os.path.join(venv, "bin", name) for name in names]
     base = _first_elf(candidates)
     if base is None:

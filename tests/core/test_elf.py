@@ -69,6 +69,7 @@ FIELDS = (
     "tls_align",
     "tls_firstbyte",
     "x86_isa_needed",
+    "page_limit",
 )
 
 
@@ -118,7 +119,21 @@ def reference_facts(path: Path) -> dict[str, Any]:
         facts["requires"] = _reference_requires(elf)
         facts["defines"] = _reference_defines(elf)
         facts["x86_isa_needed"] = _reference_isa_needed(elf)
+        facts["page_limit"] = _reference_page_limit(elf)
         return facts
+
+
+def _reference_page_limit(elf: ELFFile) -> int:
+    """The largest power of two dividing every PT_LOAD's p_align and p_vaddr - p_offset (0: none)."""
+    limit = 0
+    for segment in elf.iter_segments():
+        if segment["p_type"] != "PT_LOAD":
+            continue
+        for value in (segment["p_align"], (segment["p_vaddr"] - segment["p_offset"]) % (1 << 64)):
+            if value:
+                low = value & -value
+                limit = min(limit, low) if limit else low
+    return limit
 
 
 def _reference_segment(segment: Segment) -> dict[str, Any]:

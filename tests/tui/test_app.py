@@ -7,6 +7,7 @@ lab stays broken for the other tests.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from glibc_doctor.lab.arm64 import Arm64Lab
 from glibc_doctor.lab.build import Lab
 from glibc_doctor.tui.app import DoctorApp
 from glibc_doctor.tui.cli.demo import lab_path_aliases
@@ -509,3 +511,33 @@ def test_demo_where_the_lab_cannot_be_built_says_so_in_one_line(tmp_path: Path) 
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert "the demo cannot be built here" in done.stderr
+
+
+# --- --root: a program inside an image --------------------------------------------------------------
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:  # another file system
+        shutil.copy2(source, destination)
+
+
+async def test_a_program_inside_a_root_is_shown_in_its_inside_paths_and_fix_is_refused(
+    arm64_lab: Arm64Lab, tmp_path: Path
+) -> None:
+    image = tmp_path / "image"
+    for tree in (arm64_lab.store, arm64_lab.venv):  # the aarch64 lab at its own paths inside an image
+        shutil.copytree(tree, image / str(tree).lstrip("/"), symlinks=True, copy_function=_link_or_copy)
+    app = DoctorApp(str(arm64_lab.python), ext=[str(arm64_lab.site_packages)], root=str(image))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        assert screen.result is not None
+        assert screen.result.root == str(image)
+        assert ("ext_pthread", "GLIBC_2.34") in conflict_versions(screen)
+        assert all(not node.startswith(str(image)) for node in screen.result.graph.nodes)
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, MainScreen)  # no plan screen: a fix cannot work in a root
+        assert any("fix does not work with --root" in note.message for note in pilot.app._notifications)

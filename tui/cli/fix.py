@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fix.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     fix.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     fix.add_argument("--json", action="store_true", help="JSON on stdout")
+    fix.add_argument("--root", metavar="DIR", help=argparse.SUPPRESS)  # refused with its reason
     fix.set_defaults(func=run_fix_command)
 
     ensure = subparsers.add_parser(
@@ -114,12 +115,19 @@ def run_fix_command(args: argparse.Namespace) -> int:
     from glibc_doctor.core.errors import PatchError
     from glibc_doctor.core.patch import FixResult, run_fix
     from glibc_doctor.core.patch.plan import plan_fix
-    from glibc_doctor.core.scan import scan, target_class
+    from glibc_doctor.core.scan import scan, target_class, target_machine
     from glibc_doctor.core.stdenv import find_stdenv
 
+    if args.root is not None:
+        from glibc_doctor.core.errors import DoctorError
+        from glibc_doctor.core.sysroot import FIX_REFUSAL
+
+        raise DoctorError(FIX_REFUSAL)
     err = _console(stderr=True)
     result = scan(args.target, ext=tuple(args.ext), use_cache=False)
-    stdenv = find_stdenv(args.glibc, elf_class=target_class(result.graph))
+    stdenv = find_stdenv(
+        args.glibc, elf_class=target_class(result.graph), machine=target_machine(result.graph)
+    )
     found = store.source_snapshot(result.target)
     source, current_root = (found[0], found[1]) if found is not None else (result, None)
     plan = plan_fix(source, stdenv, str(store.data_dir()))
@@ -224,6 +232,11 @@ def _show_fix(args: argparse.Namespace, fixed: FixResult) -> None:
         return
     console = _console()
     mark = "[green]verified[/green]" if fixed.verified else "[red]NOT verified[/red]"
+    runner = fixed.verification.runner
+    if runner and runner != "native":
+        mark += f" under {runner}"
+    elif not runner:
+        mark += ": nothing here can run it"
     console.print(f"patched interpreter {fixed.plan.patched_interpreter} ({mark})")
     console.print(f"glibc {fixed.plan.stdenv.version} from {fixed.plan.stdenv.source}")
     console.print(f"glibc view {fixed.plan.view.root}", markup=False)

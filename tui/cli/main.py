@@ -67,10 +67,14 @@ examples:
   glibc-doctor scan /nix/store/...-python3-3.9/bin/python3.9 --ext ./build/lib --strict
   glibc-doctor scan --pid 4242 --json
   glibc-doctor scan ./.venv --format dot | dot -Tsvg > process.svg
+  glibc-doctor scan --root ./arm64-rootfs /usr/bin/python3 --json
 
 TARGET is a python interpreter, a venv directory, a ruby, or any program (give its plugins with --ext).
 Nothing is run: the loader's decisions are computed from the files. --strict also resolves every
 dependency on its own, to find conflicts hidden today by the load order (latent warnings, exit 1).
+--root DIR reads everything inside DIR as its programs see it (its ld.so.cache, its loader, absolute
+RPATHs and symlinks stop at DIR; any architecture); TARGET and --ext are paths inside DIR, and so are
+the paths of the report (JSON "root" names DIR). This shell's LD_LIBRARY_PATH/LD_PRELOAD do not apply.
 exit codes: 0 no conflict, 1 conflicts found, 2 usage or input error"""
 
 EXPLAIN_EPILOG = """\
@@ -130,6 +134,11 @@ def _add_scan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="NAME=VALUE",
         help="LD_LIBRARY_PATH or LD_PRELOAD of the process (repeatable; default: this shell's own)",
     )
+    scan.add_argument(
+        "--root",
+        metavar="DIR",
+        help="scan TARGET inside DIR (a sysroot, chroot or unpacked image) as the loader inside it would",
+    )
     scan.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     scan.add_argument(
         "--pip-cache", action="store_true", help="also check the wheels in pip's cache (see: wheels --help)"
@@ -139,6 +148,12 @@ def _add_scan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 LOADER_VARIABLES = ("LD_LIBRARY_PATH", "LD_PRELOAD")  # what --env may set: what the loader model reads
+
+
+def root_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` without the loader's variables: this shell's LD_LIBRARY_PATH names directories of this
+    machine, not of the image a ``--root`` scan reads (``--env`` still sets them, as paths inside)."""
+    return {name: value for name, value in base.items() if name not in LOADER_VARIABLES}
 
 
 def scan_environment(settings: Sequence[str], base: Mapping[str, str]) -> dict[str, str]:
@@ -240,6 +255,9 @@ def _dispatch(argv: list[str]) -> int:
         return fast
     if not argv:
         return _open_tui(None)
+    root, rest = _tui_root(argv)
+    if root is not None:
+        return _open_tui(rest[0] if rest else None, root=root)
     if _is_tui_target(argv):
         return _open_tui(argv[0])
     args = build_parser().parse_args(argv)
@@ -247,6 +265,24 @@ def _dispatch(argv: list[str]) -> int:
     if func is None:
         return _open_tui(None)
     return int(func(args))
+
+
+def _tui_root(argv: list[str]) -> tuple[str | None, list[str]]:
+    """``glibc-doctor --root DIR [TARGET]`` (the TUI on a program inside DIR): DIR and the rest."""
+    first = argv[0]
+    if first == "--root":
+        if len(argv) < 2:
+            raise UsageError("--root needs a DIR")
+        root, rest = argv[1], argv[2:]
+    elif first.startswith("--root="):
+        root, rest = first.partition("=")[2], argv[1:]
+    else:
+        return None, argv
+    if len(rest) > 1 or (rest and rest[0].startswith("-")):
+        raise UsageError("the TUI takes --root DIR [TARGET]; for a scan: scan --root DIR TARGET")
+    if not os.path.isdir(root):
+        raise UsageError(f"--root {root}: not a directory")
+    return root, rest
 
 
 def _is_tui_target(argv: list[str]) -> bool:
@@ -318,7 +354,8 @@ def _fast_scan_json(argv: list[str]) -> int | None:
         args = build_parser(optional=False).parse_args(argv)
     except UsageError:
         return None  # the full path reports it
-    if not _wants_json(args) or args.pid is not None or args.no_cache or args.pip_cache or not args.target:
+    skip = args.pid is not None or args.no_cache or args.pip_cache or not args.target or args.root
+    if not _wants_json(args) or skip:
         return None
     from glibc_doctor.core import scancache
 
@@ -342,7 +379,7 @@ def _wants_json(args: argparse.Namespace) -> bool:
 def _run_scan(args: argparse.Namespace) -> int:
     if not args.target and args.pid is None:
         raise UsageError("scan needs a TARGET or --pid PID")
-    environ = scan_environment(args.env, os.environ)
+    environ = scan_environment(args.env, root_environment(os.environ) if args.root else os.environ)
     from glibc_doctor.core.scan import result_text, scan, store_result
 
     try:
@@ -355,6 +392,7 @@ def _run_scan(args: argparse.Namespace) -> int:
             strict=bool(args.strict),
             progress=_progress_line if sys.stderr.isatty() else None,
             use_cache=False,  # stored below, with the JSON text already made for the output
+            root=args.root,
         )
     finally:
         if sys.stderr.isatty():
@@ -370,7 +408,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     else:
         _emit(result, fmt, verbose=bool(args.verbose))
-    if not args.no_cache and args.pid is None:
+    if not args.no_cache and args.pid is None and not args.root:
         from glibc_doctor.core.scancache import ScanRequest
 
         request = ScanRequest(args.target, tuple(args.ext), args.glibc, bool(args.strict))
@@ -461,12 +499,14 @@ def _scan_mentioned(targets: Sequence[str]) -> ScanResult | None:
 # --- the TUI -----------------------------------------------------------------------------------------
 
 
-def _open_tui(target: str | None) -> int:
-    if target is not None and not os.path.exists(target):
+def _open_tui(target: str | None, root: str | None = None) -> int:
+    if root is not None:
+        target = target or "python3"  # the image's own python3 (its PATH), as a plain launch picks one
+    elif target is not None and not os.path.exists(target):
         raise UsageError(f"{target}: no such file or directory")
     from glibc_doctor.tui.app import DoctorApp
 
-    app = DoctorApp(target)
+    app = DoctorApp(target, root=root)
     code = app.run()
     return int(code) if isinstance(code, int) else int(ExitCode.OK)
 

@@ -356,6 +356,8 @@ def scan_with_cache(result: ScanResult, fmt: str, *, verbose: bool, glibc: str |
 
     if fmt not in ("text", "json"):
         raise UsageError(f"--pip-cache adds to the text or JSON report, not to --format {fmt}")
+    if result.root is not None:
+        raise UsageError("--pip-cache and --root do not go together: the cache is this machine's pip's")
     report = cache_report(result, glibc)
     if fmt == "json":
         from glibc_doctor.core.scan import json_lines

@@ -57,12 +57,23 @@ def candidate_glibc(candidate: Candidate) -> str | None:
 
 
 def scan_steps(
-    spec: str, *, ext: Sequence[str] = (), glibc: str | None = None, cancel: threading.Event | None = None
+    spec: str,
+    *,
+    ext: Sequence[str] = (),
+    glibc: str | None = None,
+    cancel: threading.Event | None = None,
+    root: str | None = None,
 ) -> Iterator[ScanProgress | ScanResult]:
-    """Core's scan: progress events, then the ``ScanResult`` (nothing more when cancelled)."""
+    """Core's scan: progress events, then the ``ScanResult`` (nothing more when cancelled). Under
+    ``root`` this shell's LD_LIBRARY_PATH/LD_PRELOAD are left out, as ``scan --root`` does."""
+    import os
+
     from glibc_doctor.core.scan import scan_steps as steps
 
-    yield from steps(spec, ext=tuple(ext), glibc=glibc, cancel=cancel)
+    env = (
+        {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")} if root else None
+    )
+    yield from steps(spec, ext=tuple(ext), glibc=glibc, cancel=cancel, root=root, env=env)
 
 
 def scan_event(item: ScanProgress | ScanResult) -> Step | ScanResult:
@@ -117,10 +128,10 @@ def prepare_fix(result: ScanResult, glibc: str | None = None) -> FixRequest:
     """The stdenv as the compiler sees it now, and core's pure plan against it."""
     from glibc_doctor.core import store
     from glibc_doctor.core.patch import plan_fix
-    from glibc_doctor.core.scan import target_class
+    from glibc_doctor.core.scan import target_class, target_machine
     from glibc_doctor.core.stdenv import find_stdenv
 
-    stdenv = find_stdenv(glibc, elf_class=target_class(result.graph))
+    stdenv = find_stdenv(glibc, elf_class=target_class(result.graph), machine=target_machine(result.graph))
     found = store.source_snapshot(result.target)
     source, current_root = (found[0], found[1]) if found is not None else (result, None)
     plan = plan_fix(source, stdenv, str(store.data_dir()))

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
+from glibc_doctor.core.sysroot import FIX_REFUSAL as ROOT_FIX_REFUSAL
 from glibc_doctor.tui.messages import (
     NodeChosen,
     PlanReady,
@@ -99,13 +100,16 @@ class MainScreen(Screen[None]):
         *,
         ext: Iterable[str] = (),
         glibc: str | None = None,
+        root: str | None = None,
         result: ScanResult | None = None,
         back: bool = False,
     ) -> None:
         """``result``: a scan already made (the audit's), shown without scanning again; ``back``: this
-        screen was opened from a list (the programs screen) that Escape returns to."""
+        screen was opened from a list (the programs screen) that Escape returns to; ``root``: the
+        target and every path shown are inside that directory (``--root``)."""
         super().__init__()
         self.spec = spec
+        self.root = root
         self.ext = tuple(ext)
         self.glibc = glibc
         self.back = back
@@ -166,7 +170,8 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
     def _scan_worker(self, cancel: threading.Event) -> None:
         worker = get_current_worker()
-        for item in engine.scan_steps(self.spec, ext=self.ext, glibc=self.glibc, cancel=cancel):
+        steps = engine.scan_steps(self.spec, ext=self.ext, glibc=self.glibc, cancel=cancel, root=self.root)
+        for item in steps:
             if worker.is_cancelled or cancel.is_set():
                 self.post_message(ScanCancelled())
                 return
@@ -337,6 +342,9 @@ class MainScreen(Screen[None]):
         if not errors(self.result.conflicts):
             self.notify("Nothing to fix: no conflicts.", severity="information")
             return
+        if self.root is not None:
+            self.notify(ROOT_FIX_REFUSAL, severity="warning")
+            return
         self.query_one(SummaryBar).border_subtitle = "planning the fix …"
         self._plan_worker(self.result)
 
@@ -367,6 +375,10 @@ class MainScreen(Screen[None]):
         self.app.push_screen(FixProgressScreen(request, self.glibc), finished)
 
     def action_rollback(self) -> None:
+        if self.root is not None:
+            self.notify(ROOT_FIX_REFUSAL, severity="warning")
+            return
+
         def confirmed(answer: bool | None) -> None:
             if answer:
                 self._rollback_worker()

@@ -245,12 +245,16 @@ def test_no_cache_scans_again(synthetic: Synthetic, env: dict[str, str]) -> None
 
 @pytest.fixture
 def needs_env_lib(tmp_path: Path) -> tuple[Path, Path]:
-    """A program needing libenv.so, which only LD_LIBRARY_PATH (the returned directory) can find."""
+    """A program needing libenv.so, which only LD_LIBRARY_PATH (the returned directory) can find.
+
+    Both sit in directories of their own: the first scan creates the result cache in ``tmp_path``, and
+    a directory the scan depends on that changed just before its entry was written never validates it
+    (the cache's racy-timestamp rule), so ``tmp_path`` itself must not be one."""
     lib = compile_elf(
         tmp_path / "envdir" / "libenv.so", "int env_f(void) { return 1; }\n", soname="libenv.so"
     )
     program = compile_elf(
-        tmp_path / "prog",
+        tmp_path / "bin" / "prog",
         "int env_f(void);\nint main(void) { return env_f() - 1; }\n",
         shared=False,
         libs=[lib],

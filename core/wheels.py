@@ -279,6 +279,8 @@ def check_wheel(
         with open_wheel(path) as archive:
             info = read_info(archive, filename)
             layout = lay_out(archive, info, site)
+        if not layout.libraries:
+            return _pure(path, filename, info.name, info.version, info.notes, identity, interpreter)
         return _checked(
             path, filename, info.name, info.version, info.notes, layout, interpreter, env, shared, identity
         )
@@ -318,6 +320,34 @@ def _why_not(filename: WheelName | None, tags: InterpreterTags | None) -> str | 
     if tags is None:
         return "the interpreter's Python version is unknown"
     return tags.why_not(filename)
+
+
+def _pure(
+    path: str,
+    filename: WheelName,
+    name: str,
+    version: str,
+    notes: Sequence[str],
+    identity: FileIdentity,
+    interpreter: Interpreter,
+) -> WheelCheck:
+    """A wheel without a shared object: nothing for the loader to refuse (and no process to simulate)."""
+    tags = interpreter.tags
+    why_not = _why_not(filename, tags)
+    return WheelCheck(
+        path=path,
+        name=name,
+        version=version,
+        tags=tuple(str(tag) for tag in filename.tags),
+        tag_text=filename.tag_text,
+        selected=why_not is None,
+        not_selected=why_not,
+        for_this_python=tags is not None and tags.accepts_python(filename.tags),
+        modules=(),
+        loads=True,
+        notes=tuple(notes),
+        identity=identity,
+    )
 
 
 def _checked(

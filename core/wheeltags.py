@@ -20,6 +20,7 @@ at run time; that is code, which a static reading does not run.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ class InterpreterTags:
 
     def supported(self) -> list[Tag]:
         """Every tag this interpreter's pip accepts, best first (``cpython_tags`` + ``compatible_tags``)."""
-        return list(dict.fromkeys(self._cpython_tags(self.platforms())))
+        return list(_supported(self))
 
     def _cpython_tags(self, platforms: list[str]) -> Iterator[Tag]:
         major, minor = self.python
@@ -133,7 +134,7 @@ class InterpreterTags:
         yield from (Tag(python, "none", "any") for python in pythons)
 
     def selects(self, tags: Iterable[Tag]) -> bool:
-        supported = set(self.supported())
+        supported = _supported_set(self)
         return any(tag in supported for tag in tags)
 
     def accepts_python(self, tags: Iterable[Tag]) -> bool:
@@ -143,8 +144,7 @@ class InterpreterTags:
 
     def why_not(self, wheel: WheelName) -> str | None:
         """Why pip would not select this wheel for the interpreter, in words; None when it would."""
-        supported = set(self.supported())
-        if any(tag in supported for tag in wheel.tags):
+        if self.selects(wheel.tags):
             return None
         platforms = set(self.platforms()) | {"any"}
         python_ok = [tag for tag in wheel.tags if Tag(tag.interpreter, tag.abi, "any") in self._any_tags()]
@@ -152,9 +152,9 @@ class InterpreterTags:
             return self._python_words(wheel.tags)
         return self._platform_words(sorted({tag.platform for tag in python_ok} - platforms))
 
-    def _any_tags(self) -> set[Tag]:
+    def _any_tags(self) -> frozenset[Tag]:
         """The (python, abi) pairs this interpreter accepts, with the platform set to ``any``."""
-        return {Tag(tag.interpreter, tag.abi, "any") for tag in self._cpython_tags(["any"])}
+        return _python_pairs(self)
 
     def _python_words(self, tags: tuple[Tag, ...]) -> str:
         mine = f"{self.python[0]}.{self.python[1]}"
@@ -189,6 +189,22 @@ class InterpreterTags:
             if arch is not None and arch != self.arch:
                 return f"for {arch} ({platform}), not {self.arch}"
         return f"for another platform ({', '.join(platforms) or '?'})"
+
+
+@functools.lru_cache(maxsize=8)
+def _supported(tags: InterpreterTags) -> tuple[Tag, ...]:
+    """``supported()`` once per interpreter: a check asks it for every wheel (about a thousand tags)."""
+    return tuple(dict.fromkeys(tags._cpython_tags(tags.platforms())))
+
+
+@functools.lru_cache(maxsize=8)
+def _supported_set(tags: InterpreterTags) -> frozenset[Tag]:
+    return frozenset(_supported(tags))
+
+
+@functools.lru_cache(maxsize=8)
+def _python_pairs(tags: InterpreterTags) -> frozenset[Tag]:
+    return frozenset(Tag(tag.interpreter, tag.abi, "any") for tag in tags._cpython_tags(["any"]))
 
 
 def manylinux_glibc(platform: str) -> tuple[int, int] | None:

@@ -11,12 +11,11 @@ process of the wheel), not a second rule: this module only groups and words it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from glibc_doctor.core.model import StdenvInfo
 from glibc_doctor.core.wheels import MissingVersion, WheelCheck, WheelsReport
-from glibc_doctor.tui.cli.report import version_range
 from glibc_doctor.tui.verdict import Verdict, broken_roots, verdict
 
 Namer = Callable[[str], str]
@@ -127,7 +126,7 @@ def needs_lines(check: WheelCheck) -> list[str]:
         if missing.object.startswith("/"):
             through.setdefault(missing.object, []).append(missing)
     for path, records in through.items():
-        lines.append(f"{os.path.basename(path)} → {version_range(m.version for m in records)}")
+        lines.append(f"{os.path.basename(path)} → {_versions(m.version for m in records)}")
     for problem in check.problems:
         words = problem.message.removeprefix(f"{problem.object}: ")
         lines.append(f"{os.path.basename(problem.object)}: {words}" if problem.object else words)
@@ -145,9 +144,17 @@ def needs_summary(check: WheelCheck) -> str:
         by_object.setdefault(missing.object, []).append(missing.version)
     for obj, versions in by_object.items():
         via = "" if obj in check.module_files else f" via {os.path.basename(obj)}"
-        parts.append(version_range(versions) + via)
+        parts.append(_versions(versions) + via)
     parts += list(dict.fromkeys(problem.kind for problem in check.problems))
     return "; ".join(parts) or "—"
+
+
+def _versions(versions: Iterable[str]) -> str:
+    """``GLIBC_2.34..2.35``: the scan report's ``version_range`` (imported when words are wanted: the
+    JSON path needs no rich)."""
+    from glibc_doctor.tui.cli.report import version_range
+
+    return version_range(versions)
 
 
 def _symbols(symbols: tuple[str, ...]) -> str:

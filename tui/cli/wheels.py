@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from glibc_doctor.core.wheels import WheelsReport
     from glibc_doctor.tui.wheel_rows import WheelRow
     from rich.console import Console, RenderableType
+    from rich.text import Text
 
 _ROWS_SHOWN = 30  # past this many wheels, those that load are counted, not listed (--all lists them)
 
@@ -167,11 +168,11 @@ def check_with_progress(
 def print_wheels(
     report: WheelsReport, console: Console | None = None, *, show_all: bool = False, hint_purge: bool = True
 ) -> None:
-    from glibc_doctor.tui.cli.report import make_console
+    from glibc_doctor.tui.cli.report import CommandLine, make_console
 
     console = console or make_console()
     for part in wheels_report(report, show_all=show_all, hint_purge=hint_purge, width=console.width):
-        console.print(part)
+        console.print(part, soft_wrap=isinstance(part, CommandLine))
 
 
 def wheels_report(
@@ -292,7 +293,10 @@ _STATE_STYLES = {
 
 
 def _what_to_do(report: WheelsReport, hint_purge: bool) -> list[RenderableType]:
+    """The fix for the wheels it makes load, the purge for the cached ones: each command on a line of
+    its own (``CommandLine``: soft-wrapped, so it stays copyable)."""
     from glibc_doctor.core.analysis import fix_command
+    from glibc_doctor.tui.cli.report import CommandLine
     from glibc_doctor.tui.paths import short_path
     from glibc_doctor.tui.wheel_rows import fixable_by_fix
     from rich.text import Text
@@ -300,22 +304,28 @@ def _what_to_do(report: WheelsReport, hint_purge: bool) -> list[RenderableType]:
     if not report.failing:
         return []
     stdenv = report.interpreter.stdenv
+    spec = short_path(report.interpreter.target.spec)
     lines: list[RenderableType] = [Text("\nWhat to do", style="bold")]
-    fixable = [check.name for check in report.failing if fixable_by_fix(check, stdenv)]
-    if fixable:
-        command = fix_command(short_path(report.interpreter.target.spec), None, stdenv)
-        lines.append(Text(f"  {', '.join(fixable)} would load after: {command}"))
+    fixable = sorted(check.name for check in report.failing if fixable_by_fix(check, stdenv))
+    if fixable and stdenv is not None:
+        lines.append(_command(fix_command(spec, None, stdenv), CommandLine))
+        lines.append(
+            Text(f"  and {', '.join(fixable)} load: the stdenv's glibc {stdenv.version} has what they need")
+        )
     doomed = report.purgeable()
     if doomed and hint_purge:
-        spec = short_path(report.interpreter.target.spec)
+        lines.append(_command(f"glibc-doctor wheels {spec} --pip-cache --purge", CommandLine))
+        count = f"{len(doomed)} failing wheel{'s' * (len(doomed) != 1)}"
         lines.append(
-            Text(
-                f"  glibc-doctor wheels {spec} --pip-cache --purge removes the "
-                f"{len(doomed)} failing wheel{'s' * (len(doomed) != 1)} from pip's cache: the next pip "
-                "install builds them again (with a compiler for this glibc, or --no-binary)"
-            )
+            Text(f"  removes the {count} from pip's cache: the next pip install builds or fetches them again")
         )
     return lines
+
+
+def _command(command: str, kind: type[Text]) -> Text:
+    line = kind("  run  ")
+    line.append(command, style="bold green")
+    return line
 
 
 def print_purged(purged: Purged, console: Console) -> None:
@@ -324,9 +334,10 @@ def print_purged(purged: Purged, console: Console) -> None:
     from rich.text import Text
 
     for path in purged.removed:
-        console.print(Text.from_markup(f"[bold]removed[/] {escape(short_path(path))}"))
+        console.print(Text.from_markup(f"[bold]removed[/] {escape(short_path(path))}"), soft_wrap=True)
     for path, reason in purged.kept:
-        console.print(Text.from_markup(f"[yellow]kept[/] {escape(short_path(path))}: {escape(reason)}"))
+        line = f"[yellow]kept[/] {escape(short_path(path))}: {escape(reason)}"
+        console.print(Text.from_markup(line), soft_wrap=True)
 
 
 # --- the scan's section ----------------------------------------------------------------------------------
@@ -339,13 +350,13 @@ def cache_report(result: ScanResult, glibc: str | None) -> WheelsReport:
 
 def cache_section(report: WheelsReport, console: Console | None = None) -> None:
     """``Wheels in pip's cache``: the same table, listing only the wheels that would break the target."""
-    from glibc_doctor.tui.cli.report import make_console
+    from glibc_doctor.tui.cli.report import CommandLine, make_console
     from rich.text import Text
 
     console = console or make_console()
     console.print(Text("\nWheels in pip's cache", style="bold"))
     for part in wheels_report(report, only_failing=True, width=console.width)[1:]:
-        console.print(part)
+        console.print(part, soft_wrap=isinstance(part, CommandLine))
 
 
 def scan_with_cache(result: ScanResult, fmt: str, *, verbose: bool, glibc: str | None) -> int:

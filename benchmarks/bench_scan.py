@@ -5,7 +5,8 @@
 Builds (once, in a cache directory) a venv from this machine's python with numpy, scipy, pandas,
 pyarrow, lxml, cryptography, grpcio, pillow, psycopg2-binary and torch==2.13.0, and a K times larger
 environment made from it (each package with extension modules copied, as hard links, under K-1 other
-names: ``numpy_copy1`` …, so K times the extensions; their vendored libraries keep their sonames, as
+names: ``numpy_copy1`` …, so K times the extensions, each module a file of its own (a hard link
+would be the same object to ld.so); their vendored libraries are hard links and keep their sonames, as
 copies of one wheel would). glibc-doctor itself is a normal install in a scratch venv (common.py).
 Each figure is whole processes in interleaved pairs against ``readelf -d -V -W`` over every object the
 scan reports (the least work that reads the same facts), the ratio taken pair by pair:
@@ -74,7 +75,7 @@ def ensure_scaled(cache: Path, venv: Path, scale: int) -> Path:
     """A venv whose site-packages holds every package with extension modules ``scale`` times."""
     scaled = cache / f"venv-x{scale}"
     marker = scaled / ".bench-complete"
-    if marker.exists():
+    if marker.exists() and marker.read_text().startswith(f"{scale}x copies"):
         return scaled
     shutil.rmtree(scaled, ignore_errors=True)
     shutil.copytree(venv, scaled, symlinks=True, copy_function=os.link)
@@ -83,10 +84,18 @@ def ensure_scaled(cache: Path, venv: Path, scale: int) -> Path:
     for copy in range(1, scale):
         for package in packages:
             shutil.copytree(
-                package, site / f"{package.name}_copy{copy}", symlinks=True, copy_function=os.link
+                package, site / f"{package.name}_copy{copy}", symlinks=True, copy_function=_link_or_copy
             )
-    marker.write_text(f"{scale}x {venv}\n")
+    marker.write_text(f"{scale}x copies of {venv}\n")
     return scaled
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Extension modules are copied (another inode: another object), everything else hard-linked."""
+    if ".cpython-" in source or source.endswith(".abi3.so"):
+        shutil.copy2(source, target)
+    else:
+        os.link(source, target)
 
 
 def scan_objects(doctor: Path, venv: Path, env: dict[str, str]) -> tuple[list[str], int]:

@@ -311,7 +311,7 @@ class _Process:
         alternatives: dict[str, list[str]] = {}
         for name, paths in sorted(seen.items()):
             by_file = {self._realpath(path): path for path in sorted(paths)} if len(paths) > 1 else {}
-            if len(by_file) > 1 and len({_content(host_path(self.config.root, p)) for p in by_file}) > 1:
+            if len(by_file) > 1 and not _one_content([host_path(self.config.root, p) for p in by_file]):
                 alternatives[name] = sorted(by_file.values())
         return list(alternatives), alternatives
 
@@ -351,6 +351,24 @@ class _Process:
                 found.append((name, resolution.path))
                 queue.append((resolution.path, provider, (provider, *chain)))
         return found
+
+
+def _one_content(paths: list[str]) -> bool:
+    """Whether the files are byte for byte one: one inode (hard links), else one size and, only then,
+    one SHA-256 per distinct inode (a vendored library is large: libtorch is hundreds of MB, and a 10x
+    environment names it through thousands of links). An unreadable file is its own content."""
+    inodes: dict[tuple[int, int], str] = {}
+    sizes = set()
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return False
+        inodes.setdefault((info.st_dev, info.st_ino), path)
+        sizes.add(info.st_size)
+    if len(inodes) == 1:
+        return True
+    return len(sizes) == 1 and len({_content(path) for path in inodes.values()}) == 1
 
 
 def _content(path: str) -> tuple[int, str] | str:

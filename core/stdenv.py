@@ -18,14 +18,15 @@ machine itself; ``machine=0`` is this machine's own.
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 
 from glibc_doctor.core.errors import StdenvError
 
 # ``ensure``'s no-op (core/uptodate.py) asks this module for the cached fingerprint before anything else
-# is imported: the standard library's os and json only at the top (pathlib, typing and collections.abc
-# each cost more than the whole answer). mypy treats this name as true.
+# is imported: the standard library's os and marshal only at the top (pathlib, typing, collections.abc
+# and json, which imports re, each cost more than the whole answer: the probe cache is a marshal file).
+# mypy treats this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -41,7 +42,8 @@ TRIPLETS = {EM_X86_64: "x86_64-linux-gnu", EM_AARCH64: "aarch64-linux-gnu"}
 _UNAME_MACHINES = {"x86_64": EM_X86_64, "aarch64": EM_AARCH64, "i686": EM_386, "i386": EM_386}
 LIBC_NAME = "libc.so.6"
 LIBSTDCXX_NAME = "libstdc++.so.6"
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+CACHE_FILE = "stdenv.marshal"  # the probe's answers, keyed by what could change them
 PROBE_TIMEOUT = 60.0
 
 # Where a distribution's ld.so looks when nothing else says (Debian x86-64 order); used only when the
@@ -508,10 +510,10 @@ def _stamps(info: StdenvInfo) -> list[list[int] | None]:
 def _cached_entry(key: str, glibc_dir: str | None, env: Mapping[str, str]) -> dict[str, object] | None:
     """The cached answer for ``key`` when the files it names are unchanged (a few stat calls)."""
     try:
-        with open(os.path.join(cache_dir(env), "stdenv.json"), encoding="utf-8") as handle:
-            entry = json.load(handle)[key]
+        with open(os.path.join(cache_dir(env), CACHE_FILE), "rb") as handle:
+            entry = marshal.load(handle)[key]
         files = [entry["loader"], entry["libc"], entry["libstdcxx"]]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, EOFError, ValueError, KeyError, TypeError):
         return None
     if not isinstance(entry, dict) or [_file_stamp(path) for path in files] != entry.get("stamps"):
         return None
@@ -544,20 +546,20 @@ def _opt_str(value: object) -> str | None:
 def _store_cached(key: str, info: StdenvInfo, env: Mapping[str, str]) -> None:
     """Remember the probe's answer; a cache that cannot be written only costs the next probe."""
     directory = cache_dir(env)
-    path = os.path.join(directory, "stdenv.json")
+    path = os.path.join(directory, CACHE_FILE)
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        with open(path, "rb") as handle:
+            data = marshal.load(handle)
         if not isinstance(data, dict) or len(data) > 32:
             data = {}
-    except (OSError, ValueError):
+    except (OSError, EOFError, ValueError, TypeError):
         data = {}
     data[key] = {**info.as_json(), "stamps": _stamps(info)}
     try:
         os.makedirs(directory, exist_ok=True)
         temporary = os.path.join(directory, f".stdenv.{os.getpid()}.tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data, indent=1))
+        with open(temporary, "wb") as handle:
+            marshal.dump(data, handle)
         os.replace(temporary, path)
     except OSError:
         return

@@ -3,14 +3,16 @@
 ``glibc-doctor ensure --quiet`` runs at the shell prompt whenever the hook's own check
 (core/hookstate.py) cannot vouch for the last verdict, so answering "nothing to do" must cost little
 more than Python's start-up. First the last verdict itself (a marshal file and a stat per watched
-path), then the manifests' JSON, the probe cache of core/stdenv.py and a few stat calls: no record
-types, no ELF reading, no compiler run, and ``json`` (which imports ``re``) only when the verdict is
-stale. A "nothing to do" leaves a new verdict, so the following prompts need no Python at all.
-Anything else ("look closer") is core/store.py's ``ensure``.
+path), then what the manifests say (a marshal digest of them, JSON only for a manifest that changed),
+the probe cache of core/stdenv.py and a few stat calls: no record types, no ELF reading, no compiler
+run, and no ``json`` (which imports ``re``) unless a manifest changed. A "nothing to do" leaves a new
+verdict, so the following prompts need no Python at all. Anything else ("look closer") is
+core/store.py's ``ensure``.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import time
 
@@ -57,26 +59,82 @@ def up_to_date_stdenvs(files: list[str], env: Mapping[str, str]) -> set[StdenvKe
     stdenv's cached fingerprint; None means "look closer": a stale build, an unreadable manifest, or
     no valid probe cache.
     """
-    import json
-
     from glibc_doctor.core.stdenv import cached_fingerprint
 
+    records = manifest_records(files, env)
+    if records is None:
+        return None
     fingerprints: dict[StdenvKey, str | None] = {}
-    for path in files:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-            key = stdenv_key(data.get("glibc_dir"), data["current"].get("stdenv"))
-            wanted = data["current"]["fingerprint"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return None
-        if data.get("pinned"):
+    for key, wanted, pinned in records:
+        if pinned:
             continue
         if key not in fingerprints:
             fingerprints[key] = cached_fingerprint(key[0], env, elf_class=key[1], machine=key[2])
         if fingerprints[key] is None or fingerprints[key] != wanted:
             return None
     return set(fingerprints)
+
+
+ManifestRecord = tuple[StdenvKey, str, bool]  # the stdenv a build follows, its fingerprint, pinned
+
+
+def manifest_records(files: list[str], env: Mapping[str, str]) -> list[ManifestRecord] | None:
+    """What the no-op needs of each manifest; None when one cannot be read.
+
+    The manifests are JSON (readable, stable); ``json`` imports ``re``, which costs more than the rest
+    of the no-op. So what was read is kept in a marshal digest in the cache, reused for every manifest
+    whose size, mtime and inode are unchanged (a manifest is only ever replaced by rename).
+    """
+    from glibc_doctor.core.stdenv import cache_dir
+
+    digest_path = os.path.join(cache_dir(env), "manifests.marshal")
+    try:
+        with open(digest_path, "rb") as handle:
+            digest = marshal.load(handle)
+        if not isinstance(digest, dict):
+            digest = {}
+    except (OSError, EOFError, ValueError, TypeError):
+        digest = {}
+    records: list[ManifestRecord] = []
+    fresh: dict[str, tuple[tuple[int, int, int], ManifestRecord]] = {}
+    for path in files:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        stamp = (info.st_size, info.st_mtime_ns, info.st_ino)
+        known = digest.get(path)
+        record = known[1] if isinstance(known, tuple) and known[0] == stamp else _read_manifest(path)
+        if record is None:
+            return None
+        records.append(record)
+        fresh[path] = (stamp, record)
+    if fresh != digest:
+        _write_digest(digest_path, fresh)
+    return records
+
+
+def _read_manifest(path: str) -> ManifestRecord | None:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        key = stdenv_key(data.get("glibc_dir"), data["current"].get("stdenv"))
+        return key, str(data["current"]["fingerprint"]), bool(data.get("pinned"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _write_digest(path: str, digest: dict[str, tuple[tuple[int, int, int], ManifestRecord]]) -> None:
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "wb") as handle:
+            marshal.dump(digest, handle)
+        os.replace(temporary, path)
+    except OSError:
+        return  # only costs the next no-op a JSON read
 
 
 def nothing_to_do(env: Mapping[str, str]) -> int | None:

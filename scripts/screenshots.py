@@ -94,6 +94,9 @@ async def _all(lab: Lab, scratch: Path, size: tuple[int, int], out: Path) -> Non
         ],
         out,
     )
+    await shoot(
+        DoctorApp(None, path_aliases=aliases, audit=[str(lab.root)]), size, [("programs", keys())], out
+    )
 
 
 if __name__ == "__main__":

@@ -12,10 +12,16 @@ FOLDERS = {"core": "glibc_doctor.core", "lab": "glibc_doctor.lab", "tui": "glibc
 
 
 def _package_folders() -> set[str]:
+    """Every folder that ships: a Python package (``__init__.py``) or a folder of package data (the
+    lab's C sources), which setuptools also wants listed."""
     names = set()
     for folder, package in FOLDERS.items():
-        for init in (ROOT / folder).rglob("__init__.py"):
-            relative = init.parent.relative_to(ROOT / folder)
+        for directory in [ROOT / folder, *(ROOT / folder).rglob("*")]:
+            if not directory.is_dir() or directory.name == "__pycache__":
+                continue
+            if not any(child.is_file() for child in directory.iterdir()):
+                continue
+            relative = directory.relative_to(ROOT / folder)
             names.add(".".join([package, *relative.parts]))
     return names
 

@@ -282,6 +282,20 @@ def test_a_second_no_op_ensure_answers_from_the_last_verdict_without_json(env: d
     assert _python(code, env).splitlines() == ["1 fixed target(s), all up to date", "0 False"]
 
 
+def test_a_no_op_back_in_a_known_environment_reads_no_json(env: dict[str, str]) -> None:
+    """Switching between two environments (a venv activated, then not) leaves the verdict of the other
+    one each time: the manifests then come from their marshal digest, the stdenv from its probe cache."""
+    fingerprint = find_stdenv(env=env).fingerprint
+    store.save_manifest(_manifest(env, current=_record("/p/current", fingerprint)), env)
+    code = "import sys; from glibc_doctor.tui.cli import main; print(main(['ensure']), 'json' in sys.modules)"
+    elsewhere = {**env, "PATH": env["PATH"] + ":/nonexistent"}
+    assert _python(code, env).splitlines()[-1] == "0 True"  # the first read the manifest's JSON
+    assert _python(code, elsewhere).splitlines()[-1] == "0 True"  # a new PATH: the compiler probed again
+    assert _python(code, env).splitlines() == ["1 fixed target(s), all up to date", "0 False"]
+    store.save_manifest(_manifest(env, "other", current=_record("/p/other", fingerprint)), env)
+    assert _python(code, elsewhere).splitlines() == ["2 fixed target(s), all up to date", "0 True"]
+
+
 def test_gc_removes_profile_generations_of_removed_builds_but_not_the_one_in_use(env: dict[str, str]) -> None:
     from glibc_doctor.core.patch.activate import activate_profile
 

@@ -19,55 +19,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import Paired, install, pairs
+
 HOOK_GOAL_MS = 5.0
 ENSURE_GOAL_RATIO = 1.5
-
-
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system of the child) of one whole process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-
-
-def pairs(
-    a: list[str], b: list[str], env: dict[str, str], runs: int
-) -> list[tuple[float, float, float, float]]:
-    """``runs`` interleaved pairs (A wall, A cpu, B wall, B cpu) after one warm-up of each."""
-    run_once(a, env)
-    run_once(b, env)
-    return [(*run_once(a, env), *run_once(b, env)) for _ in range(runs)]
-
-
-def install(venv: Path) -> Path:
-    """A normal install of this checkout into ``venv`` (made with a current pip when missing)."""
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-U", "pip"], check=True)
-    with tempfile.TemporaryDirectory(prefix="bench-hook-src-") as src:
-        shutil.copytree(
-            ROOT, src, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".venv", "build", ".git")
-        )
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", src],
-            check=True,
-            capture_output=True,
-        )
-    return venv / "bin" / "glibc-doctor"
 
 
 def fill_store(python: Path, env: dict[str, str], count: int) -> None:
@@ -105,8 +67,8 @@ def hook_rows(doctor: Path, env: dict[str, str], runs: int) -> list[str]:
         ).stdout
         call = "__glibc_doctor_ensure" if shell == "fish" else "_glibc_doctor_ensure"
         measured = pairs([shell, "-c", f"{snippet}\n{call}"], [shell, "-c", snippet], env, runs)
-        walls = [(a - b) * 1000 for a, _, b, _ in measured]
-        cpus = [(a - b) * 1000 for _, a, _, b in measured]
+        walls = [(a.wall - b.wall) * 1000 for a, b in measured]
+        cpus = [(a.cpu - b.cpu) * 1000 for a, b in measured]
         median = statistics.median(walls)
         verdict = "met" if median < HOOK_GOAL_MS else "NOT met"
         rows.append(
@@ -124,11 +86,8 @@ def ensure_row(name: str, doctor: Path, python: Path, env: dict[str, str], runs:
         baseline = ["sh", "-c", f'rm -f "{state}.none"; exec "{python}" -c pass']
     else:
         baseline = [str(python), "-c", "pass"]
-    measured = pairs(argv, baseline, env, runs)
-    wall_ratio = statistics.median(a / b for a, _, b, _ in measured)
-    cpu_ratio = statistics.median(a / b for _, a, _, b in measured if b > 0)
-    a_ms = statistics.median(a for a, _, _, _ in measured) * 1000
-    b_ms = statistics.median(b for _, _, b, _ in measured) * 1000
+    paired = Paired.of(pairs(argv, baseline, env, runs))
+    wall_ratio, cpu_ratio, a_ms, b_ms = paired.ratio, paired.cpu_ratio, paired.a * 1000, paired.b * 1000
     verdict = "met" if wall_ratio <= ENSURE_GOAL_RATIO else "NOT met"
     return f"| {name} | {a_ms:.1f} | {b_ms:.1f} | {wall_ratio:.2f}x | {cpu_ratio:.2f}x | {verdict} |"
 

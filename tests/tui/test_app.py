@@ -499,10 +499,16 @@ def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def test_demo_finds_the_built_lab_and_names_its_venv(lab: Lab) -> None:
+def test_demo_finds_the_built_lab_and_opens_a_copy_of_its_venv(lab: Lab) -> None:
+    """A fix pressed in the demo must retarget a copy: the lab's venv is the tests' reproduction."""
     done = run_cli("demo", "--cache-dir", str(Path(lab.root).parent.parent), "--no-tui")
     assert done.returncode == 0, done.stderr
-    assert Path(done.stdout.strip()).resolve() == Path(lab.venv).resolve()
+    venv = Path(done.stdout.strip())
+    assert venv.resolve() != Path(lab.venv).resolve()
+    assert (venv / "pyvenv.cfg").read_text() == (Path(lab.venv) / "pyvenv.cfg").read_text()
+    assert (venv / "bin" / "python").resolve() == (Path(lab.venv) / "bin" / "python").resolve()
+    again = run_cli("demo", "--cache-dir", str(Path(lab.root).parent.parent), "--no-tui")
+    assert again.stdout == done.stdout  # made once per lab build
 
 
 def test_demo_where_the_lab_cannot_be_built_says_so_in_one_line(tmp_path: Path) -> None:

@@ -48,13 +48,44 @@ def run_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("glibc-doctor: demo build cancelled", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        venv = demo_venv(lab)
+    except OSError as error:
+        print(f"glibc-doctor: cannot copy the demo's venv: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.no_tui:
-        print(lab.venv)
+        print(venv)
         return 0
     from glibc_doctor.tui.app import DoctorApp
 
-    code = DoctorApp(str(lab.venv)).run()
+    code = DoctorApp(str(venv)).run()
     return int(code) if isinstance(code, int) else 0
+
+
+def demo_venv(lab: Lab) -> Path:
+    """The venv the demo opens: a copy of the lab's, made once per lab build.
+
+    The lab is the tests' reproduction and must stay as it was built; a fix pressed in the demo (and a
+    later ``ensure`` or ``rollback``) retargets this copy's ``bin/python*`` and ``pyvenv.cfg``, never
+    the lab's. The copy is made aside and renamed into place, so an interrupted one is never used.
+    """
+    import os
+    import shutil
+
+    target = lab.cache_dir / "demo" / Path(lab.root).name / "venv"
+    if target.is_dir():
+        return target
+    staging = target.with_name(f".venv-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(lab.venv, staging, symlinks=True)
+    try:
+        os.rename(staging, target)
+    except OSError:  # another demo made it first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    return target
 
 
 def build_with_progress(cache_dir: Path | None) -> Lab:

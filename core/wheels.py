@@ -331,7 +331,8 @@ def _pure(
     identity: FileIdentity,
     interpreter: Interpreter,
 ) -> WheelCheck:
-    """A wheel without a shared object: nothing for the loader to refuse (and no process to simulate)."""
+    """A wheel without a shared object: nothing for the loader to refuse (and no process to simulate);
+    ``_checked`` starts from it too (name, tags, whether this interpreter's pip selects it)."""
     tags = interpreter.tags
     why_not = _why_not(filename, tags)
     return WheelCheck(
@@ -371,25 +372,15 @@ def _checked(
     )
     blocking = extension_errors(result.graph, result.conflicts)
     records = _records(extensions, blocking)
-    tags = interpreter.tags
-    why_not = _why_not(filename, tags)
-    ours = tags is not None and tags.accepts_python(filename.tags)
-    return WheelCheck(
-        path=path,
-        name=name,
-        version=version,
-        tags=tuple(str(tag) for tag in filename.tags),
-        tag_text=filename.tag_text,
-        selected=why_not is None,
-        not_selected=why_not,
-        for_this_python=ours,
+    base = _pure(path, filename, name, version, info_notes, identity, interpreter)
+    return replace(
+        base,
         modules=tuple(module.name for module in modules),
         module_files=tuple(os.path.relpath(module.path, layout.site) for module in modules),
         loads=not any(extension.path in blocking for extension in extensions),
         missing=tuple(_missing(records, layout)),
         problems=tuple(_problems(records, layout)),
-        notes=(*info_notes, *_layout_notes(layout, result, finder, ours)),
-        identity=identity,
+        notes=(*info_notes, *_layout_notes(layout, result, finder, base.for_this_python)),
         result=result,
         module_paths={extension.path: extension.name for extension in extensions},
     )

@@ -435,8 +435,9 @@ class _PathList:
     dirs: tuple[tuple[str, str], ...]  # (expanded directory, entry as written)
 
 
-# (name, DF_1_NODEFLIB of the requester, the search path's steps): what decides where a search ends.
-_SearchKey = tuple[str, bool, tuple[_PathList, ...], bool]  # name, NODEFLIB, search path, at startup
+# What decides where a search ends and in which words it fails: the name, DF_1_NODEFLIB of the requester,
+# the search path's steps, and whether the process is starting (ld.so's errno words differ from dlopen's).
+_SearchKey = tuple[str, bool, tuple[_PathList, ...], bool]
 
 
 def _hit(

@@ -20,6 +20,7 @@ the x86-64 lab's: ``debs/<suite>/`` (kept), ``apt/<suite>/``, ``builds/<id>/`` (
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -326,45 +327,16 @@ def _extract(build: _Build) -> None:
 
 
 def _entry(build: _Build, name: str) -> Path:
-    digest = hashlib.sha256(f"{_recipe_hash()}:{name}".encode())
-    for debs in build.debs.values():
-        for deb in sorted(debs.values()):
-            digest.update(deb.name.encode())
-    entry = build.root / "store" / f"{x86._nix_base32(digest.digest())[:32]}-{name}"
-    entry.mkdir(parents=True)
-    build.entries[name] = entry
+    entry = build.entries[name] = x86.new_store_entry(build.root, build.debs, _recipe_hash(), name)
     return entry
 
 
 def _store(build: _Build) -> None:
     """glibc 2.31, 2.41, the bullseye libraries and python3.9 as store entries (the x86-64 lab's shape)."""
-    for name, group, source in (
-        ("glibc-2.31", "glibc-old", Path("lib") / TRIPLET),
-        ("glibc-2.41", "glibc-new", Path("usr/lib") / TRIPLET),
-    ):
-        lib = _entry(build, name) / "lib"
-        lib.mkdir()
-        x86._copy_libraries(build.unpacked / group / source, lib)
-        loader = lib / LOADER_NAME
-        if loader.is_symlink():
-            real = loader.resolve()
-            loader.unlink()
-            shutil.copy2(real, loader)
-        if not (lib / "libc.so.6").exists() or not loader.exists():
-            raise LabError(f"the arm64 {name} package did not hold libc.so.6 and {LOADER_NAME}")
-    deps = _entry(build, "bullseye-deps") / "lib"
-    deps.mkdir()
-    for source in (Path("lib") / TRIPLET, Path("usr/lib") / TRIPLET):
-        x86._copy_libraries(build.unpacked / "deps" / source, deps, prune=x86.DEPS_PRUNED)
-    python = _entry(build, "python3.9")
-    usr = build.unpacked / "python" / "usr"
-    (python / "bin").mkdir()
-    shutil.copy2(usr / "bin/python3.9", python / "bin/python3.9")
-    (python / "bin/python3").symlink_to("python3.9")
-    shutil.copytree(usr / "lib/python3.9", python / "lib/python3.9", symlinks=True)
-    dev = build.unpacked / "python-dev" / "usr/include"
-    shutil.copytree(dev / "python3.9", python / "include/python3.9", symlinks=True)
-    shutil.copytree(dev / TRIPLET / "python3.9", python / "include" / TRIPLET / "python3.9", symlinks=True)
+    entry = functools.partial(_entry, build)
+    x86.store_glibcs(build.unpacked, TRIPLET, LOADER_NAME, entry, "arm64 ")
+    x86.store_deps(build.unpacked, TRIPLET, entry)
+    x86.store_python(build.unpacked, TRIPLET, entry)
 
 
 def _patch_store(build: _Build) -> None:

@@ -19,6 +19,7 @@ for the lab at once).
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -492,41 +493,59 @@ def _fix_absolute_links(tree: Path) -> None:
             link.symlink_to(os.path.relpath(inside, link.parent))
 
 
-def _store_entry(build: _Build, name: str) -> Path:
-    """``store/<hash>-<name>``: the hash covers the recipe and the exact .deb files, as Nix's does."""
-    digest = hashlib.sha256(f"{_recipe_hash()}:{name}".encode())
-    for debs in build.debs.values():
-        for deb in sorted(debs.values()):
+def new_store_entry(root: Path, debs: Mapping[str, Mapping[str, Path]], recipe: str, name: str) -> Path:
+    """``root/store/<hash>-<name>``: the hash covers the recipe and the exact .deb files, as Nix's does."""
+    digest = hashlib.sha256(f"{recipe}:{name}".encode())
+    for suite in debs.values():
+        for deb in sorted(suite.values()):
             digest.update(deb.name.encode())
-    entry = build.store / f"{_nix_base32(digest.digest())[:32]}-{name}"
+    entry = root / "store" / f"{_nix_base32(digest.digest())[:32]}-{name}"
     entry.mkdir(parents=True)
-    build.entries[name] = entry
     return entry
 
 
-def _store_glibc(build: _Build) -> None:
+def _store_entry(build: _Build, name: str) -> Path:
+    entry = build.entries[name] = new_store_entry(build.root, build.debs, _recipe_hash(), name)
+    return entry
+
+
+# The store entries both labs make (x86-64 here, aarch64 in lab/arm64.py), from the same Debian packages
+# of another architecture: ``entry(name)`` makes a store entry, ``triplet`` is Debian's library dir name.
+StoreEntry = Callable[[str], Path]
+
+
+def store_glibcs(unpacked: Path, triplet: str, loader_name: str, entry: StoreEntry, label: str = "") -> None:
     """glibc 2.31 (bullseye keeps it in /lib) and 2.41 (trixie: /usr/lib), each as ``<entry>/lib``."""
     for name, group, source in (
-        ("glibc-2.31", "glibc-old", Path("lib") / TRIPLET),
-        ("glibc-2.41", "glibc-new", Path("usr/lib") / TRIPLET),
+        ("glibc-2.31", "glibc-old", Path("lib") / triplet),
+        ("glibc-2.41", "glibc-new", Path("usr/lib") / triplet),
     ):
-        lib = _store_entry(build, name) / "lib"
+        lib = entry(name) / "lib"
         lib.mkdir()
-        _copy_libraries(build.unpacked / group / source, lib)
-        loader = lib / LOADER_NAME
+        _copy_libraries(unpacked / group / source, lib)
+        loader = lib / loader_name
         if loader.is_symlink():  # bullseye: ld-linux-x86-64.so.2 -> ld-2.31.so; Nix has the real file
             real = loader.resolve()
             loader.unlink()
             shutil.copy2(real, loader)
         if not (lib / "libc.so.6").exists() or not loader.exists():
-            raise LabError(f"the {name} package did not hold libc.so.6 and {LOADER_NAME}")
+            raise LabError(f"the {label}{name} package did not hold libc.so.6 and {loader_name}")
+
+
+def store_deps(unpacked: Path, triplet: str, entry: StoreEntry) -> None:
+    """bullseye's libraries (libexpat, libz, ...) as one ``<entry>/lib``, without glibc's own."""
+    lib = entry("bullseye-deps") / "lib"
+    lib.mkdir()
+    for source in (Path("lib") / triplet, Path("usr/lib") / triplet):
+        _copy_libraries(unpacked / "deps" / source, lib, prune=DEPS_PRUNED)
+
+
+def _store_glibc(build: _Build) -> None:
+    store_glibcs(build.unpacked, TRIPLET, LOADER_NAME, functools.partial(_store_entry, build))
 
 
 def _store_deps(build: _Build) -> None:
-    lib = _store_entry(build, "bullseye-deps") / "lib"
-    lib.mkdir()
-    for source in (Path("lib") / TRIPLET, Path("usr/lib") / TRIPLET):
-        _copy_libraries(build.unpacked / "deps" / source, lib, prune=DEPS_PRUNED)
+    store_deps(build.unpacked, TRIPLET, functools.partial(_store_entry, build))
 
 
 def _copy_libraries(source: Path, dest: Path, prune: re.Pattern[str] | None = None) -> None:
@@ -540,18 +559,22 @@ def _copy_libraries(source: Path, dest: Path, prune: re.Pattern[str] | None = No
             shutil.copy2(path, dest / path.name)
 
 
-def _store_python(build: _Build) -> None:
+def store_python(unpacked: Path, triplet: str, entry: StoreEntry) -> None:
     """``<entry>/bin/python3.9`` and ``<entry>/lib/python3.9``: python finds its prefix from its own path
     (the landmark ``lib/python3.9/os.py`` one level above ``bin``), so sys.prefix is the store entry."""
-    entry = _store_entry(build, "python3.9")
-    usr = build.unpacked / "python" / "usr"
-    (entry / "bin").mkdir()
-    shutil.copy2(usr / "bin/python3.9", entry / "bin/python3.9")
-    (entry / "bin/python3").symlink_to("python3.9")
-    shutil.copytree(usr / "lib/python3.9", entry / "lib/python3.9", symlinks=True)
-    dev = build.unpacked / "python-dev" / "usr/include"
-    shutil.copytree(dev / "python3.9", entry / "include/python3.9", symlinks=True)
-    shutil.copytree(dev / TRIPLET / "python3.9", entry / "include" / TRIPLET / "python3.9", symlinks=True)
+    python = entry("python3.9")
+    usr = unpacked / "python" / "usr"
+    (python / "bin").mkdir()
+    shutil.copy2(usr / "bin/python3.9", python / "bin/python3.9")
+    (python / "bin/python3").symlink_to("python3.9")
+    shutil.copytree(usr / "lib/python3.9", python / "lib/python3.9", symlinks=True)
+    dev = unpacked / "python-dev" / "usr/include"
+    shutil.copytree(dev / "python3.9", python / "include/python3.9", symlinks=True)
+    shutil.copytree(dev / triplet / "python3.9", python / "include" / triplet / "python3.9", symlinks=True)
+
+
+def _store_python(build: _Build) -> None:
+    store_python(build.unpacked, TRIPLET, functools.partial(_store_entry, build))
 
 
 def _store_ruby(build: _Build) -> None:
